@@ -1,0 +1,301 @@
+"""Beam-map containers: the observed power patterns of one OOF holography set.
+
+Inside the package everything is plain floats in fixed units: directions ``u, v`` in
+radians (direction cosines), sub-reflector offsets ``d_z`` in metres, wavelength in
+metres, beam values in the file's own (arbitrary) power units.  Astropy ``Quantity``
+is accepted at the public constructor :meth:`BeamMaps.from_arrays`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bayesoof.units import as_value
+
+__all__ = ["BeamMap", "BeamMaps", "DataError", "RegularGrid", "regular_grid"]
+
+SPEED_OF_LIGHT = 299_792_458.0  # m s^-1
+
+
+class DataError(ValueError):
+    """Bad beam-map input; the message names the source, the field and what was expected."""
+
+
+@dataclass(frozen=True)
+class RegularGrid:
+    """Samples that lie on a rectangular grid ``u0 + i du``, ``v0 + j dv``.
+
+    ``iu[k]``, ``iv[k]`` give the grid indices of sample ``k``.  Units: rad.
+    """
+
+    u0: float
+    du: float
+    nu: int
+    v0: float
+    dv: float
+    nv: int
+    iu: np.ndarray
+    iv: np.ndarray
+
+    @property
+    def u(self) -> np.ndarray:
+        """Grid abscissae along u, rad."""
+        return self.u0 + self.du * np.arange(self.nu)
+
+    @property
+    def v(self) -> np.ndarray:
+        """Grid abscissae along v, rad."""
+        return self.v0 + self.dv * np.arange(self.nv)
+
+
+def _axis_grid(x: np.ndarray, rtol: float) -> tuple[float, float, int, np.ndarray] | None:
+    """Regular 1-d lattice through the sample coordinates ``x``, or None.
+
+    The tolerance is relative to the lattice step: float32 columns (pyoof writes 'E')
+    carry ~1e-7 relative error on values up to ~50 steps, hence ``rtol`` ~ 1e-3 of a step.
+    """
+    vals = np.unique(x)
+    if vals.size == 1:
+        return float(vals[0]), 1.0, 1, np.zeros(x.size, dtype=np.int64)
+    steps = np.diff(vals)
+    step = float(np.median(steps))
+    if step <= 0:
+        return None
+    # merge float jitter: values closer than rtol * step are one lattice point
+    idx = np.rint((x - vals[0]) / step)
+    if np.max(np.abs((x - vals[0]) / step - idx)) > rtol:
+        return None
+    n = int(idx.max()) + 1
+    if n > 4 * vals.size:  # far too sparse to be a grid worth using
+        return None
+    # refit origin and step by least squares on all samples (removes float32 jitter)
+    a = np.vstack([np.ones_like(idx), idx]).T
+    (x0, dx), *_ = np.linalg.lstsq(a, x, rcond=None)
+    return float(x0), float(dx), n, idx.astype(np.int64)
+
+
+def regular_grid(u: np.ndarray, v: np.ndarray, rtol: float = 1e-3) -> RegularGrid | None:
+    """Detect whether samples ``(u, v)`` (rad) lie on a rectangular lattice.
+
+    Returns a :class:`RegularGrid` (the lattice need not be fully filled) or None when the
+    samples are scattered.
+    """
+    gu = _axis_grid(np.asarray(u, float), rtol)
+    gv = _axis_grid(np.asarray(v, float), rtol)
+    if gu is None or gv is None:
+        return None
+    # a scattered set whose unique coordinates happen to be few is still only a grid if the
+    # lattice is not absurdly larger than the sample count
+    if gu[2] * gv[2] > 16 * max(len(u), 1):
+        return None
+    return RegularGrid(gu[0], gu[1], gu[2], gv[0], gv[1], gv[2], gu[3], gv[3])
+
+
+@dataclass(frozen=True)
+class BeamMap:
+    """One observed beam map.
+
+    Attributes
+    ----------
+    u, v : ndarray
+        Sample directions (direction cosines), rad.  1-d, same length.
+    beam : ndarray
+        Observed power, arbitrary units.
+    d_z : float
+        Sub-reflector offset, m (0 for the in-focus map).
+    sigma : ndarray or None
+        Per-sample noise standard deviation, same units as ``beam``; None when unknown.
+    name : str
+        Label of the map (e.g. the FITS table name).
+    """
+
+    u: np.ndarray
+    v: np.ndarray
+    beam: np.ndarray
+    d_z: float
+    sigma: np.ndarray | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        for attr in ("u", "v", "beam"):
+            object.__setattr__(self, attr, np.ascontiguousarray(getattr(self, attr), float))
+        if self.sigma is not None:
+            object.__setattr__(self, "sigma", np.ascontiguousarray(self.sigma, float))
+        object.__setattr__(self, "d_z", float(self.d_z))
+
+    @property
+    def size(self) -> int:
+        """Number of samples."""
+        return int(self.beam.size)
+
+    def grid(self) -> RegularGrid | None:
+        """The rectangular lattice the samples lie on, or None when scattered."""
+        return regular_grid(self.u, self.v)
+
+    def validate(self, source: str = "<arrays>") -> None:
+        """Raise :class:`DataError` naming ``source`` and the field when the map is unusable."""
+        where = f"{source}: map {self.name or repr(self.d_z)}"
+        n = self.beam.size
+        for attr in ("u", "v", "beam") + (("sigma",) if self.sigma is not None else ()):
+            arr = getattr(self, attr)
+            if arr.ndim != 1:
+                raise DataError(f"{where}: field {attr!r} must be 1-d, got shape {arr.shape}")
+            if arr.size != n:
+                raise DataError(
+                    f"{where}: field {attr!r} has {arr.size} samples but 'beam' has {n}; "
+                    "all columns must have the same length"
+                )
+            if not np.all(np.isfinite(arr)):
+                bad = int(np.sum(~np.isfinite(arr)))
+                raise DataError(
+                    f"{where}: field {attr!r} has {bad} non-finite (NaN/inf) samples; "
+                    "expected finite values (drop them, or read with drop_nonfinite=True)"
+                )
+        if n == 0:
+            raise DataError(f"{where}: the map has no samples; expected at least one")
+        if self.sigma is not None and np.any(self.sigma <= 0):
+            raise DataError(f"{where}: field 'sigma' must be > 0 everywhere")
+        if not np.isfinite(self.d_z):
+            raise DataError(f"{where}: d_z must be finite, got {self.d_z!r}")
+
+    def dropping_nonfinite(self) -> tuple[BeamMap, int]:
+        """Copy without samples where any field is NaN/inf, and the number dropped."""
+        cols = [self.u, self.v, self.beam] + ([self.sigma] if self.sigma is not None else [])
+        ok = np.logical_and.reduce([np.isfinite(c) for c in cols])
+        if ok.all():
+            return self, 0
+        sig = None if self.sigma is None else self.sigma[ok]
+        new = dataclasses.replace(
+            self, u=self.u[ok], v=self.v[ok], beam=self.beam[ok], sigma=sig
+        )
+        return new, int((~ok).sum())
+
+
+@dataclass(frozen=True)
+class BeamMaps:
+    """A set of beam maps of one source taken with different sub-reflector offsets.
+
+    Attributes
+    ----------
+    maps : tuple of BeamMap
+        At least one in-focus map (d_z = 0); all d_z distinct.
+    wavelength : float
+        Observing wavelength, m.
+    meta : dict
+        FREQ (Hz), MEANEL (deg), OBJECT, DATE_OBS, source file, and any other header cards.
+    """
+
+    maps: tuple[BeamMap, ...]
+    wavelength: float
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "maps", tuple(self.maps))
+        object.__setattr__(self, "wavelength", float(self.wavelength))
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def from_arrays(
+        cls,
+        u: Sequence,
+        v: Sequence,
+        beam: Sequence,
+        d_z: Sequence,
+        wavelength,
+        sigma: Sequence | None = None,
+        names: Sequence[str] | None = None,
+        meta: dict | None = None,
+    ) -> BeamMaps:
+        """Build from per-map arrays; ``u, v`` in rad, ``d_z`` and ``wavelength`` in m.
+
+        Each of ``u, v, beam, sigma`` is a sequence with one array per map; ``u, v``,
+        ``d_z`` and ``wavelength`` may be astropy Quantities (converted to rad / m).
+        """
+        n = len(d_z)
+        dz = as_value(d_z, "m", "d_z")
+        wl = float(as_value(wavelength, "m", "wavelength"))
+        maps = []
+        for i in range(n):
+            maps.append(
+                BeamMap(
+                    u=as_value(u[i], "rad", "u"),
+                    v=as_value(v[i], "rad", "v"),
+                    beam=np.asarray(beam[i], float),
+                    d_z=float(np.atleast_1d(dz)[i]),
+                    sigma=None if sigma is None or sigma[i] is None else np.asarray(sigma[i]),
+                    name=names[i] if names else f"map{i}",
+                )
+            )
+        out = cls(tuple(maps), wl, dict(meta or {}))
+        out.validate()
+        return out
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def n_maps(self) -> int:
+        """Number of maps."""
+        return len(self.maps)
+
+    @property
+    def d_z(self) -> np.ndarray:
+        """Sub-reflector offsets of the maps, m."""
+        return np.array([m.d_z for m in self.maps])
+
+    @property
+    def frequency(self) -> float:
+        """Observing frequency, Hz (from the wavelength)."""
+        return SPEED_OF_LIGHT / self.wavelength
+
+    @property
+    def source(self) -> str:
+        """Where the data came from (file name or '<arrays>')."""
+        return str(self.meta.get("source", "<arrays>"))
+
+    def validate(self) -> None:
+        """Raise :class:`DataError` when the set cannot be fitted (see the messages)."""
+        src = self.source
+        if not np.isfinite(self.wavelength) or self.wavelength <= 0:
+            raise DataError(
+                f"{src}: wavelength must be a positive length in m, got {self.wavelength!r}"
+            )
+        if self.n_maps == 0:
+            raise DataError(f"{src}: no beam maps; expected at least one in-focus map")
+        for m in self.maps:
+            m.validate(src)
+        dz = self.d_z
+        uniq, counts = np.unique(dz, return_counts=True)
+        if np.any(counts > 1):
+            raise DataError(
+                f"{src}: two maps have the same d_z = {uniq[counts > 1][0]!r} m; "
+                "expected one map per sub-reflector offset"
+            )
+        if not np.any(dz == 0.0):
+            raise DataError(
+                f"{src}: no in-focus map (d_z = 0) among d_z = {dz.tolist()} m; "
+                "expected one in-focus and at least one defocused map"
+            )
+
+    def with_maps(self, maps: Sequence[BeamMap]) -> BeamMaps:
+        """Copy with other maps (same wavelength and metadata)."""
+        return dataclasses.replace(self, maps=tuple(maps))
+
+    def describe(self) -> str:
+        """Human-readable multi-line summary."""
+        lines = [
+            f"source      : {self.source}",
+            f"wavelength  : {self.wavelength * 1e3:.4f} mm ({self.frequency / 1e9:.4f} GHz)",
+            f"maps        : {self.n_maps}",
+        ]
+        for m in self.maps:
+            g = m.grid()
+            kind = f"grid {g.nu}x{g.nv}" if g is not None else "scattered"
+            peak = float(np.max(m.beam))
+            lines.append(
+                f"  {m.name:<10s} d_z = {m.d_z * 1e3:+8.3f} mm  {m.size:6d} samples ({kind}), "
+                f"peak {peak:.4g}, sigma {'given' if m.sigma is not None else 'not given'}"
+            )
+        return "\n".join(lines)
