@@ -1,0 +1,340 @@
+"""Seeded data factories, independent NumPy references and comparators for the tests.
+
+Nothing here is used by the fits.  The reference forward model deliberately shares only
+the *constants* of a :class:`~bayesoof.forward.ForwardModel` that are not under test:
+the pixel centres (``sampling.coords()``), the pixel coverage ``fm.block``, the
+telescope OPD and the wavelength / d_z / sample positions of the data.  Everything the
+forward graph computes (Zernike phase, illumination, pointing phase, far-field
+transform, normalisation, sample ordering) is recomputed here in complex128 NumPy from
+the formulas of ``shared/PHYSICS.md``:
+
+    E_p    = B_p E_a(x_p, y_p) exp(i [2π W_p + (2π/λ) δ_p + (2π/λ)(u_0 x_p + v_0 y_p)])
+    F(u_k, v_k) = Σ_p E_p exp(-2πi (u_k x_p + v_k y_p)/λ) · dx² / (π R²)
+    P      = |F|²
+
+Units: lengths m, directions rad, K in waves, c_dB in dB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bayesoof import zernike
+from bayesoof.data import BeamMaps
+from bayesoof.telescope import Telescope, get_telescope
+
+__all__ = [
+    "ASYMMETRIC_ILLUMINATION",
+    "Residual",
+    "SimCase",
+    "assert_close_maps",
+    "asymmetric_coefficients",
+    "compile_power",
+    "make_case",
+    "one_leg_telescope",
+    "reference_aperture_fields",
+    "reference_far_fields",
+    "reference_illumination",
+    "reference_power",
+    "worst_residual",
+]
+
+#: Illumination with an offset centre (m) for a 50 m dish: breaks the x -> -x, y -> -y
+#: and x <-> y symmetries of the aperture amplitude.
+ASYMMETRIC_ILLUMINATION = {"c_dB": -12.0, "q": 1.3, "x0": 3.0, "y0": -1.7}
+
+
+# ------------------------------------------------------------------ factories
+def asymmetric_coefficients(order: int = 3, scale: float = 0.06, seed: int = 11) -> np.ndarray:
+    """Seeded K (waves, OSA order) with piston 0 and every other term non-zero.
+
+    All odd-l terms (coma, trefoil, ...) are forced to at least ``scale / 2`` in size, so
+    that the phase has no point symmetry: a conjugation (φ -> -φ) or an axis flip
+    changes the far field.
+    """
+    rng = np.random.default_rng(seed)
+    nl = zernike.nl_list(order)
+    K = np.array([rng.normal(0.0, scale) / zernike.mode_rms(n, l) for n, l in nl])
+    for j, (_n, l) in enumerate(nl):
+        if l % 2 and abs(K[j]) < scale / 2:
+            K[j] = np.copysign(scale / 2, K[j] if K[j] else 1.0)
+    K[0] = 0.0
+    return K
+
+
+def one_leg_telescope(base: str | Telescope = "effelsberg") -> Telescope:
+    """``base`` with a custom, asymmetric blockage: sub-reflector, ONE leg, one patch.
+
+    Open where ``sr < r < R``, except a leg of half-width 1 m along +x from the centre to
+    the rim and a rectangular patch 10 m < x < 16 m, 20 m < y < 24 m (both scaled by
+    R / 50 m).  No reflection or transposition maps this mask onto itself.
+    """
+    tel = get_telescope(base)
+    R = tel.radius
+    s = R / 50.0
+    sr = tel.blockage.sub_reflector_radius or 3.25 * s
+
+    def one_leg(x, y):
+        r = np.hypot(x, y)
+        open_ = (r < R) & (r > sr)
+        leg = (x > 0) & (np.abs(y) < 1.0 * s)
+        patch = (x > 10 * s) & (x < 16 * s) & (y > 20 * s) & (y < 24 * s)
+        return (open_ & ~leg & ~patch).astype(float)
+
+    return Telescope(
+        name=f"{tel.name}-one-leg",
+        radius=R,
+        optics=tel.optics,
+        description="test telescope with an asymmetric blockage",
+        blockage_func=one_leg,
+    )
+
+
+@dataclass
+class SimCase:
+    """A seeded simulated data set and the truth it was made from.
+
+    ``pointing`` is (n_maps, 2) rad; ``illumination`` the coefficient dict (m, dB).
+    """
+
+    maps: BeamMaps
+    telescope: Telescope
+    K: np.ndarray
+    illumination: dict
+    pointing: np.ndarray
+    illumination_kind: str = "parabolic"
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def order(self) -> int:
+        """Zernike order of ``K``."""
+        return zernike.j_to_nl(self.K.size - 1)[0]
+
+
+def make_case(
+    telescope: str | Telescope = "effelsberg",
+    order: int = 3,
+    scatter: bool = False,
+    n_grid: int = 21,
+    extent: float = 6.0,
+    wavelength: float = 0.009,
+    d_z=(-0.022, 0.0, 0.022),
+    illumination: dict | None = None,
+    illumination_kind: str = "parabolic",
+    pointing=None,
+    snr: float | None = None,
+    seed: int = 3,
+    sampling=None,
+) -> SimCase:
+    """Small asymmetric simulated maps (odd-l K, offset illumination, non-zero pointing).
+
+    ``n_grid``² samples per map over ±``extent`` beam widths λ/(2R): a lattice, or with
+    ``scatter`` uniformly random positions (seeded).  Default pointing: a different
+    (u, v) offset of a fraction of a beam width in each map.
+    """
+    from bayesoof.simulate import simulate
+
+    tel = get_telescope(telescope)
+    K = asymmetric_coefficients(order, seed=seed + 8)
+    illum = dict(ASYMMETRIC_ILLUMINATION if illumination is None else illumination)
+    scale = tel.radius / 50.0
+    illum["x0"] = illum.get("x0", 0.0) * scale
+    illum["y0"] = illum.get("y0", 0.0) * scale
+    if illumination_kind == "gaussian":
+        illum.pop("q", None)
+    nm = len(d_z)
+    if pointing is None:
+        beam = wavelength / (2.0 * tel.radius)
+        base = np.array([[0.31, -0.17], [0.12, 0.23], [-0.21, 0.08]])
+        pointing = beam * np.resize(base, (nm, 2))
+    pointing = np.asarray(pointing, float)
+    maps = simulate(
+        tel, K, wavelength, d_z, illumination=illum, illumination_kind=illumination_kind,
+        n_grid=n_grid, extent=extent, scatter=scatter, pointing=pointing, snr=snr, seed=seed,
+        sampling=sampling,
+    )
+    return SimCase(
+        maps, tel, K, illum, pointing, illumination_kind,
+        dict(scatter=scatter, n_grid=n_grid, extent=extent, seed=seed),
+    )
+
+
+# ------------------------------------------------------------------ compiled forward
+def compile_power(fm, mode=None, with_pointing: bool = True, grad: bool = False):
+    """Compile ``fm.power`` with symbolic K, illumination and pointing inputs.
+
+    Returns ``f(K, illum, pointing=None) -> power`` (NumPy); with ``grad`` it returns
+    ``(power, dS/dK, {name: dS/dname}, dS/dpointing)`` for S = Σ w_k P_k with a fixed
+    seeded weight vector ``w`` (a random projection, so every sample contributes).
+    One compilation serves every parameter value, which keeps the tests fast.
+    """
+    import pytensor
+    import pytensor.tensor as pt
+
+    from bayesoof.illumination import illumination_params
+
+    K = pt.dvector("K")
+    names = illumination_params(fm.illumination)
+    ill = {n: pt.dscalar(n) for n in names}
+    p = pt.dmatrix("pointing") if with_pointing else None
+    power = fm.power(K, ill, p)
+    inputs = [K, *ill.values()] + ([p] if with_pointing else [])
+    outputs = [power]
+    if grad:
+        w = np.random.default_rng(5).normal(size=fm.observed.size)
+        s = pt.sum(w * power)
+        outputs += pytensor.grad(s, inputs)
+    f = pytensor.function(inputs, outputs, mode=mode, on_unused_input="ignore")
+
+    def call(Kv, illum, pointing=None):
+        args = [np.asarray(Kv, float)] + [np.asarray(illum[n], float) for n in names]
+        if with_pointing:
+            pv = np.zeros((fm.data.n_maps, 2)) if pointing is None else pointing
+            args.append(np.asarray(pv, float))
+        out = [np.asarray(o) for o in f(*args)]
+        if not grad:
+            return out[0]
+        gK = out[1]
+        gill = dict(zip(names, out[2 : 2 + len(names)], strict=True))
+        gp = out[2 + len(names)] if with_pointing else None
+        return out[0], gK, gill, gp
+
+    call.function = f
+    return call
+
+
+# ------------------------------------------------------------------ NumPy reference
+def reference_illumination(kind: str, x, y, radius: float, coeffs: dict) -> np.ndarray:
+    """Illumination amplitude from the PHYSICS.md formulas, plain NumPy.
+
+    parabolic: C + (1 - C)(1 - (r'/R)²)^q with C = 10^(c_dB/20), (1 - (r'/R)²) taken
+    as 0 beyond r' = R; gaussian: exp(-r'² / (2 (σ R)²)), σ = 10^(c_dB/20); r' measured
+    from (x0, y0).  x, y, x0, y0, radius in m.
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    r2 = (x - coeffs["x0"]) ** 2 + (y - coeffs["y0"]) ** 2
+    if kind == "parabolic":
+        c = 10.0 ** (coeffs["c_dB"] / 20.0)
+        t = np.clip(1.0 - r2 / radius**2, 0.0, None)
+        return c + (1.0 - c) * t ** coeffs["q"]
+    if kind == "gaussian":
+        s = 10.0 ** (coeffs["c_dB"] / 20.0) * radius
+        return np.exp(-r2 / (2.0 * s * s))
+    raise ValueError(f"unknown illumination {kind!r}")
+
+
+def reference_aperture_fields(fm, K, illum: dict, pointing=None) -> list[np.ndarray]:
+    """Complex aperture field E (n, n) of every map of ``fm``, complex128."""
+    X, Y = fm.sampling.coords()
+    R, lam = fm.telescope.radius, fm.wavelength
+    K = np.asarray(K, float)
+    basis = zernike.zernike_basis(fm.order, np.hypot(X, Y) / R, np.arctan2(Y, X))
+    W = basis @ K  # waves
+    amp = np.asarray(fm.block, float) * reference_illumination(fm.illumination, X, Y, R, illum)
+    out = []
+    for i, m in enumerate(fm.data.maps):
+        phase = 2 * np.pi * W + 2 * np.pi / lam * fm.telescope.opd(X, Y, m.d_z)
+        if pointing is not None:
+            phase = phase + 2 * np.pi / lam * (pointing[i][0] * X + pointing[i][1] * Y)
+        out.append(amp * np.exp(1j * phase))
+    return out
+
+
+def _dft(E: np.ndarray, X: np.ndarray, Y: np.ndarray, u, v, lam: float, chunk=256):
+    """Brute-force Σ_p E_p exp(-2πi (u x_p + v y_p)/λ) at every (u_k, v_k), complex128."""
+    e, x, y = E.ravel(), X.ravel(), Y.ravel()
+    keep = e != 0  # blocked pixels contribute nothing
+    e, x, y = e[keep], x[keep], y[keep]
+    out = np.empty(len(u), complex)
+    for a in range(0, len(u), chunk):
+        ph = np.outer(u[a : a + chunk], x) + np.outer(v[a : a + chunk], y)
+        out[a : a + chunk] = np.exp(-2j * np.pi / lam * ph) @ e
+    return out
+
+
+def reference_far_fields(fm, K, illum: dict, pointing=None) -> list[np.ndarray]:
+    """Normalised far field F at every sample of every map (in the maps' sample order)."""
+    X, Y = fm.sampling.coords()
+    scale = fm.sampling.dx**2 / (np.pi * fm.telescope.radius**2)
+    fields = reference_aperture_fields(fm, K, illum, pointing)
+    return [
+        scale * _dft(E, X, Y, m.u, m.v, fm.wavelength)
+        for E, m in zip(fields, fm.data.maps, strict=True)
+    ]
+
+
+def reference_power(fm, K, illum: dict, pointing=None) -> np.ndarray:
+    """|F|² at every sample, concatenated in map order (as ``fm.power``)."""
+    return np.concatenate([np.abs(f) ** 2 for f in reference_far_fields(fm, K, illum, pointing)])
+
+
+# ------------------------------------------------------------------ comparators
+@dataclass(frozen=True)
+class Residual:
+    """Where the largest |actual - desired| is: sample index, map, (u, v) rad, values."""
+
+    index: int
+    map: int
+    u: float
+    v: float
+    actual: float
+    desired: float
+    error: float
+    scale: float
+
+    @property
+    def relative(self) -> float:
+        """Largest error in units of ``scale`` (e.g. the peak)."""
+        return self.error / self.scale
+
+    def __str__(self) -> str:
+        return (
+            f"worst residual {self.error:.3e} (= {self.relative:.3e} x scale {self.scale:.4g}) "
+            f"at sample {self.index} of map {self.map}, u = {self.u:.6e} rad, "
+            f"v = {self.v:.6e} rad: actual {self.actual:.10g}, desired {self.desired:.10g}"
+        )
+
+
+def worst_residual(actual, desired, maps: BeamMaps | None = None, scale=None) -> Residual:
+    """Locate the largest absolute difference of two concatenated sample vectors.
+
+    ``maps`` (the BeamMaps the samples come from) supplies map number and (u, v);
+    ``scale`` defaults to max |desired| (the peak).
+    """
+    actual = np.asarray(actual, float).ravel()
+    desired = np.asarray(desired, float).ravel()
+    if actual.shape != desired.shape:
+        raise AssertionError(f"shape mismatch: actual {actual.shape}, desired {desired.shape}")
+    err = np.abs(actual - desired)
+    bad = ~np.isfinite(actual)
+    k = int(np.flatnonzero(bad)[0]) if bad.any() else int(np.argmax(err))
+    if maps is not None:
+        sizes = [m.size for m in maps.maps]
+        mi = int(np.searchsorted(np.cumsum(sizes), k, side="right"))
+        local = k - int(np.sum(sizes[:mi]))
+        u, v = maps.maps[mi].u[local], maps.maps[mi].v[local]
+    else:
+        mi, u, v = 0, np.nan, np.nan
+    s = float(np.max(np.abs(desired))) if scale is None else float(scale)
+    e = np.inf if bad.any() else float(err[k])
+    return Residual(k, mi, float(u), float(v), float(actual[k]), float(desired[k]), e, s)
+
+
+def assert_close_maps(
+    actual, desired, maps: BeamMaps | None = None, rtol_peak: float = 1e-10, scale=None,
+    what: str = "",
+) -> Residual:
+    """Assert |actual - desired| <= rtol_peak × scale at every sample (scale: the peak).
+
+    The assertion message names the worst sample (index, map, u, v, values).  Returns
+    the :class:`Residual` so a test can report the measured accuracy.
+    """
+    res = worst_residual(actual, desired, maps, scale)
+    if not res.error <= rtol_peak * res.scale:
+        raise AssertionError(
+            f"{what + ': ' if what else ''}|actual - desired| exceeds "
+            f"{rtol_peak:.1e} x scale; {res}"
+        )
+    return res
