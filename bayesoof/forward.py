@@ -65,7 +65,7 @@ class ForwardModel:
         illumination: str = "parabolic",
         method: str = "auto",
         sampling: ApertureGrid | None = None,
-        fft_oversample: int = 4,
+        fft_oversample: int = 3,
     ):
         if int(order) != order or order < 1:
             raise ValueError(f"Zernike order must be an integer >= 1, got {order!r}")
@@ -249,7 +249,7 @@ class ForwardModel:
         extra = ""
         if self._fft is not None:
             extra = f", FFT box {self._fft.box[0]}x{self._fft.box[1]}" + (
-                " (bins on the samples)" if self.exact_fft else " (Lanczos interpolation)"
+                " (bins on the samples)" if self.exact_fft else " (windowed-sinc interpolation)"
             )
         return (
             f"{self.method} transform, {s.n} x {s.n} aperture pixels of {s.dx:.4g} m"

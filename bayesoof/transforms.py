@@ -9,7 +9,7 @@ goes out as ``(Fr, Fi)`` vectors.  The pixel area is not included (the caller sc
 * :class:`DirectScatter` — scattered samples: row-factored exact DFT, cost n²·M.
 * :class:`FFTBox` — zero-padded FFT2 of all maps at once (pytensor's RFFT Op), read at
   the samples either exactly (lattice aligned with the FFT bins) or by separable
-  Lanczos interpolation of the complex field on an oversampled box.
+  Kaiser-windowed sinc interpolation of the complex field on an oversampled box.
 """
 
 from __future__ import annotations
@@ -102,16 +102,19 @@ def fast_size(n: int) -> int:
     return best
 
 
-def _lanczos(t: np.ndarray, a: int) -> np.ndarray:
-    return np.where(np.abs(t) < a, np.sinc(t) * np.sinc(t / a), 0.0)
+def _kaiser_sinc(t: np.ndarray, a: int, beta: float) -> np.ndarray:
+    """Kaiser-windowed sinc of half-width ``a`` bins (interpolation weights)."""
+    window = np.i0(beta * np.sqrt(np.clip(1.0 - (t / a) ** 2, 0.0, 1.0))) / np.i0(beta)
+    return np.where(np.abs(t) < a, np.sinc(t) * window, 0.0)
 
 
 class FFTBox:
     """One zero-padded FFT2 box shared by all maps.
 
-    The aperture (n × n pixels of side dx) sits in the corner of an (Nu, Nv) box; bin k
-    holds F at k λ/(N dx) (the corner placement only adds a phase factor, which the power
-    does not see).  Per map, ``phase_shift`` gives the aperture phase (rad) that moves the
+    The aperture (n × n pixels of side dx) sits in an (Nu, Nv) box; bin k holds F at
+    k λ/(N dx).  Read exactly, the aperture sits in the box's corner (a phase factor the
+    power does not see); interpolated, it is centred on index 0 (circularly), so the
+    field has no phase ramp across the bins.  Per map, ``phase_shift`` gives the aperture phase (rad) that moves the
     map's lattice origin onto bin 0 when the map is read exactly.
 
     Parameters
@@ -126,14 +129,17 @@ class FFTBox:
     exact : bool
         Read lattice maps exactly; requires every map's lattice step to equal the bin size.
     taps : int
-        Lanczos half-width a (2a × 2a taps per sample) when interpolating.
+        Interpolation half-width a (2a × 2a taps per sample).  A Kaiser-windowed sinc
+        (β = 2a) on a 4× oversampled box interpolates a band-limited field to ~1e-6 of its
+        peak for a = 6 (plain Lanczos-4 only reaches ~3e-3).
     """
 
-    def __init__(self, x, wavelength, maps, box, exact, taps=4):
+    def __init__(self, x, wavelength, maps, box, exact, taps=6):
         self.n = x.size
         self.box = tuple(int(b) for b in box)
         dx = float(x[1] - x[0])
         self.bin = (wavelength / (self.box[0] * dx), wavelength / (self.box[1] * dx))
+        self.centred = not exact
         self.phase_shift = []
         self.reads = []
         X, Y = np.meshgrid(x, x, indexing="ij")
@@ -149,8 +155,8 @@ class FFTBox:
                 ku0, kv0 = np.floor(fu).astype(int), np.floor(fv).astype(int)
                 tu = ku0[:, None] + off[None, :]  # (M, 2a)
                 tv = kv0[:, None] + off[None, :]
-                wu = _lanczos(fu[:, None] - tu, taps)
-                wv = _lanczos(fv[:, None] - tv, taps)
+                wu = _kaiser_sinc(fu[:, None] - tu, taps, 2.0 * taps)
+                wv = _kaiser_sinc(fv[:, None] - tv, taps, 2.0 * taps)
                 ku = np.repeat(tu, tv.shape[1], axis=1)
                 kv = np.tile(tv, (1, tu.shape[1]))
                 w = (wu[:, :, None] * wv[:, None, :]).reshape(u.size, -1)
@@ -173,6 +179,10 @@ class FFTBox:
         stack = pt.stack(list(er_list) + list(ei_list))  # (2 nm, n, n)
         padded = pt.zeros((2 * nm, nu, nv), dtype=stack.dtype)
         padded = pt.set_subtensor(padded[:, :n, :n], stack)
+        if self.centred:
+            # aperture centre on index 0 (circularly): no phase ramp across the bins, so
+            # the interpolated field is band-limited around 0, where the kernel is flattest
+            padded = pt.roll(pt.roll(padded, -(n // 2), axis=1), -(n // 2), axis=2)
         spec = rfft(padded)  # (2 nm, nu, nv//2+1, 2)
         spec = spec.reshape((2 * nm, nu * (nv // 2 + 1), 2))
         out = []
