@@ -34,6 +34,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from bayesoof import zernike
@@ -65,6 +67,16 @@ ANGLE_UNITS = {
 _ANGLE_LABEL = {"rad": "rad", "deg": "deg", "arcmin": "arcmin", "arcsec": "arcsec"}
 _PANEL = 3.4  # inches per panel
 _DB_FLOOR = -40.0  # dB, lower limit of the logarithmic beam maps
+
+
+def _order(n_terms: int) -> int:
+    """Zernike order N of a complete set of ``n_terms`` = (N+1)(N+2)/2 coefficients."""
+    order = zernike.j_to_nl(max(int(n_terms), 1) - 1)[0]
+    if zernike.n_coeffs(order) != n_terms:
+        raise ValueError(
+            f"{n_terms} coefficients is not a complete Zernike order (1, 3, 6, 10, 15, ...)"
+        )
+    return order
 
 
 def _angle_factor(angle_unit: str) -> float:
@@ -115,9 +127,10 @@ def _draw_map(ax, bmap, values, cmap, vmin, vmax, factor, grid=None):
     clipped = np.clip(values, vmin, vmax)
     if bmap.size >= 3:
         try:
-            art = ax.tricontourf(u, v, clipped, levels=levels, cmap=cmap, extend="neither")
+            ax.tricontourf(u, v, clipped, levels=levels, cmap=cmap, extend="neither")
             ax.set_aspect("equal")
-            return art
+            # a plain mappable gives the colour bar round ticks (contour sets label levels)
+            return ScalarMappable(norm=Normalize(vmin, vmax), cmap=cmap)
         except (ValueError, RuntimeError):  # degenerate triangulation: fall back to points
             pass
     art = ax.scatter(u, v, c=clipped, s=6, cmap=cmap, vmin=vmin, vmax=vmax)
@@ -188,9 +201,9 @@ def plot_beam_maps(
         obs = m.beam
         mod = None if models is None else models[i]
         if scale == "db":
-            ref = float(np.max(mod - offs[i])) if mod is not None else float(np.max(obs - offs[i]))
+            ref = float(np.max((obs if mod is None else mod) - offs[i]))
             ref = ref if ref > 0 else 1.0
-            shown = [_to_db(obs - offs[i], ref)] + ([] if mod is None else [_to_db(mod - offs[i], ref)])
+            shown = [_to_db(s - offs[i], ref) for s in ([obs] if mod is None else [obs, mod])]
             vmin, vmax, cmap, clabel = _DB_FLOOR, 0.0, "viridis", "power (dB)"
         else:
             shown = [obs] + ([] if mod is None else [mod])
@@ -255,7 +268,7 @@ def aperture_phase(K, radius: float, n: int = 201, notilt: bool = True):
         Phase in rad, ``phase[iy, ix]``; NaN outside the dish (r > R).
     """
     K = np.array(K, dtype=float)
-    order = zernike._order_of(K.size)
+    order = _order(K.size)
     if notilt:
         K[: min(3, K.size)] = 0.0
     x, _, _, rho, theta = _disc_grid(radius, n)
@@ -273,7 +286,7 @@ def phase_draws(K_draws, radius: float, n: int = 101, notilt: bool = True, max_d
     K_draws = np.array(K_draws, dtype=float, ndmin=2)
     if K_draws.shape[0] > max_draws:
         K_draws = K_draws[np.linspace(0, K_draws.shape[0] - 1, max_draws).astype(int)]
-    order = zernike._order_of(K_draws.shape[1])
+    order = _order(K_draws.shape[1])
     if notilt:
         K_draws[:, : min(3, K_draws.shape[1])] = 0.0
     _, _, _, rho, theta = _disc_grid(radius, n)
@@ -311,7 +324,13 @@ def _aperture_axes(ax, fig, x, image, tel, cov_x, cov, cmap, vmin, vmax, label):
     ext = (x[0] - dx / 2, x[-1] + dx / 2, x[0] - dx / 2, x[-1] + dx / 2)
     art = ax.imshow(image, origin="lower", extent=ext, cmap=cmap, vmin=vmin, vmax=vmax,
                     interpolation="nearest")
-    # blockage: contour of half coverage (sub-reflector shadow, legs, shade)
+    # blockage: shaded, outlined by the contour of half coverage (shadow, legs, shade)
+    cdx = cov_x[1] - cov_x[0]
+    cext = (cov_x[0] - cdx / 2, cov_x[-1] + cdx / 2, cov_x[0] - cdx / 2, cov_x[-1] + cdx / 2)
+    r = np.hypot(*np.meshgrid(cov_x, cov_x))
+    shade = np.where((cov < 0.5) & (r < tel.radius), 1.0, np.nan)
+    ax.imshow(shade, origin="lower", extent=cext, cmap="Greys", vmin=0, vmax=2.5, alpha=0.45,
+              interpolation="nearest")
     ax.contour(cov_x, cov_x, cov, levels=[0.5], colors="k", linewidths=0.8)
     t = np.linspace(0, 2 * np.pi, 361)
     ax.plot(tel.radius * np.cos(t), tel.radius * np.sin(t), color="k", lw=1.2)
@@ -378,7 +397,7 @@ def plot_phase_map(
         rms = float(np.sqrt(np.nanmean(img**2)))
         unit_txt = {"rad": "rad", "waves": "waves"}.get(unit, "µm")
         ax.set_title(f"{label.split(' (')[0]}, rms {rms:.3g} {unit_txt}", fontsize=10)
-    order = zernike._order_of(np.size(K))
+    order = _order(np.size(K))
     fig.suptitle(title or f"{tel.name}: aperture phase, order {order}"
                  + (" (piston and tilts removed)" if notilt else ""))
     return fig
@@ -446,7 +465,7 @@ def plot_phase_uncertainty(
 
 # ====================================================================== coefficients
 def _nl_labels(J: int) -> list[str]:
-    return [f"({n},{l})" for n, l in zernike.nl_list(zernike._order_of(J))]  # noqa: E741
+    return [f"({n},{l})" for n, l in zernike.nl_list(_order(J))]  # noqa: E741
 
 
 def plot_coefficients(
