@@ -270,7 +270,7 @@ class BeamMaps:
         uniq, counts = np.unique(dz, return_counts=True)
         if np.any(counts > 1):
             raise DataError(
-                f"{src}: two maps have the same d_z = {uniq[counts > 1][0]!r} m; "
+                f"{src}: two maps have the same d_z = {float(uniq[counts > 1][0])!r} m; "
                 "expected one map per sub-reflector offset"
             )
         if not np.any(dz == 0.0):

@@ -186,7 +186,9 @@ class ForwardModel:
     # ------------------------------------------------------------------ graph
     def illumination_amplitude(self, illum: dict):
         """Blockage × illumination on the aperture grid, shape (n, n) tensor."""
-        coeffs = {k: pt.as_tensor_variable(v) for k, v in illum.items()}
+        # float64 throughout: pytensor makes a Python float such as -14.5 a float32
+        # constant, and 10 ** (c_dB / 20) would then be evaluated in float32 (1e-8 error)
+        coeffs = {k: pt.cast(pt.as_tensor_variable(v), "float64") for k, v in illum.items()}
         return self.block * illum_mod.evaluate(
             self.illumination, self._X, self._Y, self.telescope.radius, coeffs
         )

@@ -31,6 +31,7 @@ import contextlib
 import os
 import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,11 @@ from bayesoof.telescope import Telescope, get_telescope
 
 __all__ = [
     "ANGLE_UNITS",
+    "FitView",
+    "PosteriorView",
     "aperture_phase",
+    "fit_figures",
+    "posterior_figures",
     "phase_draws",
     "plot_beam_maps",
     "plot_coefficients",
@@ -412,6 +417,7 @@ def plot_phase_uncertainty(
     n: int = 101,
     notilt: bool = True,
     title: str | None = None,
+    label: str = "posterior",
 ) -> Figure:
     """Posterior mean, standard deviation and central-interval width of the aperture map.
 
@@ -428,6 +434,8 @@ def plot_phase_uncertainty(
         Probability of the central interval whose width (upper − lower quantile) is shown.
     n : int
         Display pixels across the diameter (draws × n² values are held in memory).
+    label : str
+        What the draws are ('posterior', 'Laplace', ...), for the panel titles.
 
     Returns
     -------
@@ -438,7 +446,7 @@ def plot_phase_uncertainty(
         raise ValueError(f"prob must be in (0, 1), got {prob}")
     tel = get_telescope(telescope)
     maps = phase_draws(K_draws, tel.radius, n, notilt)
-    maps, label = _unit_convert(maps, unit, wavelength)
+    maps, ulabel = _unit_convert(maps, unit, wavelength)
     mean = np.mean(maps, axis=0)
     sd = np.std(maps, axis=0, ddof=1) if maps.shape[0] > 1 else np.zeros_like(mean)
     lo, hi = np.quantile(maps, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
@@ -447,13 +455,13 @@ def plot_phase_uncertainty(
     cov_x, cov = _coverage_display(tel, n)
     fig = Figure(figsize=(_PANEL * 1.25 * 3, _PANEL * 1.15), layout="constrained")
     axes = fig.subplots(1, 3)
-    base, u_txt = label.split(" (")[0], label.split("(")[-1].rstrip(")")
+    base, u_txt = ulabel.split(" (")[0], ulabel.split("(")[-1].rstrip(")")
     lim = _symmetric(mean)
-    _aperture_axes(axes[0], fig, x, mean, tel, cov_x, cov, "RdBu_r", -lim, lim, label)
-    axes[0].set_title(f"posterior mean ({maps.shape[0]} draws)", fontsize=10)
+    _aperture_axes(axes[0], fig, x, mean, tel, cov_x, cov, "RdBu_r", -lim, lim, ulabel)
+    axes[0].set_title(f"{label} mean ({maps.shape[0]} draws)", fontsize=10)
     smax = float(np.nanmax(sd)) or 1.0
     _aperture_axes(axes[1], fig, x, sd, tel, cov_x, cov, "magma", 0, smax, f"sd ({u_txt})")
-    axes[1].set_title(f"posterior sd (median {np.nanmedian(sd):.3g} {u_txt})", fontsize=10)
+    axes[1].set_title(f"{label} sd (median {np.nanmedian(sd):.3g} {u_txt})", fontsize=10)
     wmax = float(np.nanmax(width)) or 1.0
     _aperture_axes(axes[2], fig, x, width, tel, cov_x, cov, "magma", 0, wmax,
                    f"{prob:.0%} width ({u_txt})")
@@ -591,12 +599,21 @@ def plot_correlation(matrix, labels: Sequence[str] | None = None, title: str | N
 
 
 # ====================================================================== ArviZ
-def _arviz_figure(axes) -> Figure:
+def _arviz_figure(axes, panel: tuple[float, float] | None = None) -> Figure:
+    """Return the Figure of ArviZ ``axes``, detached from pyplot, laid out without overlap.
+
+    ``panel`` (width, height in inches per axis) resizes the figure to the axes grid.
+    """
     import matplotlib.pyplot as plt
 
-    first = np.ravel(np.asarray(axes, dtype=object))[0]
+    grid = np.atleast_2d(np.asarray(axes, dtype=object))
+    first = grid.ravel()[0]
     fig = first.get_figure()
     plt.close(fig)  # detach from pyplot: no accumulation of open figures, no double display
+    if panel is not None:
+        rows, cols = grid.shape
+        fig.set_size_inches(max(4.0, panel[0] * cols), max(3.0, panel[1] * rows))
+    fig.set_layout_engine("constrained")
     return fig
 
 
@@ -619,7 +636,7 @@ def plot_trace(idata, var_names=None, coords=None, **kwargs) -> Figure:
     import arviz as az
 
     axes = az.plot_trace(idata, **_az_kwargs(var_names, coords), compact=False, **kwargs)
-    return _arviz_figure(axes)
+    return _arviz_figure(axes, (4.5, 2.0))
 
 
 def plot_rank(idata, var_names=None, coords=None, **kwargs) -> Figure:
@@ -627,17 +644,321 @@ def plot_rank(idata, var_names=None, coords=None, **kwargs) -> Figure:
     import arviz as az
 
     axes = az.plot_rank(idata, **_az_kwargs(var_names, coords), **kwargs)
-    return _arviz_figure(axes)
+    return _arviz_figure(axes, (3.2, 2.6))
 
 
 def plot_pair(idata, var_names=None, coords=None, **kwargs) -> Figure:
-    """ArviZ pair plot (2-d marginals) as a Figure; default kind 'kde' off: scatter."""
+    """ArviZ pair plot (scatter of every pair, marginal densities on the diagonal)."""
     import arviz as az
 
     kwargs.setdefault("kind", "scatter")
     kwargs.setdefault("marginals", True)
     axes = az.plot_pair(idata, **_az_kwargs(var_names, coords), **kwargs)
-    return _arviz_figure(axes)
+    return _arviz_figure(axes, (2.6, 2.4))
+
+
+# ====================================================================== a fit or a run
+@dataclass
+class FitView:
+    """What the figures of a fit need, from a :class:`~bayesoof.results.FitResult` or a run.
+
+    Attributes
+    ----------
+    data : BeamMaps
+    telescope : Telescope
+    model_beam, sigma : ndarray (n_samples,)
+        Model beam a_i P_i + b_i and σ at every sample (data units, map order).
+    offsets : ndarray (n_maps,)
+        Fitted per-map offsets b_i (data units).
+    K, K_sd : ndarray (J,)
+        Coefficients and their Laplace sd, waves.
+    K_cov : ndarray (J, J)
+        Laplace covariance of K, waves² (zeros for fixed terms).
+    cov, names : ndarray (p, p), list of str
+        Laplace covariance of the free parameters and their labels.
+    title : str
+        Data source and order, for figure titles.
+    """
+
+    data: object
+    telescope: Telescope
+    model_beam: np.ndarray
+    sigma: np.ndarray
+    offsets: np.ndarray
+    K: np.ndarray
+    K_sd: np.ndarray
+    K_cov: np.ndarray
+    cov: np.ndarray
+    names: list
+    title: str = ""
+
+    @property
+    def wavelength(self) -> float:
+        """Observing wavelength, m."""
+        return self.data.wavelength
+
+    @classmethod
+    def from_result(cls, result) -> FitView:
+        """View of an in-memory quick-fit result (:func:`bayesoof.fit`)."""
+        p = result.params
+        src = Path(result.data.source).name
+        return cls(
+            data=result.data, telescope=result.telescope,
+            model_beam=np.asarray(result.model_beam, float),
+            sigma=np.broadcast_to(np.asarray(result.sigma, float),
+                                  result.forward.observed.shape).copy(),
+            offsets=np.asarray(p["offset"], float), K=np.asarray(result.K, float),
+            K_sd=np.asarray(result.K_sd, float), K_cov=np.asarray(result.last.K_cov(), float),
+            cov=np.asarray(result.cov, float), names=list(result.free_names),
+            title=f"{src}, order {result.order}",
+        )
+
+    @classmethod
+    def from_run(cls, run_dir) -> FitView:
+        """View of a run directory written by ``FitResult.save`` (summary.json, result.nc)."""
+        import arviz as az
+
+        from bayesoof.data import BeamMap, BeamMaps
+
+        run = Path(run_dir)
+        summary = _read_summary(run)
+        nc = run / "result.nc"
+        if not nc.is_file():
+            raise FileNotFoundError(f"{run}: no result.nc; not a complete bayesoof run")
+        idata = az.from_netcdf(nc)
+        est, lap = idata.map_estimate, idata.laplace
+        const, obs = idata.constant_data, idata.observed_data
+        index = np.asarray(const["map_index"].values, int)
+        names_map = [str(n) for n in const["map"].values]
+        d_z = np.asarray(const["d_z_of_map"].values, float)
+        u, v = const["u"].values, const["v"].values
+        sigma, beam = const["sigma"].values, obs["beam"].values
+        maps = tuple(
+            BeamMap(u[index == i], v[index == i], beam[index == i], d_z[i], sigma[index == i],
+                    names_map[i])
+            for i in range(len(names_map))
+        )
+        meta = {"source": str(summary.get("source", run.name)),
+                "OBJECT": summary.get("object", "")}
+        data = BeamMaps(maps, float(summary["wavelength_m"]), meta)
+        K = np.asarray(est["K"].values, float)
+        K_labels = [str(z) for z in est["zernike"].values]
+        names = [str(n) for n in lap["param"].values]
+        cov = np.asarray(lap["cov"].values, float)
+        K_cov = np.zeros((K.size, K.size))
+        pos = {n: i for i, n in enumerate(names)}
+        idx = [(j, pos[lab]) for j, lab in enumerate(K_labels) if lab in pos]
+        if idx:
+            jj, pp = (np.array(t) for t in zip(*idx, strict=True))
+            K_cov[np.ix_(jj, jj)] = cov[np.ix_(pp, pp)]
+        return cls(
+            data=data, telescope=_telescope_from_summary(summary),
+            model_beam=np.asarray(est["model_beam"].values, float), sigma=sigma,
+            offsets=np.asarray(est["offset"].values, float), K=K,
+            K_sd=np.asarray(est["K_sd"].values, float), K_cov=K_cov, cov=cov, names=names,
+            title=f"{Path(str(summary.get('source', ''))).name}, order {summary['order']}",
+        )
+
+    def laplace_draws(self, n: int = 1000, seed: int = 0) -> np.ndarray:
+        """Draws of K (n, J) from the Laplace approximation N(K, K_cov), waves."""
+        rng = np.random.default_rng(seed)
+        c = 0.5 * (self.K_cov + self.K_cov.T)
+        w, vec = np.linalg.eigh(c)
+        root = vec * np.sqrt(np.clip(w, 0.0, None))
+        return self.K + rng.standard_normal((n, self.K.size)) @ root.T
+
+
+def _read_summary(run: Path) -> dict:
+    import json
+
+    if not run.is_dir():
+        raise FileNotFoundError(f"{run}: no such run directory")
+    path = run / "summary.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run}: no summary.json; not a bayesoof run directory")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+
+
+def _telescope_from_summary(summary: dict) -> Telescope:
+    """Rebuild the telescope of a run from summary.json (its geometry, else the preset)."""
+    from bayesoof.telescope import Blockage, Optics, TelescopeError
+
+    t = summary.get("telescope") or {}
+    if isinstance(t, str):
+        return get_telescope(t)
+    name, radius = str(t.get("name", "telescope")), float(t["radius_m"])
+    if t.get("blockage") is not None and t.get("optics") is not None:
+        b = dict(t["blockage"])
+        b["leg_angles"] = tuple(b.get("leg_angles", ()))
+        return Telescope(name, radius, Blockage(**b), Optics(**t["optics"]),
+                         str(t.get("description", "")))
+    try:  # custom callables are not stored: the preset of that name, if any
+        return get_telescope(name)
+    except (TelescopeError, FileNotFoundError):
+        return Telescope(name, radius, description="geometry not stored (custom callables)")
+
+
+def fit_figures(source, angle_unit: str = "arcmin") -> dict[str, Figure]:
+    """All figures of a quick fit: a FitResult, a :class:`FitView` or a run directory.
+
+    Returns
+    -------
+    dict of Figure
+        ``beam_maps`` (linear), ``beam_maps_db``, ``phase`` (phase and surface error),
+        ``phase_uncertainty`` (Laplace mean, sd and 94% width of the surface error),
+        ``coefficients`` (K with Laplace sd) and ``correlation`` (free parameters).
+    """
+    if isinstance(source, FitView):
+        view = source
+    elif isinstance(source, str | os.PathLike):
+        view = FitView.from_run(source)
+    else:
+        view = FitView.from_result(source)
+    tel, lam = view.telescope, view.wavelength
+    figs = {
+        "beam_maps": plot_beam_maps(view.data, view.model_beam, view.sigma,
+                                    angle_unit=angle_unit,
+                                    title=f"beam maps (linear): {view.title}"),
+        "beam_maps_db": plot_beam_maps(view.data, view.model_beam, view.sigma, scale="db",
+                                       offsets=view.offsets, angle_unit=angle_unit,
+                                       title=f"beam maps (dB): {view.title}"),
+        "phase": plot_phase_map(view.K, tel, lam,
+                                title=f"aperture phase error: {view.title}"),
+        "phase_uncertainty": plot_phase_uncertainty(
+            view.laplace_draws(), tel, lam, unit="um",
+            title=f"surface error, Laplace approximation: {view.title}", label="Laplace"),
+        "coefficients": plot_coefficients({"MAP ± Laplace sd": (view.K, view.K_sd)},
+                                          title=f"Zernike coefficients: {view.title}"),
+        "correlation": plot_correlation(view.cov, view.names,
+                                        title=f"Laplace correlation: {view.title}"),
+    }
+    return figs
+
+
+# ====================================================================== a posterior
+@dataclass
+class PosteriorView:
+    """What the posterior figures need: the fit's view, the draws and the model mean.
+
+    Attributes
+    ----------
+    fit : FitView
+        The quick fit the chains started from (data, telescope, MAP, Laplace).
+    posterior : xarray.Dataset
+        Posterior draws of the chains of the primary mode (dims chain, draw, zernike, map).
+    K_draws : ndarray (S, J)
+        All Zernike coefficients of every primary draw, waves.
+    model_mean : ndarray (n_samples,) or None
+        Posterior-mean model beam (data units), when the products were computed.
+    sampler : str
+    """
+
+    fit: FitView
+    posterior: object
+    K_draws: np.ndarray
+    model_mean: np.ndarray | None = None
+    sampler: str = ""
+
+    @classmethod
+    def from_result(cls, post) -> PosteriorView:
+        """View of an in-memory :class:`~bayesoof.posterior.PosteriorResult`."""
+        if post.idata is None:
+            raise ValueError("the posterior has no draws (interrupted before sampling)")
+        if post.fit is None:
+            raise ValueError("the posterior result carries no quick fit (post.fit is None)")
+        model_mean = post.products.get("model_mean") if post.products else None
+        return cls(FitView.from_result(post.fit), post.primary_posterior(), post.K_draws(),
+                   None if model_mean is None else np.asarray(model_mean, float),
+                   str(post.sampler))
+
+    @classmethod
+    def from_run(cls, run_dir) -> PosteriorView:
+        """View of a run directory holding ``posterior.nc`` (written by ``bayesoof sample``)."""
+        import arviz as az
+        import xarray as xr
+
+        run = Path(run_dir)
+        summary = _read_summary(run).get("posterior", {})
+        idata = az.from_netcdf(run / "posterior.nc")
+        post = idata.posterior
+        primary = summary.get("modes", {}).get("primary")
+        if primary:
+            post = post.isel(chain=[c for c in primary if c < post.sizes["chain"]])
+        K_all = np.asarray(idata.constant_data["K_start"].values, float)
+        labels_all = [str(z) for z in idata.constant_data["zernike_all"].values]
+        S = post.sizes["chain"] * post.sizes["draw"]
+        K_draws = np.tile(K_all, (S, 1))
+        if "K" in post:
+            pos = {lab: j for j, lab in enumerate(labels_all)}
+            free = [pos[str(z)] for z in post["zernike"].values]
+            K_draws[:, free] = post["K"].values.reshape(S, -1)
+        model_mean = None
+        products = run / "posterior_products.nc"
+        if products.is_file():
+            with xr.open_dataset(products) as ds:
+                if "model_mean" in ds:
+                    model_mean = np.asarray(ds["model_mean"].values, float)
+        return cls(FitView.from_run(run), post, K_draws, model_mean,
+                   str(summary.get("sampler", "")))
+
+    def chosen(self, n: int = 4) -> list[str]:
+        """Labels of the ``n`` free Zernike terms with the largest |mean| / sd (no tilts)."""
+        if "K" not in self.posterior:
+            return []
+        k = self.posterior["K"]
+        labels = [str(z) for z in k["zernike"].values]
+        mean = k.mean(("chain", "draw")).values
+        sd = k.std(("chain", "draw")).values + 1e-300
+        score = np.abs(mean) / sd
+        order = [i for i in np.argsort(-score) if labels[i] not in ("K(1,-1)", "K(1,1)")]
+        return [labels[i] for i in sorted(order[:n])]
+
+
+def posterior_figures(source, n_vars: int = 4, angle_unit: str = "arcmin") -> dict[str, Figure]:
+    """Figures of a posterior: a PosteriorResult, a :class:`PosteriorView` or a run directory.
+
+    Returns
+    -------
+    dict of Figure
+        ``posterior_phase`` (mean, sd and 94% width of the surface error),
+        ``posterior_coefficients`` (posterior mean ± sd beside the MAP ± Laplace sd),
+        ``posterior_beam_maps`` (observed, posterior-mean model, residual; when the
+        products hold the model), and the ArviZ ``trace``, ``rank`` and ``pair`` plots of
+        the ``n_vars`` best-determined Zernike terms (plus c_dB when free).
+    """
+    if isinstance(source, PosteriorView):
+        view = source
+    elif isinstance(source, str | os.PathLike):
+        view = PosteriorView.from_run(source)
+    else:
+        view = PosteriorView.from_result(source)
+    fv = view.fit
+    tag = f"{fv.title}, {view.sampler or 'posterior'}"
+    figs = {
+        "posterior_phase": plot_phase_uncertainty(
+            view.K_draws, fv.telescope, fv.wavelength, unit="um",
+            title=f"surface error, posterior: {tag}"),
+        "posterior_coefficients": plot_coefficients(
+            {"MAP ± Laplace sd": (fv.K, fv.K_sd),
+             "posterior mean ± sd": (view.K_draws.mean(axis=0),
+                                     view.K_draws.std(axis=0, ddof=1))},
+            skip=1, title=f"Zernike coefficients: {tag}"),
+    }
+    if view.model_mean is not None and view.model_mean.size == fv.model_beam.size:
+        figs["posterior_beam_maps"] = plot_beam_maps(
+            fv.data, view.model_mean, fv.sigma, angle_unit=angle_unit,
+            title=f"beam maps, posterior-mean model: {tag}")
+    chosen = view.chosen(n_vars)
+    if chosen:
+        var_names = ["K"] + (["c_dB"] if "c_dB" in view.posterior else [])
+        coords = {"zernike": chosen}
+        figs["trace"] = plot_trace(view.posterior, var_names=var_names, coords=coords)
+        figs["rank"] = plot_rank(view.posterior, var_names=var_names, coords=coords)
+        figs["pair"] = plot_pair(view.posterior, var_names=["K"], coords=coords)
+    return figs
 
 
 # ====================================================================== saving

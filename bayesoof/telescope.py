@@ -202,19 +202,45 @@ def _require(table: dict, key: str, source: str, section: str, kind=float):
     return val
 
 
+def _optional(table: dict, key: str, default, source: str, section: str, kind=float):
+    return default if key not in table else _require(table, key, source, section, kind)
+
+
+def _table(cfg: dict, key: str, source: str) -> dict:
+    table = cfg.get(key, {})
+    if not isinstance(table, dict):
+        raise TelescopeError(f"{source}: '{key}' must be a table [{key}], got {table!r}")
+    return table
+
+
+def _angles(table: dict, source: str) -> tuple[float, ...]:
+    angles = table.get("leg_angles", (0.0, 90.0, 180.0, 270.0))
+    try:
+        if isinstance(angles, str):
+            raise TypeError
+        return tuple(float(a) for a in angles)
+    except (TypeError, ValueError) as err:
+        raise TelescopeError(
+            f"{source}: [blockage] 'leg_angles' = {angles!r} is not a list of angles (deg)"
+        ) from err
+
+
 def telescope_from_dict(cfg: dict, source: str = "<dict>") -> Telescope:
     """Build a :class:`Telescope` from the TOML structure documented in ``models/telescopes``."""
     radius = _require(cfg, "radius", source, "top level")
     if radius <= 0:
         raise TelescopeError(f"{source}: 'radius' must be > 0 m, got {radius}")
-    b = cfg.get("blockage", {})
+    b = _table(cfg, "blockage", source)
     blk = Blockage(
-        sub_reflector_radius=float(b.get("sub_reflector_radius", 0.0)),
-        leg_half_width=float(b.get("leg_half_width", 0.0)),
-        leg_length=float(b.get("leg_length", 0.0)),
-        leg_angles=tuple(float(a) for a in b.get("leg_angles", (0.0, 90.0, 180.0, 270.0))),
-        shade_half_angle=float(b.get("shade_half_angle", 0.0)),
+        sub_reflector_radius=_optional(b, "sub_reflector_radius", 0.0, source, "blockage"),
+        leg_half_width=_optional(b, "leg_half_width", 0.0, source, "blockage"),
+        leg_length=_optional(b, "leg_length", 0.0, source, "blockage"),
+        leg_angles=_angles(b, source),
+        shade_half_angle=_optional(b, "shade_half_angle", 0.0, source, "blockage"),
     )
+    for key in ("leg_half_width", "leg_length"):
+        if getattr(blk, key) < 0:
+            raise TelescopeError(f"{source}: [blockage] '{key}' must be >= 0 m")
     if blk.sub_reflector_radius < 0 or blk.sub_reflector_radius >= radius:
         raise TelescopeError(
             f"{source}: [blockage] sub_reflector_radius must be in [0, radius), "
@@ -222,7 +248,7 @@ def telescope_from_dict(cfg: dict, source: str = "<dict>") -> Telescope:
         )
     if not 0 <= blk.shade_half_angle < 90:
         raise TelescopeError(f"{source}: [blockage] shade_half_angle must be in [0, 90) deg")
-    o = cfg.get("optics", {})
+    o = _table(cfg, "optics", source)
     kind = str(o.get("kind", "cassegrain")).lower()
     if kind == "gregorian":
         kind = "cassegrain"

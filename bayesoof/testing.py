@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bayesoof import zernike
-from bayesoof.data import BeamMaps
+from bayesoof.data import BeamMap, BeamMaps
 from bayesoof.telescope import Telescope, get_telescope
 
 __all__ = [
@@ -57,16 +57,16 @@ def asymmetric_coefficients(order: int = 3, scale: float = 0.06, seed: int = 11)
     """
     rng = np.random.default_rng(seed)
     nl = zernike.nl_list(order)
-    K = np.array([rng.normal(0.0, scale) / zernike.mode_rms(n, l) for n, l in nl])
-    for j, (_n, l) in enumerate(nl):
-        if l % 2 and abs(K[j]) < scale / 2:
+    K = np.array([rng.normal(0.0, scale) / zernike.mode_rms(n, m) for n, m in nl])
+    for j, (_n, m) in enumerate(nl):
+        if m % 2 and abs(K[j]) < scale / 2:
             K[j] = np.copysign(scale / 2, K[j] if K[j] else 1.0)
     K[0] = 0.0
     return K
 
 
 def one_leg_telescope(base: str | Telescope = "effelsberg") -> Telescope:
-    """``base`` with a custom, asymmetric blockage: sub-reflector, ONE leg, one patch.
+    """Return ``base`` with a custom asymmetric blockage: sub-reflector, ONE leg, a patch.
 
     Open where ``sr < r < R``, except a leg of half-width 1 m along +x from the centre to
     the rim and a rectangular patch 10 m < x < 16 m, 20 m < y < 24 m (both scaled by
@@ -128,37 +128,63 @@ def make_case(
     snr: float | None = None,
     seed: int = 3,
     sampling=None,
+    values: bool = True,
 ) -> SimCase:
     """Small asymmetric simulated maps (odd-l K, offset illumination, non-zero pointing).
 
-    ``n_grid``² samples per map over ±``extent`` beam widths λ/(2R): a lattice, or with
-    ``scatter`` uniformly random positions (seeded).  Default pointing: a different
-    (u, v) offset of a fraction of a beam width in each map.
+    ``n_grid``² samples per map over ±``extent`` beam widths λ/(2R): a lattice (u
+    varying fastest), or with ``scatter`` uniformly random positions drawn from
+    ``seed``.  Default illumination: :data:`ASYMMETRIC_ILLUMINATION` with x0, y0 scaled by
+    R / 50 m; default pointing: a different (u, v) offset of a fraction of a beam width
+    in each map.  The beam values come from :func:`bayesoof.simulate.simulate` (``snr``
+    None: noise-free); with ``values=False`` they are zeros (σ = 1) and nothing is
+    compiled -- for tests that only need the sample geometry.
     """
-    from bayesoof.simulate import simulate
+    from bayesoof.simulate import beam_grid, simulate
 
     tel = get_telescope(telescope)
     K = asymmetric_coefficients(order, seed=seed + 8)
-    illum = dict(ASYMMETRIC_ILLUMINATION if illumination is None else illumination)
-    scale = tel.radius / 50.0
-    illum["x0"] = illum.get("x0", 0.0) * scale
-    illum["y0"] = illum.get("y0", 0.0) * scale
+    if illumination is None:  # the offset centre scaled to the dish
+        scale = tel.radius / 50.0
+        illum = dict(ASYMMETRIC_ILLUMINATION)
+        illum["x0"] *= scale
+        illum["y0"] *= scale
+    else:
+        illum = dict(illumination)
     if illumination_kind == "gaussian":
         illum.pop("q", None)
-    nm = len(d_z)
+    dz = np.atleast_1d(np.asarray(d_z, float))
+    nm = dz.size
+    beam = wavelength / (2.0 * tel.radius)
     if pointing is None:
-        beam = wavelength / (2.0 * tel.radius)
         base = np.array([[0.31, -0.17], [0.12, 0.23], [-0.21, 0.08]])
         pointing = beam * np.resize(base, (nm, 2))
     pointing = np.asarray(pointing, float)
-    maps = simulate(
-        tel, K, wavelength, d_z, illumination=illum, illumination_kind=illumination_kind,
-        n_grid=n_grid, extent=extent, scatter=scatter, pointing=pointing, snr=snr, seed=seed,
-        sampling=sampling,
-    )
+    if scatter:
+        rng = np.random.default_rng([seed, 1])
+        half = extent * beam
+        u = [rng.uniform(-half, half, n_grid * n_grid) for _ in range(nm)]
+        v = [rng.uniform(-half, half, n_grid * n_grid) for _ in range(nm)]
+    else:
+        gu, gv = beam_grid(wavelength, tel.radius, n_grid, extent)
+        u, v = [gu] * nm, [gv] * nm
+    if values:
+        maps = simulate(
+            tel, K, wavelength, dz, illumination=illum, illumination_kind=illumination_kind,
+            u=u, v=v, pointing=pointing, snr=snr, seed=seed, sampling=sampling,
+        )
+    else:
+        maps = BeamMaps(
+            tuple(
+                BeamMap(u[i], v[i], np.zeros(u[i].size), dz[i], np.ones(u[i].size), f"map{i}")
+                for i in range(nm)
+            ),
+            wavelength,
+        )
+        maps.validate()
     return SimCase(
         maps, tel, K, illum, pointing, illumination_kind,
-        dict(scatter=scatter, n_grid=n_grid, extent=extent, seed=seed),
+        dict(scatter=scatter, n_grid=n_grid, extent=extent, seed=seed, snr=snr),
     )
 
 
@@ -255,11 +281,18 @@ def _dft(E: np.ndarray, X: np.ndarray, Y: np.ndarray, u, v, lam: float, chunk=25
     return out
 
 
-def reference_far_fields(fm, K, illum: dict, pointing=None) -> list[np.ndarray]:
-    """Normalised far field F at every sample of every map (in the maps' sample order)."""
+def reference_far_fields(fm, K, illum: dict, pointing=None, mutate=None) -> list[np.ndarray]:
+    """Normalised far field F at every sample of every map (in the maps' sample order).
+
+    ``mutate(E) -> E'`` optionally alters each aperture field before the transform (e.g.
+    ``np.conj``, ``lambda E: E[::-1]``, ``np.transpose``): the tests use it to show that
+    the comparison would catch a conjugation, an axis flip or a transposition.
+    """
     X, Y = fm.sampling.coords()
     scale = fm.sampling.dx**2 / (np.pi * fm.telescope.radius**2)
     fields = reference_aperture_fields(fm, K, illum, pointing)
+    if mutate is not None:
+        fields = [mutate(E) for E in fields]
     return [
         scale * _dft(E, X, Y, m.u, m.v, fm.wavelength)
         for E, m in zip(fields, fm.data.maps, strict=True)
@@ -287,9 +320,10 @@ def reference_peak(fm, K, illum: dict, pointing=None, n: int = 15) -> float:
     return best
 
 
-def reference_power(fm, K, illum: dict, pointing=None) -> np.ndarray:
+def reference_power(fm, K, illum: dict, pointing=None, mutate=None) -> np.ndarray:
     """|F|² at every sample, concatenated in map order (as ``fm.power``)."""
-    return np.concatenate([np.abs(f) ** 2 for f in reference_far_fields(fm, K, illum, pointing)])
+    fields = reference_far_fields(fm, K, illum, pointing, mutate)
+    return np.concatenate([np.abs(f) ** 2 for f in fields])
 
 
 # ------------------------------------------------------------------ comparators

@@ -1,0 +1,684 @@
+"""Full posteriors: NUTS (numpyro on JAX, or PyMC's own) and emcee, started from the MAP.
+
+All samplers see the same log-density: the ``pm.Model`` of :mod:`bayesoof.model` (one
+forward graph, one residual definition), written in *whitened* coordinates
+
+    u = u_mode + L z,      L = chol(Σ),
+
+where ``u`` are PyMC's unconstrained values of the free parameters, ``u_mode`` the
+posterior mode and Σ the Laplace covariance there (the inverse of minus the exact
+Hessian of the log posterior).  Near the mode the posterior in ``z`` is close to
+N(0, I), so the strong correlations of OOF holography (taper, amplitude and defocus
+terms; tilts and pointing) no longer slow the samplers down: NUTS with a diagonal mass
+matrix, or emcee's affine-invariant moves, see a nearly isotropic target.  The Jacobian
+of the map is constant, so the draws of ``z`` mapped back through ``u`` are draws of the
+model's posterior.
+
+Every chain starts inside the mode found by the quick fit: ``z ~ N(0, jitter² I)``
+(jitter 0.1 by default) instead of PyMC's U(-1, 1) jitter of the unconstrained values,
+which for K in waves lands chains in far phase-wrapped modes.  Chains that still
+disagree are reported (:mod:`bayesoof.diagnostics`), never averaged.
+
+Samplers (one argument, ``sampler``):
+
+* ``"numpyro"`` -- numpyro's NUTS on the JAX backend (the log-density graph is compiled by
+  pytensor's JAX linker); chains vectorised on one device, or in parallel when JAX sees
+  one device per chain (``XLA_FLAGS=--xla_force_host_platform_device_count=N`` set before
+  JAX is first used).
+* ``"pymc"`` -- PyMC's NUTS on the same graph (C or Numba backend): always available.
+* ``"nuts"`` -- numpyro when JAX is installed, else PyMC.
+* ``"emcee"`` -- emcee's ensemble sampler on the same log-density (walkers start from the
+  Laplace approximation), returned as InferenceData with walkers as chains.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pymc as pm
+import pytensor
+import pytensor.tensor as pt
+
+__all__ = [
+    "SAMPLERS",
+    "AffineDensity",
+    "have_jax",
+    "laplace",
+    "run_sampler",
+    "sample",
+    "sample_model",
+]
+
+SAMPLERS = ("nuts", "numpyro", "pymc", "emcee")
+
+
+def have_jax() -> bool:
+    """Whether JAX and numpyro are importable (the fast NUTS backend)."""
+    try:
+        import jax  # noqa: F401
+        import numpyro  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _default_mode() -> str:
+    """Compile mode for NumPy-side functions: JAX when installed, else pytensor's default."""
+    return "JAX" if have_jax() else pytensor.config.mode
+
+
+# ====================================================================== log density
+class AffineDensity:
+    """Log posterior density of a ``pm.Model`` in coordinates ``z``: ``u = center + chol @ z``.
+
+    ``u`` is the flat vector of the model's value variables (PyMC's unconstrained
+    parameters, in ``model.value_vars`` order); the Jacobian terms of PyMC's transforms
+    are included (``model.logp(jacobian=True)``), the constant log|det chol| is not.
+
+    Parameters
+    ----------
+    model : pm.Model
+    center : array (d,)
+        Flat unconstrained point.
+    chol : array (d, d), optional
+        Linear map (default identity).
+    """
+
+    def __init__(self, model: pm.Model, center, chol=None):
+        self.model = model
+        self.value_vars = list(model.value_vars)
+        self.names = [v.name for v in self.value_vars]
+        ip = model.initial_point()
+        self.shapes = [np.shape(ip[n]) for n in self.names]
+        self.sizes = [int(np.prod(s, dtype=int)) for s in self.shapes]
+        self.dim = int(sum(self.sizes))
+        self.center = np.asarray(center, float).reshape(self.dim)
+        self.chol = np.eye(self.dim) if chol is None else np.asarray(chol, float)
+        self.z = pt.vector("z", dtype="float64")
+        u = pt.as_tensor_variable(self.center) + pt.dot(pt.as_tensor_variable(self.chol), self.z)
+        self.replacements = {}
+        i = 0
+        for v, shp, size in zip(self.value_vars, self.shapes, self.sizes, strict=True):
+            piece = u[i : i + size].reshape(shp) if shp else u[i]
+            self.replacements[v] = pt.specify_shape(piece, shp)
+            i += size
+        logp = model.logp(jacobian=True)
+        self.logp_graph = pytensor.clone_replace(logp, replace=self.replacements)
+        self.grad_graph = pt.grad(self.logp_graph, self.z)
+        self._fns: dict = {}
+
+    # ---------------------------------------------------------------- flat helpers
+    def flatten(self, point: dict) -> np.ndarray:
+        """Flat vector of a point dict of value variables (name -> array)."""
+        return np.concatenate([np.ravel(np.asarray(point[n], float)) for n in self.names])
+
+    def unflatten(self, u) -> dict:
+        """Point dict of value variables from a flat vector ``u``."""
+        out, i = {}, 0
+        for n, shp, size in zip(self.names, self.shapes, self.sizes, strict=True):
+            out[n] = np.asarray(u[i : i + size]).reshape(shp)
+            i += size
+        return out
+
+    def to_u(self, z) -> np.ndarray:
+        """Unconstrained values ``u = center + chol z`` (works on (..., d))."""
+        return self.center + np.asarray(z, float) @ self.chol.T
+
+    def label_of(self) -> list[str]:
+        """One label per flat coordinate, e.g. ``K[3]``, ``c_dB_interval__``."""
+        labels = []
+        for n, size in zip(self.names, self.sizes, strict=True):
+            labels += [n] if size == 1 and not self.shapes[self.names.index(n)] else [
+                f"{n}[{k}]" for k in range(size)
+            ]
+        return labels
+
+    def with_chol(self, center, chol) -> AffineDensity:
+        """Return the same model density around another center and linear map."""
+        return AffineDensity(self.model, center, chol)
+
+    # ---------------------------------------------------------------- compiled
+    def logp_dlogp(self, mode: str | None = None):
+        """NumPy callable ``z -> (logp, dlogp/dz)``; compiled once per mode."""
+        mode = mode or _default_mode()
+        key = ("logp_dlogp", mode)
+        if key not in self._fns:
+            fn = pytensor.function([self.z], [self.logp_graph, self.grad_graph], mode=mode)
+
+            def call(z, _fn=fn):
+                lp, g = _fn(np.asarray(z, float))
+                return float(lp), np.asarray(g, float)
+
+            self._fns[key] = call
+        return self._fns[key]
+
+    def hessian(self, mode: str | None = None):
+        """NumPy callable ``z -> d²logp/dz²`` (exact, vectorised Jacobian of the gradient)."""
+        mode = mode or _default_mode()
+        key = ("hess", mode)
+        if key in self._fns:
+            return self._fns[key]
+        if mode == "JAX":
+            # pytensor's vectorised Jacobian does not convert to JAX (Blockwise Split);
+            # jax.hessian of the same jaxified graph is exact too
+            import jax
+
+            h = jax.jit(jax.hessian(self.jax_logp()))
+            self._fns[key] = lambda z, _h=h: np.asarray(_h(np.asarray(z, float)), float)
+        else:
+            hess = pytensor.gradient.jacobian(self.grad_graph, self.z, vectorize=True)
+            fn = pytensor.function([self.z], hess, mode=mode)
+            self._fns[key] = lambda z, _fn=fn: np.asarray(_fn(np.asarray(z, float)), float)
+        return self._fns[key]
+
+    def jax_logp(self):
+        """JAX function ``z -> logp`` (scalar), for numpyro and vectorised emcee."""
+        if "jax" not in self._fns:
+            from pymc.sampling.jax import get_jaxified_graph
+
+            f = get_jaxified_graph(inputs=[self.z], outputs=[self.logp_graph])
+            self._fns["jax"] = lambda z, _f=f: _f(z)[0]
+        return self._fns["jax"]
+
+    def logp_batch(self, mode: str | None = None):
+        """NumPy callable ``Z (n, d) -> logp (n,)`` (jax.vmap when JAX is installed)."""
+        key = ("batch", mode)
+        if key not in self._fns:
+            if have_jax() and (mode in (None, "JAX")):
+                import jax
+
+                f = jax.jit(jax.vmap(self.jax_logp()))
+
+                def call(Z, _f=f):
+                    out = np.asarray(_f(np.asarray(Z, float)), float)
+                    return np.where(np.isfinite(out), out, -np.inf)
+            else:
+                single = pytensor.function([self.z], self.logp_graph, mode=mode)
+
+                def call(Z, _f=single):
+                    out = np.array([float(_f(z)) for z in np.asarray(Z, float)])
+                    return np.where(np.isfinite(out), out, -np.inf)
+
+            self._fns[key] = call
+        return self._fns[key]
+
+    def constrained_fn(self, mode: str | None = None):
+        """Callable ``Z (n, d) -> dict name -> (n, *shape)`` of the model's free variables.
+
+        Values are on the constrained scale (e.g. ``q`` in [1, 2]); names are those of
+        ``model.free_RVs`` and ``model.deterministics``.
+        """
+        key = ("constrained", mode)
+        if key in self._fns:
+            return self._fns[key]
+        model = self.model
+        wanted = [v.name for v in model.free_RVs] + [v.name for v in model.deterministics]
+        outs = [v for v in model.unobserved_value_vars if v.name in wanted]
+        names = [v.name for v in outs]
+        graphs = pytensor.clone_replace(outs, replace=self.replacements)
+        if have_jax() and mode in (None, "JAX"):
+            import jax
+            from pymc.sampling.jax import get_jaxified_graph
+
+            f = jax.jit(jax.vmap(get_jaxified_graph(inputs=[self.z], outputs=graphs)))
+
+            def call(Z, _f=f):
+                Z = np.asarray(Z, float)
+                res = {n: [] for n in names}
+                for s in range(0, Z.shape[0], 4096):
+                    vals = _f(Z[s : s + 4096])
+                    for n, v in zip(names, vals, strict=True):
+                        res[n].append(np.asarray(v, float))
+                return {n: np.concatenate(v) for n, v in res.items()}
+        else:
+            fn = pytensor.function([self.z], graphs, mode=mode)
+
+            def call(Z, _f=fn):
+                rows = [_f(z) for z in np.asarray(Z, float)]
+                return {n: np.array([np.asarray(r[k], float) for r in rows])
+                        for k, n in enumerate(names)}
+
+        self._fns[key] = call
+        return call
+
+
+# ====================================================================== mode + Laplace
+@dataclass
+class LaplaceResult:
+    """Posterior mode and Laplace covariance in PyMC's unconstrained coordinates."""
+
+    u_mode: np.ndarray
+    cov: np.ndarray
+    logp: float
+    converged: bool
+    n_iter: int
+    message: str
+    wall_time: float
+    labels: list[str] = field(default_factory=list)
+
+
+def _psd_inverse(neg_hess: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Inverse of a symmetric matrix, eigenvalues clipped positive; flag if clipping was needed."""
+    h = 0.5 * (neg_hess + neg_hess.T)
+    w, v = np.linalg.eigh(h)
+    ok = bool(np.all(w > 0))
+    floor = max(float(np.max(np.abs(w))) * 1e-12, 1e-300)
+    w = np.where(w > floor, w, np.maximum(np.abs(w), floor))
+    return (v / w) @ v.T, ok
+
+
+def laplace(
+    model: pm.Model,
+    start: dict | None = None,
+    mode: str | None = None,
+    maxiter: int = 50,
+    gtol: float = 1e-6,
+) -> LaplaceResult:
+    """Posterior mode (Newton trust region from ``start``) and Laplace covariance.
+
+    Works in PyMC's unconstrained coordinates with the exact gradient and Hessian of the
+    model's log posterior (Jacobians of the transforms included), so the result is
+    scale-free: K in waves, pointing in rad and amplitudes in data units need no manual
+    scaling.  ``start`` defaults to the model's initial point (the quick fit's MAP).
+    """
+    from scipy.optimize import minimize
+
+    t0 = time.perf_counter()
+    point = model.initial_point() if start is None else start
+    base = AffineDensity(model, _flat(model, point))
+    fg = base.logp_dlogp(mode)
+    hess = base.hessian(mode)
+
+    def fun(z):
+        lp, g = fg(z)
+        if not np.isfinite(lp):
+            return np.inf, np.zeros_like(z)
+        return -lp, -g
+
+    z0 = np.zeros(base.dim)
+    with np.errstate(all="ignore"):
+        res = minimize(
+            fun, z0, jac=True, hess=lambda z: -hess(z), method="trust-exact",
+            options={"maxiter": maxiter, "gtol": gtol},
+        )
+    z_hat = res.x
+    H = hess(z_hat)
+    cov, pd = _psd_inverse(-H)
+    converged = bool(res.success or np.max(np.abs(res.jac) * np.sqrt(np.diag(cov))) < 1e-3)
+    msg = str(res.message)
+    if not pd:
+        msg += "; Hessian not negative definite at the mode (eigenvalues clipped)"
+        converged = False
+    return LaplaceResult(
+        u_mode=base.to_u(z_hat),
+        cov=cov,
+        logp=float(-res.fun),
+        converged=converged,
+        n_iter=int(res.nit),
+        message=msg,
+        wall_time=time.perf_counter() - t0,
+        labels=base.label_of(),
+    )
+
+
+def _flat(model, point: dict) -> np.ndarray:
+    names = [v.name for v in model.value_vars]
+    return np.concatenate([np.ravel(np.asarray(point[n], float)) for n in names])
+
+
+def _chol(cov: np.ndarray) -> np.ndarray:
+    cov = 0.5 * (cov + cov.T)
+    for eps in (0.0, 1e-12, 1e-10, 1e-8, 1e-6):
+        try:
+            return np.linalg.cholesky(cov + eps * np.diag(np.diag(cov)))
+        except np.linalg.LinAlgError:
+            continue
+    w, v = np.linalg.eigh(cov)
+    return v * np.sqrt(np.clip(w, 1e-300, None))
+
+
+# ====================================================================== samplers
+@dataclass
+class RawDraws:
+    """What a sampler returns: whitened draws and per-draw statistics."""
+
+    z: np.ndarray  # (chains, draws, d)
+    stats: dict  # name -> (chains, draws)
+    n_grad: int  # gradient (or density, for emcee) evaluations, warm-up included
+    n_grad_sampling: int  # the same, after warm-up
+    wall_time: float  # s, compilation included
+    sampling_time: float  # s, compilation excluded where it can be told apart
+    interrupted: bool = False
+    info: dict = field(default_factory=dict)
+
+
+def _jitter(rng, chains: int, dim: int, scale: float) -> np.ndarray:
+    return rng.normal(0.0, scale, size=(chains, dim))
+
+
+def _run_numpyro(density, z0, draws, tune, seed, target_accept, max_tree_depth,
+                 chain_method, chunk) -> RawDraws:
+    import jax
+    from numpyro.infer import MCMC, NUTS
+
+    t0 = time.perf_counter()
+    chains = z0.shape[0]
+    f = density.jax_logp()
+    kernel = NUTS(
+        potential_fn=lambda z: -f(z), target_accept_prob=target_accept,
+        max_tree_depth=max_tree_depth, dense_mass=False,
+    )
+    if chain_method == "auto":
+        chain_method = "parallel" if jax.local_device_count() >= chains else "vectorized"
+    chunk = int(max(1, min(chunk, draws)))
+    mcmc = MCMC(kernel, num_warmup=tune, num_samples=chunk, num_chains=chains,
+                chain_method=chain_method, progress_bar=False)
+    fields = ("diverging", "num_steps", "energy", "potential_energy", "accept_prob",
+              "adapt_state.step_size")
+    key = jax.random.PRNGKey(int(seed))
+    init = z0 if chains > 1 else z0[0]
+    n_warm = 0
+    zs, st = [], {k: [] for k in fields}
+    interrupted = False
+    t_warm = time.perf_counter()
+    try:
+        mcmc.warmup(key, init_params=init, extra_fields=("num_steps",), collect_warmup=True)
+        n_warm = int(np.sum(np.asarray(mcmc.get_extra_fields()["num_steps"])))
+        t_start = time.perf_counter()
+        done = 0
+        while done < draws:
+            mcmc.run(mcmc.post_warmup_state.rng_key, extra_fields=fields)
+            smp = np.asarray(mcmc.get_samples(group_by_chain=True))
+            ex = mcmc.get_extra_fields(group_by_chain=True)
+            take = min(chunk, draws - done)
+            zs.append(smp[:, :take])
+            for k in fields:
+                st[k].append(np.asarray(ex[k])[:, :take])
+            mcmc.post_warmup_state = mcmc.last_state
+            done += take
+    except KeyboardInterrupt:
+        interrupted = True
+        t_start = time.perf_counter() if not zs else t_start
+    wall = time.perf_counter() - t0
+    d = density.dim
+    if zs:
+        z = np.concatenate(zs, axis=1).reshape(chains, -1, d)
+        stats = {k: np.concatenate(v, axis=1).reshape(chains, -1) for k, v in st.items()}
+    else:
+        z = np.zeros((chains, 0, d))
+        stats = {k: np.zeros((chains, 0)) for k in fields}
+    n_steps = stats.pop("num_steps")
+    out_stats = {
+        "diverging": stats["diverging"].astype(bool),
+        "n_steps": n_steps,
+        "tree_depth": np.ceil(np.log2(n_steps + 1.0)).astype(int),
+        "energy": stats["energy"],
+        "lp": -stats["potential_energy"],
+        "acceptance_rate": stats["accept_prob"],
+        "step_size": stats["adapt_state.step_size"],
+        "reached_max_treedepth": np.ceil(np.log2(n_steps + 1.0)) >= max_tree_depth,
+    }
+    n_samp = int(np.sum(n_steps))
+    return RawDraws(
+        z=z, stats=out_stats, n_grad=n_warm + n_samp, n_grad_sampling=n_samp,
+        wall_time=wall, sampling_time=time.perf_counter() - t_start if zs else 0.0,
+        interrupted=interrupted,
+        info={"chain_method": chain_method, "warmup_time": t_start - t_warm},
+    )
+
+
+def _run_pymc(density, z0, draws, tune, seed, target_accept, max_tree_depth, cores,
+              compile_mode) -> RawDraws:
+    t0 = time.perf_counter()
+    chains, d = z0.shape
+    with pm.Model() as zmodel:
+        z = pm.Flat("z", shape=d)
+        pm.Potential("logp", pytensor.clone_replace(density.logp_graph, {density.z: z}))
+    kw = {}
+    if compile_mode:
+        kw["compile_kwargs"] = {"mode": compile_mode}
+    with zmodel, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Tt]he number of samples is too small.*")
+        step = pm.NUTS(target_accept=target_accept, max_treedepth=max_tree_depth, **kw)
+        t_start = time.perf_counter()
+        idata = pm.sample(
+            draws=draws, tune=tune, chains=chains, cores=cores, step=step,
+            initvals=[{"z": z0[c]} for c in range(chains)], random_seed=int(seed),
+            progressbar=False, compute_convergence_checks=False, discard_tuned_samples=False,
+            return_inferencedata=True,
+        )
+    wall = time.perf_counter() - t0
+    post = idata.posterior["z"].values  # (chains, tune + draws, d) or less if interrupted
+    ss = idata.sample_stats
+    n_total = post.shape[1]
+    interrupted = n_total < tune + draws
+    keep = slice(min(tune, n_total), n_total)
+    n_steps_all = ss["n_steps"].values
+    stats = {
+        "diverging": ss["diverging"].values[:, keep].astype(bool),
+        "n_steps": n_steps_all[:, keep],
+        "tree_depth": ss["tree_depth"].values[:, keep],
+        "energy": ss["energy"].values[:, keep],
+        "lp": ss["lp"].values[:, keep],
+        "acceptance_rate": ss["acceptance_rate"].values[:, keep],
+        "step_size": ss["step_size"].values[:, keep],
+        "reached_max_treedepth": ss["reached_max_treedepth"].values[:, keep],
+    }
+    return RawDraws(
+        z=post[:, keep], stats=stats, n_grad=int(np.sum(n_steps_all)),
+        n_grad_sampling=int(np.sum(stats["n_steps"])), wall_time=wall,
+        sampling_time=time.perf_counter() - t_start, interrupted=interrupted,
+        info={"cores": cores, "compile_mode": compile_mode or pytensor.config.mode},
+    )
+
+
+def _run_emcee(density, draws, tune, seed, walkers, init_scale, thin, mode) -> RawDraws:
+    import emcee
+
+    t0 = time.perf_counter()
+    d = density.dim
+    walkers = int(walkers or max(2 * d + 2, 32))
+    walkers += walkers % 2
+    logp = density.logp_batch(mode)
+    rng = np.random.default_rng(seed)
+    p0 = rng.normal(0.0, init_scale, size=(walkers, d))
+    logp(p0[:2])  # compile outside the timed loop
+    t_start = time.perf_counter()
+    sampler = emcee.EnsembleSampler(walkers, d, logp, vectorize=True)
+    sampler.random_state = np.random.RandomState(seed % 2**32).get_state()
+    n_iter = 0
+    interrupted = False
+    try:
+        for _ in sampler.sample(p0, iterations=tune + draws * thin, store=True):
+            n_iter += 1
+    except KeyboardInterrupt:
+        interrupted = True
+    chain = sampler.get_chain()  # (steps, walkers, d)
+    lp = sampler.get_log_prob()
+    keep = slice(min(tune, chain.shape[0]), chain.shape[0], thin)
+    z = np.swapaxes(chain[keep], 0, 1)
+    lps = np.swapaxes(lp[keep], 0, 1)
+    try:
+        tau = sampler.get_autocorr_time(discard=min(tune, chain.shape[0]), quiet=True)
+    except Exception:  # noqa: BLE001 - too short chains
+        tau = np.full(d, np.nan)
+    return RawDraws(
+        z=z, stats={"lp": lps}, n_grad=n_iter * walkers,
+        n_grad_sampling=max(n_iter - tune, 0) * walkers,
+        wall_time=time.perf_counter() - t0,
+        sampling_time=time.perf_counter() - t_start,
+        interrupted=interrupted,
+        info={"walkers": walkers, "thin": thin,
+              "acceptance_fraction": float(np.mean(sampler.acceptance_fraction)),
+              "autocorr_time_max": float(np.nanmax(tau)) if np.any(np.isfinite(tau)) else None},
+    )
+
+
+def run_sampler(
+    density: AffineDensity,
+    sampler: str = "nuts",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int = 0,
+    jitter: float = 0.1,
+    target_accept: float = 0.8,
+    max_tree_depth: int = 10,
+    chain_method: str = "auto",
+    cores: int | None = None,
+    compile_mode: str | None = None,
+    walkers: int | None = None,
+    emcee_init: float = 1.0,
+    thin: int = 1,
+    chunk: int = 250,
+) -> RawDraws:
+    """Run one sampler on a whitened density; return draws of ``z`` and statistics.
+
+    NUTS chains start at ``z ~ N(0, jitter² I)`` (inside the mode); emcee walkers at
+    ``z ~ N(0, emcee_init² I)`` (the Laplace approximation).  ``seed`` fixes everything.
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if sampler == "nuts":
+        sampler = "numpyro" if have_jax() else "pymc"
+    rng = np.random.default_rng(seed)
+    if sampler == "emcee":
+        return _run_emcee(density, draws, tune, seed, walkers, emcee_init, thin, compile_mode)
+    z0 = _jitter(rng, chains, density.dim, jitter)
+    if sampler == "numpyro":
+        if not have_jax():
+            raise ImportError("sampler='numpyro' needs jax and numpyro (pip install bayesoof[jax])")
+        return _run_numpyro(density, z0, draws, tune, seed, target_accept, max_tree_depth,
+                            chain_method, chunk)
+    cores = cores or min(chains, os.cpu_count() or 1)
+    return _run_pymc(density, z0, draws, tune, seed, target_accept, max_tree_depth, cores,
+                     compile_mode)
+
+
+# ====================================================================== public API
+def sample_model(
+    model: pm.Model,
+    sampler: str = "nuts",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int = 0,
+    laplace_result: LaplaceResult | None = None,
+    products: bool = True,
+    n_predictive: int = 100,
+    **kwargs,
+):
+    """Sample the posterior of a model built by :func:`bayesoof.model.build_model`.
+
+    Finds the posterior mode and Laplace covariance from the model's start point (the
+    quick fit's MAP), whitens, runs ``sampler`` and assembles a
+    :class:`bayesoof.posterior.PosteriorResult`.  Extra keywords go to
+    :func:`run_sampler`.
+    """
+    from bayesoof.posterior import assemble
+
+    t0 = time.perf_counter()
+    lap = laplace_result or laplace(model)
+    density = AffineDensity(model, lap.u_mode, _chol(lap.cov))
+    raw = run_sampler(density, sampler, draws=draws, tune=tune, chains=chains, seed=seed,
+                      **kwargs)
+    name = sampler if sampler != "nuts" else ("numpyro" if have_jax() else "pymc")
+    settings = {"sampler": name, "draws": draws, "tune": tune, "chains": chains,
+                "seed": seed, **{k: v for k, v in kwargs.items() if _jsonable(v)}}
+    return assemble(model, density, raw, lap, settings, t0, products=products,
+                    n_predictive=n_predictive, seed=seed)
+
+
+def _jsonable(v) -> bool:
+    return isinstance(v, (int, float, str, bool)) or v is None
+
+
+def sample(
+    data,
+    telescope=None,
+    order: int = 5,
+    sampler: str = "nuts",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int = 0,
+    priors=None,
+    fit_result=None,
+    fit_kwargs: dict | None = None,
+    model_kwargs: dict | None = None,
+    save_dir=None,
+    products: bool = True,
+    **kwargs,
+):
+    """Full posterior of the aperture phase: quick fit, then NUTS or emcee from the MAP.
+
+    Parameters
+    ----------
+    data : BeamMaps, str or Path
+        Beam maps (or a file :func:`bayesoof.fitsio.read_beam_maps` reads).
+    telescope : Telescope or str
+        Telescope preset name, TOML path or Telescope.
+    order : int
+        Largest Zernike order.
+    sampler : {'nuts', 'numpyro', 'pymc', 'emcee'}
+        'nuts' is numpyro on JAX when available, else PyMC's NUTS.
+    draws, tune, chains : int
+        Kept draws per chain, warm-up iterations per chain, chains (emcee: walkers are
+        chosen from the dimension, see ``walkers``; ``chains`` is ignored).
+    seed : int
+        Seeds the quick fit's restarts, the chain jitter and the sampler: same seed, same
+        draws.
+    priors : None, str, Path or dict
+        Prior settings (:func:`bayesoof.model.load_priors`).
+    fit_result : FitResult, optional
+        Reuse a quick fit instead of running one.
+    fit_kwargs, model_kwargs : dict, optional
+        Extra keywords of :func:`bayesoof.fit` and :func:`bayesoof.model.build_model`.
+    save_dir : path, optional
+        Save the quick fit and the posterior into a new run directory under it.
+    products : bool
+        Compute the phase / surface maps and rms posteriors.
+    **kwargs
+        Sampler settings of :func:`run_sampler` (``target_accept``, ``jitter``,
+        ``walkers``, ``chain_method``...).
+
+    Returns
+    -------
+    PosteriorResult
+        Never raises on interruption: Ctrl-C keeps the MAP and the draws made so far
+        (``result.interrupted``).
+    """
+    from bayesoof.model import build_model
+
+    if fit_result is None:
+        from bayesoof.fit import fit as quick_fit
+
+        if isinstance(data, (str, os.PathLike)):
+            from bayesoof.fitsio import read_beam_maps
+
+            data = read_beam_maps(data)
+        fit_result = quick_fit(data, telescope=telescope, order=order, **(fit_kwargs or {}))
+    run_dir = None
+    if save_dir is not None:
+        run_dir = fit_result.save(save_dir)
+    model = build_model(fit_result, priors=priors, **(model_kwargs or {}))
+    try:
+        result = sample_model(model, sampler=sampler, draws=draws, tune=tune, chains=chains,
+                              seed=seed, products=products, **kwargs)
+    except KeyboardInterrupt:
+        from bayesoof.posterior import PosteriorResult
+
+        warnings.warn("interrupted before any draw was kept: only the MAP is available",
+                      stacklevel=2)
+        result = PosteriorResult.empty(model, fit_result, interrupted=True)
+    result.fit = fit_result
+    if run_dir is not None:
+        with contextlib.suppress(TypeError):
+            run_dir = os.fspath(run_dir)
+        result.save(run_dir)
+    return result
