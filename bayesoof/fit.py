@@ -33,7 +33,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 from pytensor.compile.mode import get_mode
-from pytensor.gradient import Rop
+from pytensor.gradient import DisconnectedInputError, Rop
 from pytensor.graph.replace import vectorize_graph
 from scipy.optimize import least_squares
 
@@ -107,13 +107,19 @@ class Objective:
             r = pyoof_normalised_residuals(power, observed, forward.map_slices)
         outs = [r]
         self._dirs = []
+        self._connected = []
         for x in (xs, xl):
             d, D = pt.vector(f"d_{x.name}"), pt.matrix(f"D_{x.name}")
+            self._dirs.append(D)
             # Rop by the transposed-L_op construction: unlike the ops' own R_op it leaves
             # out every node the direction does not reach, and it covers all ops (max/min)
-            jvp = Rop(r, x, d, use_op_rop_implementation=False)
+            try:
+                jvp = Rop(r, x, d, use_op_rop_implementation=False)
+            except DisconnectedInputError:  # the pyoof residual ignores amp and offset
+                self._connected.append(False)
+                continue
+            self._connected.append(True)
             outs.append(vectorize_graph(jvp, {d: D}))  # (n_directions, n_samples)
-            self._dirs.append(D)
         self._fn = pytensor.function(
             [xs, xl, *self._dirs, observed, sigma], outs, trust_input=True,
             on_unused_input="ignore", mode=_mode(),
@@ -155,8 +161,11 @@ class Objective:
     def jacobian(self, full, free_index, observed, sigma) -> tuple[np.ndarray, np.ndarray]:
         """Residuals (n_samples,) and the Jacobian (n_samples, n_free) in ``free_index`` order."""
         ds, dl, order = self._directions(free_index)
-        r, js, jl = self._call(full, ds, dl, observed, sigma)
-        return r, np.vstack([js, jl])[order].T
+        out = list(self._call(full, ds, dl, observed, sigma))
+        r = out.pop(0)
+        parts = [out.pop(0) if c else np.zeros((D.shape[0], r.size))
+                 for c, D in zip(self._connected, (ds, dl), strict=True)]
+        return r, np.vstack(parts)[order].T
 
 
 def _mode():
@@ -261,10 +270,16 @@ class _Problem:
     def __post_init__(self) -> None:
         self.n_eval = 0
         self.n_jac = 0
+        self._last = (None, None)
 
     def residuals(self, theta) -> np.ndarray:
+        theta = np.asarray(theta, float)
+        if self._last[0] is not None and np.array_equal(theta, self._last[0]):
+            return self._last[1]
         self.n_eval += 1
-        return self.objective.residuals(self.space.full(theta), self.observed, self.sigma)
+        r = self.objective.residuals(self.space.full(theta), self.observed, self.sigma)
+        self._last = (theta.copy(), r)
+        return r
 
     def jacobian(self, theta) -> np.ndarray:
         self.n_jac += 1
@@ -315,10 +330,20 @@ def _perturbed(space: ParameterSpace, order: int, scale: float, rng) -> Paramete
     return out
 
 
-def _solve(problem: _Problem, cfg: dict):
+def _solve(problem: _Problem, cfg: dict, final: bool):
+    """Run least_squares; stop when an iteration lowers χ² by less than ``chi2_tol``.
+
+    scipy's ``ftol`` is relative to the cost F = χ²/2; ``chi2_tol / (2 F_start)`` (or the
+    configured ``ftol`` if larger) stops at the latest once the χ² decrease per iteration
+    falls below ``chi2_tol``.  Orders below the last only start the next one and use the
+    looser ``chi2_tol_intermediate``.
+    """
     f = cfg["fit"]
     lo, hi = problem.space.bounds()
     x0 = np.clip(problem.space.theta, lo, hi)
+    cost0 = 0.5 * float(np.sum(problem.residuals(x0) ** 2))
+    tol = f["chi2_tol"] if final else f["chi2_tol_intermediate"]
+    ftol = max(f["ftol"], tol / (2.0 * cost0)) if cost0 > 0 else f["ftol"]
     return least_squares(
         problem.residuals,
         x0,
@@ -326,14 +351,14 @@ def _solve(problem: _Problem, cfg: dict):
         bounds=(lo, hi),
         method="trf",
         x_scale="jac",
-        ftol=f["ftol"] or None,
+        ftol=min(ftol, 0.5) or None,
         xtol=f["xtol"] or None,
         gtol=f["gtol"] or None,
         max_nfev=f["max_nfev"],
     )
 
 
-def _fit_order(order, space, objective, observed, sigma, cfg, slices, rng) -> OrderResult:
+def _fit_order(order, space, objective, observed, sigma, cfg, slices, rng, final=True):
     t0 = time.perf_counter()
     f = cfg["fit"]
     starts = [space]
@@ -345,7 +370,7 @@ def _fit_order(order, space, objective, observed, sigma, cfg, slices, rng) -> Or
     for start in starts:
         start.check_start(f"order {order} start")
         prob = _Problem(objective, observed, sigma, start)
-        res = _solve(prob, cfg)
+        res = _solve(prob, cfg, final)
         n_eval += prob.n_eval
         n_jac += prob.n_jac
         costs.append(2.0 * float(res.cost))
@@ -427,6 +452,10 @@ def _run(data, tel, cfg, orders, sigma, sampling, method, verbose, start=None):
                                 sigma)
     beam_width = data.wavelength / (2.0 * tel.radius)
     space = ParameterSpace.from_config(cfg, data.n_maps, beam_width)
+    given_amp = False
+    if start is not None:  # the start of every coefficient; checked before compiling
+        given_amp = _apply_start(space, start)
+        space.check_start("start")
     objective = _objective(forward, space, f["residual"])
     observed = np.ascontiguousarray(forward.observed, float)
     rng = np.random.default_rng(f["seed"])
@@ -438,12 +467,11 @@ def _run(data, tel, cfg, orders, sigma, sampling, method, verbose, start=None):
             keep = np.ones(sp.n_full, bool)  # new coefficients keep their configured start
             keep[: len(sp.nl)] = [n <= results[-1].order for n, _ in sp.nl]
             sp.values[keep] = prev.values[keep]
-        else:
-            given_amp = _apply_start(sp, start) if start is not None else False
-            if not given_amp:
-                _linear_amp_offset(sp, objective, observed, sig, forward.map_slices)
+        elif not given_amp:
+            _linear_amp_offset(sp, objective, observed, sig, forward.map_slices)
         sp.check_start(f"{cfg['source']}: order {k} start")
-        res = _fit_order(k, sp, objective, observed, sig, cfg, forward.map_slices, rng)
+        res = _fit_order(k, sp, objective, observed, sig, cfg, forward.map_slices, rng,
+                         final=k == orders[-1])
         results.append(res)
         if verbose:
             print(
@@ -508,8 +536,9 @@ def fit(
         Orders to fit, increasing (default ``1..N``); each starts from the previous one
         when ``fit_previous``.
     start : FitResult or dict, optional
-        Start of the first order fitted (the ``params`` form; K of any length): its free
-        entries replace the configured starts; fixed entries keep their configured values.
+        Start values in the ``params`` form (K of any length; missing entries keep the
+        configured start): the first order starts there, and coefficients entering at a
+        later order start at their value here.  Fixed entries keep their configured values.
     fit_previous, residual, n_starts, seed : optional
         Override the ``[fit]`` entries of the same name.
     sampling : ApertureGrid, optional

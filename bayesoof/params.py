@@ -54,6 +54,8 @@ _SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "start_scale": (int, float),
         "seed": (int,),
         "max_nfev": (int,),
+        "chi2_tol": (int, float),
+        "chi2_tol_intermediate": (int, float),
         "ftol": (int, float),
         "xtol": (int, float),
         "gtol": (int, float),
@@ -194,7 +196,7 @@ def validate_config(cfg: dict, source: str) -> None:
     for key in ("n_starts", "max_nfev"):
         if f[key] < 1:
             raise FitConfigError(f"{source}: 'fit.{key}' must be >= 1, got {f[key]}")
-    for key in ("ftol", "xtol", "gtol", "start_scale"):
+    for key in ("ftol", "xtol", "gtol", "start_scale", "chi2_tol", "chi2_tol_intermediate"):
         if not f[key] >= 0:
             raise FitConfigError(f"{source}: 'fit.{key}' must be >= 0, got {f[key]}")
     z = cfg["zernike"]

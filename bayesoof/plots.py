@@ -905,7 +905,10 @@ class PosteriorView:
                    str(summary.get("sampler", "")))
 
     def chosen(self, n: int = 4) -> list[str]:
-        """Labels of the ``n`` free Zernike terms with the largest |mean| / sd (no tilts)."""
+        """Labels of the ``n`` free Zernike terms with the largest |mean| / sd.
+
+        Tilts (pointing) come last: they are only chosen when too few other terms are free.
+        """
         if "K" not in self.posterior:
             return []
         k = self.posterior["K"]
@@ -913,7 +916,8 @@ class PosteriorView:
         mean = k.mean(("chain", "draw")).values
         sd = k.std(("chain", "draw")).values + 1e-300
         score = np.abs(mean) / sd
-        order = [i for i in np.argsort(-score) if labels[i] not in ("K(1,-1)", "K(1,1)")]
+        tilt = [lab in ("K(1,-1)", "K(1,1)") for lab in labels]
+        order = sorted(range(len(labels)), key=lambda i: (tilt[i], -score[i]))
         return [labels[i] for i in sorted(order[:n])]
 
 

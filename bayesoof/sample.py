@@ -363,72 +363,100 @@ def _jitter(rng, chains: int, dim: int, scale: float) -> np.ndarray:
 
 def _run_numpyro(density, z0, draws, tune, seed, target_accept, max_tree_depth,
                  chain_method, chunk) -> RawDraws:
+    """numpyro's NUTS kernel driven in fixed-size chunks of iterations.
+
+    One jitted function advances every chain by ``chunk`` iterations (``lax.scan`` of
+    numpyro's ``sample_kernel``; warm-up adaptation is part of the kernel state), so the
+    graph is compiled once for warm-up and sampling alike, and Ctrl-C between chunks
+    keeps every finished iteration.  Chains are vectorised (``vmap``); with several JAX
+    devices (``XLA_FLAGS=--xla_force_host_platform_device_count=N``) they are also split
+    across devices (``pmap``), i.e. across CPU cores.
+    """
     import jax
-    from numpyro.infer import MCMC, NUTS
+    import jax.numpy as jnp
+    from numpyro.infer.hmc import hmc
 
     t0 = time.perf_counter()
-    chains = z0.shape[0]
+    chains, d = z0.shape
     f = density.jax_logp()
-    kernel = NUTS(
-        potential_fn=lambda z: -f(z), target_accept_prob=target_accept,
-        max_tree_depth=max_tree_depth, dense_mass=False,
-    )
+    init_kernel, sample_kernel = hmc(potential_fn=lambda z: -f(z), algo="NUTS")
+    n_dev = jax.local_device_count()
     if chain_method == "auto":
-        chain_method = "parallel" if jax.local_device_count() >= chains else "vectorized"
-    chunk = int(max(1, min(chunk, draws)))
-    mcmc = MCMC(kernel, num_warmup=tune, num_samples=chunk, num_chains=chains,
-                chain_method=chain_method, progress_bar=False)
-    fields = ("diverging", "num_steps", "energy", "potential_energy", "accept_prob",
-              "adapt_state.step_size")
-    key = jax.random.PRNGKey(int(seed))
-    init = z0 if chains > 1 else z0[0]
-    n_warm = 0
-    zs, st = [], {k: [] for k in fields}
+        chain_method = "parallel" if n_dev > 1 and chains % min(n_dev, chains) == 0 \
+            and chains > 1 else "vectorized"
+    groups = min(n_dev, chains) if chain_method == "parallel" else 1
+    if chains % groups:
+        groups = 1
+    chain_method = "parallel" if groups > 1 else "vectorized"
+
+    def init_one(z, key):
+        return init_kernel(z, tune, step_size=1.0, target_accept_prob=target_accept,
+                           max_tree_depth=max_tree_depth, rng_key=key)
+
+    def advance(state):
+        def body(s, _):
+            s = sample_kernel(s)
+            return s, (s.z, s.diverging, s.num_steps, s.energy, s.potential_energy,
+                       s.accept_prob, s.adapt_state.step_size)
+
+        return jax.lax.scan(body, state, None, length=chunk)
+
+    if groups > 1:
+        init_fn = jax.pmap(jax.vmap(init_one))
+        step_fn = jax.pmap(jax.vmap(advance))
+        shape = (groups, chains // groups)
+    else:
+        init_fn = jax.jit(jax.vmap(init_one))
+        step_fn = jax.jit(jax.vmap(advance))
+        shape = (chains,)
+    keys = jax.random.split(jax.random.PRNGKey(int(seed)), chains)
+    state = init_fn(jnp.asarray(z0).reshape(shape + (d,)), keys.reshape(shape + keys.shape[1:]))
+    total = tune + draws
+    out: list = []
     interrupted = False
-    t_warm = time.perf_counter()
+    t_compiled = None
     try:
-        mcmc.warmup(key, init_params=init, extra_fields=("num_steps",), collect_warmup=True)
-        n_warm = int(np.sum(np.asarray(mcmc.get_extra_fields()["num_steps"])))
-        t_start = time.perf_counter()
         done = 0
-        while done < draws:
-            mcmc.run(mcmc.post_warmup_state.rng_key, extra_fields=fields)
-            smp = np.asarray(mcmc.get_samples(group_by_chain=True))
-            ex = mcmc.get_extra_fields(group_by_chain=True)
-            take = min(chunk, draws - done)
-            zs.append(smp[:, :take])
-            for k in fields:
-                st[k].append(np.asarray(ex[k])[:, :take])
-            mcmc.post_warmup_state = mcmc.last_state
-            done += take
+        while done < total:
+            state, got = step_fn(state)
+            got = [np.asarray(g).reshape((chains, chunk) + np.shape(g)[len(shape) + 1 :])
+                   for g in got]
+            out.append(got)
+            done += chunk
+            if t_compiled is None:
+                t_compiled = time.perf_counter()
     except KeyboardInterrupt:
         interrupted = True
-        t_start = time.perf_counter() if not zs else t_start
     wall = time.perf_counter() - t0
-    d = density.dim
-    if zs:
-        z = np.concatenate(zs, axis=1).reshape(chains, -1, d)
-        stats = {k: np.concatenate(v, axis=1).reshape(chains, -1) for k, v in st.items()}
+    names = ("z", "diverging", "num_steps", "energy", "potential_energy", "accept_prob",
+             "step_size")
+    if out:
+        cols = {n: np.concatenate([o[k] for o in out], axis=1)[:, :total]
+                for k, n in enumerate(names)}
     else:
-        z = np.zeros((chains, 0, d))
-        stats = {k: np.zeros((chains, 0)) for k in fields}
-    n_steps = stats.pop("num_steps")
-    out_stats = {
-        "diverging": stats["diverging"].astype(bool),
+        cols = {n: np.zeros((chains, 0) + ((d,) if n == "z" else ())) for n in names}
+    n_steps_all = cols["num_steps"]
+    keep = slice(min(tune, n_steps_all.shape[1]), None)
+    n_steps = n_steps_all[:, keep]
+    depth = np.ceil(np.log2(n_steps + 1.0)).astype(int)
+    stats = {
+        "diverging": cols["diverging"][:, keep].astype(bool),
         "n_steps": n_steps,
-        "tree_depth": np.ceil(np.log2(n_steps + 1.0)).astype(int),
-        "energy": stats["energy"],
-        "lp": -stats["potential_energy"],
-        "acceptance_rate": stats["accept_prob"],
-        "step_size": stats["adapt_state.step_size"],
-        "reached_max_treedepth": np.ceil(np.log2(n_steps + 1.0)) >= max_tree_depth,
+        "tree_depth": depth,
+        "energy": cols["energy"][:, keep],
+        "lp": -cols["potential_energy"][:, keep],
+        "acceptance_rate": cols["accept_prob"][:, keep],
+        "step_size": cols["step_size"][:, keep],
+        "reached_max_treedepth": depth >= max_tree_depth,
     }
-    n_samp = int(np.sum(n_steps))
+    per_iter = (wall - ((t_compiled or t0) - t0)) / max(len(out) - 1, 1) / chunk
     return RawDraws(
-        z=z, stats=out_stats, n_grad=n_warm + n_samp, n_grad_sampling=n_samp,
-        wall_time=wall, sampling_time=time.perf_counter() - t_start if zs else 0.0,
-        interrupted=interrupted,
-        info={"chain_method": chain_method, "warmup_time": t_start - t_warm},
+        z=cols["z"][:, keep], stats=stats, n_grad=int(np.sum(n_steps_all)),
+        n_grad_sampling=int(np.sum(n_steps)), wall_time=wall,
+        sampling_time=per_iter * max(n_steps.shape[1], 0),
+        interrupted=interrupted or n_steps.shape[1] < draws,
+        info={"chain_method": chain_method, "devices": int(groups), "chunk": int(chunk),
+              "first_chunk_time": (t_compiled - t0) if t_compiled else None},
     )
 
 
@@ -535,7 +563,7 @@ def run_sampler(
     walkers: int | None = None,
     emcee_init: float = 1.0,
     thin: int = 1,
-    chunk: int = 250,
+    chunk: int = 50,
 ) -> RawDraws:
     """Run one sampler on a whitened density; return draws of ``z`` and statistics.
 

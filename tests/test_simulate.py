@@ -118,7 +118,7 @@ def test_bundled_example_reads_back_with_truth():
     np.testing.assert_array_equal(truth, sim.random_coefficients(4, scale=0.03, seed=7))
 
     fm = ForwardModel(maps, "effelsberg", 4, method="direct")
-    f = T.compile_power(fm, with_pointing=False)
+    f = T.compile_power(fm)
     s = sim.EXAMPLE_SETTINGS
     sigma = np.concatenate([m.sigma for m in maps.maps])
     n = sigma.size
