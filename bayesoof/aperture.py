@@ -94,8 +94,9 @@ def default_sampling(
     min_pixels : int
         Never fewer pixels across the diameter.
     phase_step : float
-        Largest phase change per pixel, rad (0.35 rad keeps the midpoint-rule error of the
-        defocused fields well below 1e-4 of the peak; see tests/test_sampling.py).
+        Largest phase change per pixel, rad.  With the defaults the power differs from a
+        converged (4x finer) sum by ~1e-4 of the peak for Effelsberg at 9 mm, about 3 % of
+        the noise at SNR 200 (tests/test_forward.py::test_default_sampling_is_converged).
 
     The pixel also resolves the highest observed direction: the alias period λ/dx is kept
     above 4 |u|_max.

@@ -130,7 +130,8 @@ class ForwardModel:
 
         sizes = [m.size for m in data.maps]
         self.map_index = np.repeat(np.arange(data.n_maps), sizes)
-        self.map_slices = [slice(a, b) for a, b in zip(np.cumsum([0] + sizes[:-1]), np.cumsum(sizes))]
+        ends = np.cumsum(sizes)
+        self.map_slices = [slice(int(e - s), int(e)) for s, e in zip(sizes, ends, strict=True)]
         self.observed = np.concatenate([m.beam for m in data.maps])
         sig = [m.sigma for m in data.maps]
         self.sigma = None if any(s is None for s in sig) else np.concatenate(sig)

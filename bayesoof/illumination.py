@@ -9,7 +9,6 @@ for an untapered pedestal).  They know nothing of PyMC; with NumPy inputs use
 
 from __future__ import annotations
 
-import numpy as np
 import pytensor.tensor as pt
 
 __all__ = ["ILLUMINATIONS", "gaussian", "illumination_params", "parabolic"]

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -464,12 +465,19 @@ def _run_pymc(density, z0, draws, tune, seed, target_accept, max_tree_depth, cor
               compile_mode) -> RawDraws:
     t0 = time.perf_counter()
     chains, d = z0.shape
+    from pytensor.graph.replace import graph_replace
+
     with pm.Model() as zmodel:
         z = pm.Flat("z", shape=d)
-        pm.Potential("logp", pytensor.clone_replace(density.logp_graph, {density.z: z}))
+        pm.Potential("logp", graph_replace(density.logp_graph, {density.z: z}, strict=False))
     kw = {}
     if compile_mode:
         kw["compile_kwargs"] = {"mode": compile_mode}
+    if cores > 1 and "jax" in sys.modules:
+        # JAX's threads make fork() unsafe: start the worker processes fresh
+        kw_sample = {"mp_ctx": "spawn"}
+    else:
+        kw_sample = {}
     with zmodel, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Tt]he number of samples is too small.*")
         step = pm.NUTS(target_accept=target_accept, max_treedepth=max_tree_depth, **kw)
@@ -478,7 +486,7 @@ def _run_pymc(density, z0, draws, tune, seed, target_accept, max_tree_depth, cor
             draws=draws, tune=tune, chains=chains, cores=cores, step=step,
             initvals=[{"z": z0[c]} for c in range(chains)], random_seed=int(seed),
             progressbar=False, compute_convergence_checks=False, discard_tuned_samples=False,
-            return_inferencedata=True,
+            return_inferencedata=True, **kw_sample,
         )
     wall = time.perf_counter() - t0
     post = idata.posterior["z"].values  # (chains, tune + draws, d) or less if interrupted

@@ -50,7 +50,9 @@ def random_coefficients(order: int, scale: float = 0.05, seed: int = 0) -> np.nd
     expected rms phase (``scale`` waves).
     """
     rng = np.random.default_rng(seed)
-    K = np.array([rng.normal(0.0, scale) / zernike.mode_rms(n, l) for n, l in zernike.nl_list(order)])
+    K = np.array(
+        [rng.normal(0.0, scale) / zernike.mode_rms(n, l) for n, l in zernike.nl_list(order)]
+    )
     K[:3] = 0.0  # piston and tilts: unobservable / pointing
     return K
 

@@ -293,7 +293,7 @@ def get_telescope(spec: str | Path | Telescope) -> Telescope:
     res = _preset_dir().joinpath(f"{name}.toml")
     if not res.is_file():
         raise TelescopeError(
-            f"unknown telescope {s!r}; expected a preset name ({', '.join(available_telescopes())}) "
-            "or the path of a TOML file"
+            f"unknown telescope {s!r}; expected a preset name "
+            f"({', '.join(available_telescopes())}) or the path of a TOML file"
         )
     return telescope_from_dict(tomllib.loads(res.read_text()), f"preset {name}")

@@ -114,8 +114,8 @@ class FFTBox:
     The aperture (n × n pixels of side dx) sits in an (Nu, Nv) box; bin k holds F at
     k λ/(N dx).  Read exactly, the aperture sits in the box's corner (a phase factor the
     power does not see); interpolated, it is centred on index 0 (circularly), so the
-    field has no phase ramp across the bins.  Per map, ``phase_shift`` gives the aperture phase (rad) that moves the
-    map's lattice origin onto bin 0 when the map is read exactly.
+    field has no phase ramp across the bins.  Per map, ``phase_shift`` gives the aperture
+    phase (rad) that moves the map's lattice origin onto bin 0 when the map is read exactly.
 
     Parameters
     ----------
