@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 
@@ -225,12 +225,33 @@ def _angles(table: dict, source: str) -> tuple[float, ...]:
         ) from err
 
 
+_KNOWN_KEYS = {
+    "top level": {"name", "description", "radius", "blockage", "optics", "observing"},
+    "blockage": {f.name for f in fields(Blockage)},
+    "optics": {"kind", "focal_length", "effective_focal_length"},
+}
+
+
+def _check_keys(table: dict, section: str, source: str) -> None:
+    unknown = sorted(set(table) - _KNOWN_KEYS[section])
+    if unknown:
+        raise TelescopeError(
+            f"{source}: [{section}] has unknown key(s) {unknown}; "
+            f"expected some of {sorted(_KNOWN_KEYS[section])}"
+        )
+
+
 def telescope_from_dict(cfg: dict, source: str = "<dict>") -> Telescope:
-    """Build a :class:`Telescope` from the TOML structure documented in ``models/telescopes``."""
+    """Build a :class:`Telescope` from the TOML structure documented in ``models/telescopes``.
+
+    Unknown keys are errors: a misspelt key would otherwise silently change the geometry.
+    """
+    _check_keys(cfg, "top level", source)
     radius = _require(cfg, "radius", source, "top level")
     if radius <= 0:
         raise TelescopeError(f"{source}: 'radius' must be > 0 m, got {radius}")
     b = _table(cfg, "blockage", source)
+    _check_keys(b, "blockage", source)
     blk = Blockage(
         sub_reflector_radius=_optional(b, "sub_reflector_radius", 0.0, source, "blockage"),
         leg_half_width=_optional(b, "leg_half_width", 0.0, source, "blockage"),
@@ -249,6 +270,7 @@ def telescope_from_dict(cfg: dict, source: str = "<dict>") -> Telescope:
     if not 0 <= blk.shade_half_angle < 90:
         raise TelescopeError(f"{source}: [blockage] shade_half_angle must be in [0, 90) deg")
     o = _table(cfg, "optics", source)
+    _check_keys(o, "optics", source)
     kind = str(o.get("kind", "cassegrain")).lower()
     if kind == "gregorian":
         kind = "cassegrain"

@@ -325,3 +325,22 @@ def test_presets_are_frozen():
     tel = get_telescope("alma")
     with pytest.raises(dataclasses.FrozenInstanceError):
         tel.radius = 7.0
+
+
+@pytest.mark.parametrize(
+    ("text", "section", "key"),
+    [
+        ("radius = 5.0\nraduis = 6.0\n[optics]\nfocal_length = 2.0\neffective_focal_length = 9.0\n",
+         "top level", "raduis"),
+        ("radius = 5.0\n[blockage]\nleg_halfwidth = 0.1\n[optics]\nfocal_length = 2.0\n"
+         "effective_focal_length = 9.0\n", "blockage", "leg_halfwidth"),
+        ("radius = 5.0\n[optics]\nfocal_length = 2.0\neffective_focal_lenght = 9.0\n",
+         "optics", "effective_focal_lenght"),
+    ],
+)
+def test_misspelt_key_is_an_error(tmp_path, text, section, key):
+    # a typo must not silently fall back to a default geometry
+    path = tmp_path / "typo.toml"
+    path.write_text(text)
+    with pytest.raises(TelescopeError, match=rf"typo\.toml: \[{section}\].*{key}"):
+        load_telescope(path)
