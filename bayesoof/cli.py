@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import json
 import os
 import shutil
@@ -47,7 +48,7 @@ def _say(msg: str = "") -> None:
 
 
 def _warn_line(message, category, filename, lineno, file=None, line=None):  # noqa: D103
-    sys.stderr.write(f"{PROG}: warning: {message}\n")
+    sys.stderr.write(f"{PROG}: warning: {' '.join(str(message).split())}\n")
 
 
 def _read_data(path: str):
@@ -72,15 +73,6 @@ def _telescope_for(data, spec: str | None):
                 "give --telescope NAME or --telescope PATH.toml"
             )
     return get_telescope(spec)
-
-
-def _float_list(text: str, what: str) -> list[float]:
-    try:
-        return [float(x) for x in text.replace(",", " ").split()]
-    except ValueError:
-        raise CLIError(
-            f"{what}: expected numbers separated by commas or spaces, got {text!r}"
-        ) from None
 
 
 def _wavelength_m(args) -> float:
@@ -175,10 +167,11 @@ def cmd_simulate(args) -> int:
 class _Ticker:
     """Elapsed-time indicator on stderr while a long step runs (only on a terminal)."""
 
-    def __init__(self, label: str, stream=None):
+    def __init__(self, label: str, stream=None, quiet: bool = False):
         self.label = label
         self.stream = stream or sys.stderr
-        self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.quiet = quiet
+        self.live = not quiet and hasattr(self.stream, "isatty") and self.stream.isatty()
         self._stop = threading.Event()
         self._thread = None
 
@@ -196,7 +189,7 @@ class _Ticker:
         if self.live:
             self._thread = threading.Thread(target=self._run, daemon=True)
             self._thread.start()
-        else:
+        elif not self.quiet:
             self.stream.write(f"{self.label} ...\n")
             self.stream.flush()
         return self
@@ -274,12 +267,11 @@ def _fit_table(result) -> list[str]:
     return lines
 
 
-def _run_fit(args, data, tel):
+def _run_fit(args, data, tel, order: int):
     from bayesoof.fit import fit
 
-    label = (f"quick fit of {Path(args.file).name} ({tel.name}, orders 1.."
-             f"{args.order if args.order else 'config'})")
-    with _Ticker(label), contextlib.redirect_stdout(sys.stderr):
+    label = f"quick fit of {Path(args.file).name} ({tel.name}, orders 1..{order})"
+    with _Ticker(label, quiet=args.quiet), contextlib.redirect_stdout(sys.stderr):
         return fit(data, telescope=tel, order=args.order, config=args.config,
                    illumination=args.illumination, verbose=not args.quiet)
 
@@ -290,16 +282,16 @@ def cmd_fit(args) -> int:
 
     data = _read_data(args.file)
     tel = _telescope_for(data, args.telescope)
-    load_fit_config(args.config, order=args.order, illumination=args.illumination)  # fail early
+    cfg = load_fit_config(args.config, order=args.order, illumination=args.illumination)
     _say(f"{data.source}: {data.n_maps} maps, {sum(m.size for m in data.maps)} samples, "
          f"wavelength {data.wavelength * 1e3:.4g} mm, telescope {tel.name}")
     with _staged_run(args.out, Path(args.file).stem) as (staging, finish):
-        result = _run_fit(args, data, tel)
+        result = _run_fit(args, data, tel, cfg["fit"]["order"])
         built = result.save(staging, stem=Path(args.file).stem)
         if args.plots:
             from bayesoof.plots import fit_figures
 
-            with _Ticker("plots"):
+            with _Ticker("plots", quiet=args.quiet):
                 _save_plots(fit_figures(result), built, args.pdf)
         run = finish(built)
     for line in _fit_table(result):
@@ -344,7 +336,7 @@ def cmd_sample(args) -> int:
 
     data = _read_data(args.file)
     tel = _telescope_for(data, args.telescope)
-    load_fit_config(args.config, order=args.order, illumination=args.illumination)
+    cfg = load_fit_config(args.config, order=args.order, illumination=args.illumination)
     _say(f"{data.source}: {data.n_maps} maps, {sum(m.size for m in data.maps)} samples, "
          f"wavelength {data.wavelength * 1e3:.4g} mm, telescope {tel.name}")
     stem = Path(args.file).stem
@@ -352,11 +344,18 @@ def cmd_sample(args) -> int:
     if args.sampler == "emcee" and args.walkers is not None:
         extra["walkers"] = args.walkers
     with _staged_run(args.out, stem) as (staging, finish):
-        fit_result = _run_fit(args, data, tel)
+        fit_result = _run_fit(args, data, tel, cfg["fit"]["order"])
         what = (f"sampling ({args.sampler}, "
                 + (f"{args.chains} chains x " if args.sampler != "emcee" else "ensemble, ")
                 + f"({args.tune} tune + {args.draws} draws))")
-        with _Ticker(what), warnings.catch_warnings():
+        # a sampler's own progress bar when bayesoof.sample offers one, else a ticker
+        from bayesoof.sample import run_sampler
+
+        own_bar = "progressbar" in inspect.signature(run_sampler).parameters
+        if own_bar:
+            extra["progressbar"] = sys.stderr.isatty() and not args.quiet
+        ticker = contextlib.nullcontext() if own_bar else _Ticker(what, quiet=args.quiet)
+        with ticker, warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=PosteriorWarning)
             post = sample(data, telescope=tel, order=fit_result.order, sampler=args.sampler,
                           draws=args.draws, tune=args.tune, chains=args.chains,
@@ -368,7 +367,7 @@ def cmd_sample(args) -> int:
         if args.plots:
             from bayesoof.plots import fit_figures, posterior_figures
 
-            with _Ticker("plots"):
+            with _Ticker("plots", quiet=args.quiet):
                 figs = fit_figures(fit_result)
                 figs.update(posterior_figures(post))
                 _save_plots(figs, built, args.pdf)

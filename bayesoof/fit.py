@@ -8,15 +8,26 @@ bounds) and an exact Jacobian compiled from the PyTensor graph: forward-mode der
 (``pytensor.gradient.Rop``) of the residual vector, vectorised over the free directions
 (``vectorize_graph``), so one pass costs about ``n_free`` far-field transforms.
 
-One compiled function serves every order and every start: it takes the full parameter
-vector, a matrix ``V`` whose rows select the free directions (zero rows: residuals only),
-the data and σ.  Compiled functions are cached per geometry (sample positions, d_z,
-wavelength, telescope, aperture sampling, order, illumination), so refitting new data
-on the same grid does not recompile.
+One compiled function serves every order and every start: it takes the parameter
+vector (in two parts, see :class:`Objective`), matrices whose rows select the free
+directions, the data and σ; the order-n fit is the order-N model with K(n' > n) fixed at
+0.  Compiled functions are cached per geometry (sample positions, d_z, wavelength,
+telescope, aperture sampling, order, illumination, residual), so refitting new data on
+the same grid does not recompile.  While fitting, BLAS runs single-threaded
+(``fit.blas_threads``; via threadpoolctl when installed): the products are small and two
+threads competing on a 2-core machine were several times slower.
 
 The covariance is the Laplace approximation ``(JᵀJ)⁻¹`` of the standardised residuals
 at the optimum: with σ known it is used as is (no χ² rescaling); ``covariance_scale =
 "chi2"`` multiplies it by the reduced χ², and the pyoof residual (unweighted) always does.
+
+Parameters (see :mod:`bayesoof.params` and ``models/fit/default.toml``): K in waves, the
+illumination coefficients, per-map amplitude a_i and offset b_i, optionally per-map
+pointing.  pyoof's illumination amplitude i_amp has no counterpart: P scales as i_amp²,
+which the free a_i absorb (pyoof's min-max normalisation removes scale and offset per
+map in the same way); the preset ``"pyoof"`` reproduces pyoof's free/fixed set.
+Multi-start (``n_starts``): the extra starts add N(0, start_scale / mode_rms(n, l)) waves
+to the free K (seeded), re-solve a_i, b_i, and the lowest χ² wins.
 """
 
 from __future__ import annotations

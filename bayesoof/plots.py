@@ -2,7 +2,8 @@
 
 Every function returns a :class:`matplotlib.figure.Figure` built with the object API
 (``Figure()``, never the pyplot state machine), so the module is safe under the Agg
-backend, in scripts, in notebooks (a returned Figure displays itself) and in threads.
+backend, in scripts and in threads; in a notebook with the inline backend
+(``%matplotlib inline``) a returned Figure is displayed as the cell's result.
 No LaTeX is needed: labels use plain Unicode.  Only the ArviZ wrappers
 (:func:`plot_trace`, :func:`plot_rank`, :func:`plot_pair`) go through pyplot, because
 ArviZ does; their figures are detached from pyplot before they are returned.
@@ -21,6 +22,13 @@ Functions working on arrays (usable with any fit or sampler):
 * :func:`plot_coefficients` -- Zernike coefficients with error bars, labelled by (n, l).
 * :func:`plot_correlation` -- a correlation (or covariance) matrix.
 * :func:`plot_trace`, :func:`plot_rank`, :func:`plot_pair` -- ArviZ diagnostics.
+
+Figures of a whole run (what ``bayesoof fit --plots``, ``bayesoof sample --plots`` and
+``bayesoof plot RUN_DIR`` write), from an in-memory result or from a run directory:
+
+* :func:`fit_figures` -- of a quick fit (:class:`FitView`: data, model, MAP, Laplace).
+* :func:`posterior_figures` -- of a posterior (:class:`PosteriorView`: draws of the
+  primary mode, posterior-mean model).
 
 :func:`save_figures` writes a dict of figures as PNG (and PDF) atomically.
 """

@@ -463,9 +463,10 @@ def _run_numpyro(density, z0, draws, tune, seed, target_accept, max_tree_depth,
 
 def _run_pymc(density, z0, draws, tune, seed, target_accept, max_tree_depth, cores,
               compile_mode) -> RawDraws:
+    from pytensor.graph.replace import graph_replace
+
     t0 = time.perf_counter()
     chains, d = z0.shape
-    from pytensor.graph.replace import graph_replace
 
     with pm.Model() as zmodel:
         z = pm.Flat("z", shape=d)
@@ -473,11 +474,6 @@ def _run_pymc(density, z0, draws, tune, seed, target_accept, max_tree_depth, cor
     kw = {}
     if compile_mode:
         kw["compile_kwargs"] = {"mode": compile_mode}
-    if cores > 1 and "jax" in sys.modules:
-        # JAX's threads make fork() unsafe: start the worker processes fresh
-        kw_sample = {"mp_ctx": "spawn"}
-    else:
-        kw_sample = {}
     with zmodel, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Tt]he number of samples is too small.*")
         step = pm.NUTS(target_accept=target_accept, max_treedepth=max_tree_depth, **kw)
@@ -486,27 +482,27 @@ def _run_pymc(density, z0, draws, tune, seed, target_accept, max_tree_depth, cor
             draws=draws, tune=tune, chains=chains, cores=cores, step=step,
             initvals=[{"z": z0[c]} for c in range(chains)], random_seed=int(seed),
             progressbar=False, compute_convergence_checks=False, discard_tuned_samples=False,
-            return_inferencedata=True, **kw_sample,
+            return_inferencedata=True,
         )
     wall = time.perf_counter() - t0
-    post = idata.posterior["z"].values  # (chains, tune + draws, d) or less if interrupted
+    post = idata.posterior["z"].values  # (chains, draws, d): kept draws only
     ss = idata.sample_stats
-    n_total = post.shape[1]
-    interrupted = n_total < tune + draws
-    keep = slice(min(tune, n_total), n_total)
-    n_steps_all = ss["n_steps"].values
+    warm = getattr(idata, "warmup_sample_stats", None)
+    n_warm = int(np.sum(warm["n_steps"].values)) if warm is not None else 0
+    interrupted = post.shape[1] < draws
     stats = {
-        "diverging": ss["diverging"].values[:, keep].astype(bool),
-        "n_steps": n_steps_all[:, keep],
-        "tree_depth": ss["tree_depth"].values[:, keep],
-        "energy": ss["energy"].values[:, keep],
-        "lp": ss["lp"].values[:, keep],
-        "acceptance_rate": ss["acceptance_rate"].values[:, keep],
-        "step_size": ss["step_size"].values[:, keep],
-        "reached_max_treedepth": ss["reached_max_treedepth"].values[:, keep],
+        "diverging": ss["diverging"].values.astype(bool),
+        "n_steps": ss["n_steps"].values,
+        "tree_depth": ss["tree_depth"].values,
+        "energy": ss["energy"].values,
+        "lp": ss["lp"].values,
+        "acceptance_rate": ss["acceptance_rate"].values,
+        "step_size": ss["step_size"].values,
+        "reached_max_treedepth": ss["reached_max_treedepth"].values,
     }
+    n_steps_all = np.r_[n_warm, np.sum(stats["n_steps"])]
     return RawDraws(
-        z=post[:, keep], stats=stats, n_grad=int(np.sum(n_steps_all)),
+        z=post, stats=stats, n_grad=int(np.sum(n_steps_all)),
         n_grad_sampling=int(np.sum(stats["n_steps"])), wall_time=wall,
         sampling_time=time.perf_counter() - t_start, interrupted=interrupted,
         info={"cores": cores, "compile_mode": compile_mode or pytensor.config.mode},
@@ -591,7 +587,10 @@ def run_sampler(
             raise ImportError("sampler='numpyro' needs jax and numpyro (pip install bayesoof[jax])")
         return _run_numpyro(density, z0, draws, tune, seed, target_accept, max_tree_depth,
                             chain_method, chunk)
-    cores = cores or min(chains, os.cpu_count() or 1)
+    if cores is None:
+        # PyMC runs parallel chains in fork()ed processes, which may deadlock once JAX's
+        # thread pool exists (JAX warns so): chains run in turn then
+        cores = 1 if "jax" in sys.modules else min(chains, os.cpu_count() or 1)
     return _run_pymc(density, z0, draws, tune, seed, target_accept, max_tree_depth, cores,
                      compile_mode)
 
