@@ -322,7 +322,7 @@ def _verdict(post) -> list[str]:
         parts.append(f"E-BFMI min {min(d['bfmi']):.2f}")
     lines = [("diagnostics: CONVERGED" if post.converged else "diagnostics: NOT CONVERGED")
              + (f" ({', '.join(parts)})" if parts else "")]
-    lines += [f"  - {p}" for p in post.problems]
+    lines += [f"  - {_shorten(p)}" for p in post.problems]
     if d.get("note"):
         lines.append(f"  note: {d['note']}")
     return lines
@@ -464,25 +464,77 @@ def _data_dict(data) -> dict:
             "meta": meta}
 
 
-def _fmt_value(val) -> str:
-    if isinstance(val, float):
-        return f"{val:.6g}"
-    if isinstance(val, list) and len(val) > 8:
-        return "[" + ", ".join(_fmt_value(v) for v in val[:8]) + f", ... ({len(val)} values)]"
-    if isinstance(val, list):
-        return "[" + ", ".join(_fmt_value(v) for v in val) + "]"
-    return str(val)
+def _shorten(text: str, width: int = 240) -> str:
+    """``text`` cut to ``width`` characters (long lists of chains, for instance)."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 5] + " ..."
 
 
-def _describe_summary(info: dict, path: Path, indent: str = "") -> str:
-    """Readable dump of a summary.json (nested dicts indented, long lists shortened)."""
-    lines = [f"run directory: {path}"] if not indent else []
-    for key, val in info.items():
-        if isinstance(val, dict):
-            lines.append(f"{indent}{key}:")
-            lines.append(_describe_summary(val, path, indent + "  "))
+def _num(val, fmt: str = ".6g") -> str:
+    return "n/a" if val is None else format(val, fmt)
+
+
+def _describe_summary(info: dict, path: Path) -> str:
+    """A readable account of a run's summary.json (``--json`` prints all of it)."""
+    tel = info.get("telescope") or {}
+    tel_name = tel.get("name", tel) if isinstance(tel, dict) else tel
+    lines = [
+        f"run directory : {path}",
+        f"source        : {info.get('source', '?')} (object {info.get('object') or '?'})",
+        f"telescope     : {tel_name}, wavelength {_num(info.get('wavelength_m', 0) * 1e3, '.4g')}"
+        f" mm, d_z {', '.join(_num(d * 1e3, '+.4g') for d in info.get('d_z_m', []))} mm",
+        f"created       : {info.get('created', '?')} by bayesoof "
+        f"{info.get('bayesoof_version', '?')}",
+        f"quick fit     : order {info.get('order', '?')} (orders {info.get('orders_fitted')}), "
+        f"{info.get('illumination_model', '?')} illumination, residual "
+        f"{info.get('residual', '?')}",
+        f"                chi2 {_num(info.get('chi2'))} for {info.get('dof', '?')} dof "
+        f"(reduced {_num(info.get('reduced_chi2'), '.4f')}), "
+        f"{'converged' if info.get('converged') else 'NOT converged'}",
+    ]
+    ph, su, ru = (info.get(k) or {} for k in ("phase_rms_rad", "surface_rms_um",
+                                                  "ruze_efficiency"))
+    if ph:
+        lines.append(
+            f"                rms phase {_num(ph.get('plain'), '.4f')} ± "
+            f"{_num(ph.get('plain_sd'), '.4f')} rad (weighted {_num(ph.get('weighted'), '.4f')}),"
+            f" surface {_num(su.get('plain'), '.1f')} ± {_num(su.get('plain_sd'), '.1f')} µm, "
+            f"Ruze {_num(ru.get('weighted'), '.4f')}")
+    for m in info.get("maps", []):
+        lines.append(
+            f"  map {m.get('name', '?'):<10s} d_z {_num(m.get('d_z_m', 0) * 1e3, '+8.3f')} mm, "
+            f"{m.get('n_samples', '?')} samples, sigma {_num(m.get('sigma'), '.4g')} "
+            f"({m.get('sigma_origin', '?')}), amp {_num((m.get('amp') or {}).get('value'), '.5g')}"
+            f", offset {_num((m.get('offset') or {}).get('value'), '.4g')}")
+    lines.append("  parameter        value          sd     unit")
+    for e in list(info.get("coefficients", [])) + list(info.get("illumination", [])):
+        tag = "" if e.get("free", True) else "  (fixed)"
+        lines.append(f"  {e.get('name', '?'):<12s} {_num(e.get('value'), '+12.5g')} "
+                     f"{_num(e.get('sd'), '11.3g')} {e.get('unit', ''):<6s}{tag}")
+    post = info.get("posterior")
+    if post:
+        verdict = "CONVERGED" if post.get("converged") else "NOT CONVERGED"
+        st = post.get("settings", {})
+        if post.get("sampler") == "emcee":
+            who = f"{(post.get('timing') or {}).get('walkers', '?')} walkers"
         else:
-            lines.append(f"{indent}{key:<20s}: {_fmt_value(val)}")
+            who = f"{st.get('chains', '?')} chains"
+        lines.append(f"posterior     : {post.get('sampler', '?')}, {who} x {st.get('draws', '?')}"
+                     f" draws (tune {st.get('tune', '?')}), seed {st.get('seed', '?')}: {verdict}")
+        for prob in post.get("problems", []):
+            lines.append(f"  - {_shorten(prob)}")
+        srf = post.get("surface_rms_um") or {}
+        if srf:
+            lines.append(f"                surface rms {_num(srf.get('mean'), '.1f')} ± "
+                         f"{_num(srf.get('sd'), '.1f')} µm (94% HDI "
+                         f"{_num(srf.get('hdi_3%'), '.1f')} to {_num(srf.get('hdi_97%'), '.1f')})")
+        params = post.get("parameters") or {}
+        if params:
+            lines.append("  parameter              mean          sd    ess_bulk  r_hat")
+            for name, row in params.items():
+                lines.append(f"  {name:<18s} {_num(row.get('mean'), '+11.5g')} "
+                             f"{_num(row.get('sd'), '11.3g')} {_num(row.get('ess_bulk'), '10.0f')}"
+                             f"  {_num(row.get('r_hat'), '.3f')}")
     return "\n".join(lines)
 
 
@@ -664,6 +716,11 @@ def main(argv: list[str] | None = None) -> int:
             warnings.showwarning = _warn_line
         try:
             return int(args.func(args) or 0)
+        except BrokenPipeError:  # e.g. 'bayesoof info RUN | head': the reader left
+            with contextlib.suppress(OSError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+            return 0
         except KeyboardInterrupt:
             sys.stderr.write(f"{PROG}: interrupted\n")
             return 130

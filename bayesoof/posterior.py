@@ -331,7 +331,7 @@ class PosteriorResult:
         if key not in dens._fns:
             graphs = self.model.replace_rvs_by_values([info.mu, info.sigma_graph])
             graphs = pytensor.clone_replace(graphs, replace=dens.replacements)
-            dens._fns[key] = pytensor.function([dens.z], graphs, mode=_np_mode())
+            dens._fns[key] = pytensor.function([dens.z], graphs, mode=dens.mode)
         fn = dens._fns[key]
         z = self.z_draws[self.primary_chains].reshape(-1, dens.dim)
         pick = np.unique(np.linspace(0, z.shape[0] - 1, min(n, z.shape[0])).astype(int))
@@ -387,8 +387,8 @@ class PosteriorResult:
         if self.idata is not None and self.idata.posterior.sizes["draw"] > 1:
             tab = self.table()
             out["parameters"] = {
-                str(idx): {c: (None if not np.isfinite(v) else float(v))
-                           for c, v in row.items()}
+                _label(str(idx)): {c: (None if not np.isfinite(v) else float(v))
+                                   for c, v in row.items()}
                 for idx, row in tab.iterrows()
             }
         if self.products.get("rms_summary"):
@@ -450,10 +450,11 @@ class PosteriorResult:
         return ds
 
 
-def _np_mode() -> str:
-    from bayesoof.sample import _default_mode
-
-    return _default_mode()
+def _label(name: str) -> str:
+    """ArviZ row label to the quick fit's style: ``K[K(2,0)]`` -> ``K(2,0)``."""
+    if name.startswith("K[K(") and name.endswith(")]"):
+        return name[2:-1]
+    return name
 
 
 def _modes_sentence(modes: dict) -> str:

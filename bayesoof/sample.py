@@ -73,6 +73,35 @@ def _default_mode() -> str:
     return "JAX" if have_jax() else pytensor.config.mode
 
 
+def _jax_initialised() -> bool:
+    """Whether JAX's runtime (and its thread pool) has started in this process."""
+    if "jax" not in sys.modules:
+        return False
+    try:
+        from jax._src import xla_bridge
+
+        return bool(xla_bridge.backends_are_initialized())
+    except Exception:  # noqa: BLE001 - private API moved: assume the worst
+        return True
+
+
+@contextlib.contextmanager
+def blas_threads(n: int = 1):
+    """Limit BLAS threads (NumPy's matrix products inside pytensor's C backend) to ``n``.
+
+    The products of the forward model are small; on a busy 2-core machine OpenBLAS's
+    spinning threads made each one ~50× slower than single-threaded (measured: 72 ms ->
+    1.5 ms per gradient, 31×31 maps, 98² aperture pixels).
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional
+        yield
+        return
+    with threadpool_limits(limits=n, user_api="blas"):
+        yield
+
+
 # ====================================================================== log density
 class AffineDensity:
     """Log posterior density of a ``pm.Model`` in coordinates ``z``: ``u = center + chol @ z``.
@@ -88,10 +117,14 @@ class AffineDensity:
         Flat unconstrained point.
     chol : array (d, d), optional
         Linear map (default identity).
+    mode : str, optional
+        Pytensor compile mode of the NumPy-side functions: "JAX" (default when JAX is
+        installed) or a C/Numba mode such as "FAST_RUN".
     """
 
-    def __init__(self, model: pm.Model, center, chol=None):
+    def __init__(self, model: pm.Model, center, chol=None, mode: str | None = None):
         self.model = model
+        self.mode = mode or _default_mode()
         self.value_vars = list(model.value_vars)
         self.names = [v.name for v in self.value_vars]
         ip = model.initial_point()
@@ -139,14 +172,10 @@ class AffineDensity:
             ]
         return labels
 
-    def with_chol(self, center, chol) -> AffineDensity:
-        """Return the same model density around another center and linear map."""
-        return AffineDensity(self.model, center, chol)
-
     # ---------------------------------------------------------------- compiled
     def logp_dlogp(self, mode: str | None = None):
         """NumPy callable ``z -> (logp, dlogp/dz)``; compiled once per mode."""
-        mode = mode or _default_mode()
+        mode = mode or self.mode
         key = ("logp_dlogp", mode)
         if key not in self._fns:
             fn = pytensor.function([self.z], [self.logp_graph, self.grad_graph], mode=mode)
@@ -160,7 +189,7 @@ class AffineDensity:
 
     def hessian(self, mode: str | None = None):
         """NumPy callable ``z -> d²logp/dz²`` (exact, vectorised Jacobian of the gradient)."""
-        mode = mode or _default_mode()
+        mode = mode or self.mode
         key = ("hess", mode)
         if key in self._fns:
             return self._fns[key]
@@ -188,9 +217,10 @@ class AffineDensity:
 
     def logp_batch(self, mode: str | None = None):
         """NumPy callable ``Z (n, d) -> logp (n,)`` (jax.vmap when JAX is installed)."""
+        mode = mode or self.mode
         key = ("batch", mode)
         if key not in self._fns:
-            if have_jax() and (mode in (None, "JAX")):
+            if mode == "JAX":
                 import jax
 
                 f = jax.jit(jax.vmap(self.jax_logp()))
@@ -214,6 +244,7 @@ class AffineDensity:
         Values are on the constrained scale (e.g. ``q`` in [1, 2]); names are those of
         ``model.free_RVs`` and ``model.deterministics``.
         """
+        mode = mode or self.mode
         key = ("constrained", mode)
         if key in self._fns:
             return self._fns[key]
@@ -222,7 +253,7 @@ class AffineDensity:
         outs = [v for v in model.unobserved_value_vars if v.name in wanted]
         names = [v.name for v in outs]
         graphs = pytensor.clone_replace(outs, replace=self.replacements)
-        if have_jax() and mode in (None, "JAX"):
+        if mode == "JAX":
             import jax
             from pymc.sampling.jax import get_jaxified_graph
 
@@ -277,54 +308,136 @@ def laplace(
     model: pm.Model,
     start: dict | None = None,
     mode: str | None = None,
-    maxiter: int = 50,
-    gtol: float = 1e-6,
+    maxiter: int = 30,
+    tol: float = 1e-8,
 ) -> LaplaceResult:
-    """Posterior mode (Newton trust region from ``start``) and Laplace covariance.
+    """Posterior mode (damped Newton from ``start``) and Laplace covariance.
 
-    Works in PyMC's unconstrained coordinates with the exact gradient and Hessian of the
-    model's log posterior (Jacobians of the transforms included), so the result is
-    scale-free: K in waves, pointing in rad and amplitudes in data units need no manual
-    scaling.  ``start`` defaults to the model's initial point (the quick fit's MAP).
+    Works in PyMC's unconstrained coordinates ``u`` with the gradient and Hessian of the
+    model's log posterior (Jacobians of the transforms included).  Newton steps
+    ``Σ g`` with ``Σ = (-H)⁻¹`` (eigenvalues made positive where H is not negative
+    definite) and a backtracking line search; it stops when the Newton decrement
+    ``gᵀ Σ g / 2`` (the expected gain in log density, a scale-free number) is below
+    ``tol``, so K in waves, pointing in rad and amplitudes in data units need no manual
+    scaling.  The Hessian is exact with JAX (``jax.hessian``); in the C/Numba modes it is
+    central differences of the exact gradient, with steps of 1e-3 of each coordinate's
+    current Laplace sd (first from the quick fit's covariance).  ``start`` defaults to
+    the model's initial point (the quick fit's MAP).
     """
-    from scipy.optimize import minimize
-
     t0 = time.perf_counter()
     point = model.initial_point() if start is None else start
-    base = AffineDensity(model, _flat(model, point))
-    fg = base.logp_dlogp(mode)
-    hess = base.hessian(mode)
+    base = AffineDensity(model, _flat(model, point), mode=mode)
+    fg = base.logp_dlogp()
+    scales = _initial_scales(model, base)
+    if base.mode == "JAX":
+        exact = base.hessian()
 
-    def fun(z):
-        lp, g = fg(z)
-        if not np.isfinite(lp):
-            return np.inf, np.zeros_like(z)
-        return -lp, -g
+        def hess(z):
+            return exact(z)
+    else:
+        def hess(z):
+            return _fd_hessian(fg, z, 1e-3 * scales)
 
-    z0 = np.zeros(base.dim)
-    with np.errstate(all="ignore"):
-        res = minimize(
-            fun, z0, jac=True, hess=lambda z: -hess(z), method="trust-exact",
-            options={"maxiter": maxiter, "gtol": gtol},
+    z = np.zeros(base.dim)
+    lp, g = fg(z)
+    if not np.isfinite(lp):
+        raise FloatingPointError(
+            "the log posterior is not finite at the start point (the quick fit's MAP): "
+            "check the priors admit it"
         )
-    z_hat = res.x
-    H = hess(z_hat)
+    msg, converged, it = "maximum iterations reached", False, 0
+    cov, pd = np.diag(scales**2), False
+    for it in range(1, maxiter + 1):  # noqa: B007 - `it` reported
+        H = hess(z)
+        cov, pd = _psd_inverse(-H)
+        scales = np.sqrt(np.diag(cov))
+        step = cov @ g
+        decrement = 0.5 * float(g @ step)
+        if decrement < tol:
+            msg, converged = f"Newton decrement {decrement:.2g} < {tol:g}", True
+            break
+        for alpha in 0.5 ** np.arange(12):
+            lp_new, g_new = fg(z + alpha * step)
+            if np.isfinite(lp_new) and lp_new >= lp:
+                break
+        else:
+            msg = "line search failed: no step increases the log posterior"
+            break
+        z, lp, g = z + alpha * step, lp_new, g_new
+    H = hess(z)
     cov, pd = _psd_inverse(-H)
-    converged = bool(res.success or np.max(np.abs(res.jac) * np.sqrt(np.diag(cov))) < 1e-3)
-    msg = str(res.message)
     if not pd:
-        msg += "; Hessian not negative definite at the mode (eigenvalues clipped)"
+        msg += "; Hessian not negative definite at the mode (eigenvalues made positive)"
         converged = False
     return LaplaceResult(
-        u_mode=base.to_u(z_hat),
+        u_mode=base.to_u(z),
         cov=cov,
-        logp=float(-res.fun),
+        logp=float(lp),
         converged=converged,
-        n_iter=int(res.nit),
+        n_iter=it,
         message=msg,
         wall_time=time.perf_counter() - t0,
         labels=base.label_of(),
     )
+
+
+def _fd_hessian(fg, z: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Central differences of the gradient, column by column; symmetrised."""
+    d = z.size
+    H = np.empty((d, d))
+    for i in range(d):
+        e = np.zeros(d)
+        e[i] = h[i]
+        H[:, i] = (fg(z + e)[1] - fg(z - e)[1]) / (2.0 * h[i])
+    return 0.5 * (H + H.T)
+
+
+def _initial_scales(model, base: AffineDensity) -> np.ndarray:
+    """Rough posterior sd of each unconstrained coordinate, for finite-difference steps.
+
+    From the quick fit's Laplace sd (mapped through PyMC's transforms) where the model was
+    built from one; else 1e-3 × max(|u|, 1).
+    """
+    out = 1e-3 * np.maximum(np.abs(base.center), 1.0)
+    info = getattr(model, "bayesoof", None)
+    fit = getattr(info, "fit", None)
+    if fit is None or getattr(fit, "cov", None) is None:
+        return out
+    sd_fit = dict(zip(fit.free_names, np.sqrt(np.maximum(np.diag(fit.cov), 0.0)),
+                      strict=False))
+    i = 0
+    for v, shp, size in zip(base.value_vars, base.shapes, base.sizes, strict=True):
+        rv = model.values_to_rvs[v]
+        name = rv.name
+        labels = _fit_labels(model, name, shp)
+        sd_x = np.array([sd_fit.get(lab, np.nan) for lab in labels], float)
+        tr = model.rvs_to_transforms.get(rv)
+        u = base.center[i : i + size]
+        if tr is None:
+            du_dx = np.ones(size)
+        else:
+            eps = 1e-6
+            args = rv.owner.inputs
+            xp = np.asarray(tr.backward(pt.as_tensor((u + eps).reshape(shp)), *args).eval())
+            xm = np.asarray(tr.backward(pt.as_tensor((u - eps).reshape(shp)), *args).eval())
+            du_dx = 2 * eps / np.ravel(xp - xm)
+        sd_u = np.abs(sd_x * du_dx)
+        ok = np.isfinite(sd_u) & (sd_u > 0)
+        out[i : i + size][ok] = sd_u[ok]
+        i += size
+    return out
+
+
+def _fit_labels(model, name: str, shape) -> list[str]:
+    """Quick-fit labels (``params.ParameterSpace.names``) of the entries of a model variable."""
+    if name == "K":
+        return list(model.coords["zernike"])
+    if name in ("amp", "offset"):
+        return [f"{name}[{i}]" for i in range(int(np.prod(shape)))]
+    if name == "pointing":
+        return [f"pointing_{a}[{i}]" for i in range(shape[0]) for a in ("u", "v")]
+    size = int(np.prod(shape)) if shape else 1
+    return [name] * size
 
 
 def _flat(model, point: dict) -> np.ndarray:
@@ -344,6 +457,20 @@ def _chol(cov: np.ndarray) -> np.ndarray:
 
 
 # ====================================================================== samplers
+#: what sampler="nuts" means when JAX is installed (chosen by bench/bench_sample.py)
+DEFAULT_NUTS = "numpyro"
+
+
+def resolve_sampler(sampler: str) -> str:
+    """The sampler a name stands for: 'nuts' -> numpyro with JAX, else PyMC."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if sampler == "nuts":
+        return DEFAULT_NUTS if have_jax() else "pymc"
+    if sampler == "numpyro" and not have_jax():
+        raise ImportError("sampler='numpyro' needs jax and numpyro (pip install bayesoof[jax])")
+    return sampler
+
 @dataclass
 class RawDraws:
     """What a sampler returns: whitened draws and per-draw statistics."""
@@ -379,37 +506,36 @@ def _run_numpyro(density, z0, draws, tune, seed, target_accept, max_tree_depth,
 
     t0 = time.perf_counter()
     chains, d = z0.shape
-    f = density.jax_logp()
-    init_kernel, sample_kernel = hmc(potential_fn=lambda z: -f(z), algo="NUTS")
     n_dev = jax.local_device_count()
     if chain_method == "auto":
-        chain_method = "parallel" if n_dev > 1 and chains % min(n_dev, chains) == 0 \
-            and chains > 1 else "vectorized"
+        chain_method = "parallel" if n_dev > 1 and chains > 1 else "vectorized"
     groups = min(n_dev, chains) if chain_method == "parallel" else 1
     if chains % groups:
         groups = 1
     chain_method = "parallel" if groups > 1 else "vectorized"
+    shape = (groups, chains // groups) if groups > 1 else (chains,)
+    key = ("nuts", shape, tune, chunk, target_accept, max_tree_depth)
+    if key not in density._fns:  # compiled once per density and settings
+        f = density.jax_logp()
+        init_kernel, sample_kernel = hmc(potential_fn=lambda z: -f(z), algo="NUTS")
 
-    def init_one(z, key):
-        return init_kernel(z, tune, step_size=1.0, target_accept_prob=target_accept,
-                           max_tree_depth=max_tree_depth, rng_key=key)
+        def init_one(z, key):
+            return init_kernel(z, tune, step_size=1.0, target_accept_prob=target_accept,
+                               max_tree_depth=max_tree_depth, rng_key=key)
 
-    def advance(state):
-        def body(s, _):
-            s = sample_kernel(s)
-            return s, (s.z, s.diverging, s.num_steps, s.energy, s.potential_energy,
-                       s.accept_prob, s.adapt_state.step_size)
+        def advance(state):
+            def body(s, _):
+                s = sample_kernel(s)
+                return s, (s.z, s.diverging, s.num_steps, s.energy, s.potential_energy,
+                           s.accept_prob, s.adapt_state.step_size)
 
-        return jax.lax.scan(body, state, None, length=chunk)
+            return jax.lax.scan(body, state, None, length=chunk)
 
-    if groups > 1:
-        init_fn = jax.pmap(jax.vmap(init_one))
-        step_fn = jax.pmap(jax.vmap(advance))
-        shape = (groups, chains // groups)
-    else:
-        init_fn = jax.jit(jax.vmap(init_one))
-        step_fn = jax.jit(jax.vmap(advance))
-        shape = (chains,)
+        if groups > 1:
+            density._fns[key] = (jax.pmap(jax.vmap(init_one)), jax.pmap(jax.vmap(advance)))
+        else:
+            density._fns[key] = (jax.jit(jax.vmap(init_one)), jax.jit(jax.vmap(advance)))
+    init_fn, step_fn = density._fns[key]
     keys = jax.random.split(jax.random.PRNGKey(int(seed)), chains)
     state = init_fn(jnp.asarray(z0).reshape(shape + (d,)), keys.reshape(shape + keys.shape[1:]))
     total = tune + draws
@@ -574,23 +700,18 @@ def run_sampler(
     NUTS chains start at ``z ~ N(0, jitter² I)`` (inside the mode); emcee walkers at
     ``z ~ N(0, emcee_init² I)`` (the Laplace approximation).  ``seed`` fixes everything.
     """
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
-    if sampler == "nuts":
-        sampler = "numpyro" if have_jax() else "pymc"
+    sampler = resolve_sampler(sampler)
     rng = np.random.default_rng(seed)
     if sampler == "emcee":
         return _run_emcee(density, draws, tune, seed, walkers, emcee_init, thin, compile_mode)
     z0 = _jitter(rng, chains, density.dim, jitter)
     if sampler == "numpyro":
-        if not have_jax():
-            raise ImportError("sampler='numpyro' needs jax and numpyro (pip install bayesoof[jax])")
         return _run_numpyro(density, z0, draws, tune, seed, target_accept, max_tree_depth,
                             chain_method, chunk)
     if cores is None:
         # PyMC runs parallel chains in fork()ed processes, which may deadlock once JAX's
         # thread pool exists (JAX warns so): chains run in turn then
-        cores = 1 if "jax" in sys.modules else min(chains, os.cpu_count() or 1)
+        cores = 1 if _jax_initialised() else min(chains, os.cpu_count() or 1)
     return _run_pymc(density, z0, draws, tune, seed, target_accept, max_tree_depth, cores,
                      compile_mode)
 
@@ -618,15 +739,20 @@ def sample_model(
     from bayesoof.posterior import assemble
 
     t0 = time.perf_counter()
-    lap = laplace_result or laplace(model)
-    density = AffineDensity(model, lap.u_mode, _chol(lap.cov))
-    raw = run_sampler(density, sampler, draws=draws, tune=tune, chains=chains, seed=seed,
-                      **kwargs)
-    name = sampler if sampler != "nuts" else ("numpyro" if have_jax() else "pymc")
-    settings = {"sampler": name, "draws": draws, "tune": tune, "chains": chains,
-                "seed": seed, **{k: v for k, v in kwargs.items() if _jsonable(v)}}
-    return assemble(model, density, raw, lap, settings, t0, products=products,
-                    n_predictive=n_predictive, seed=seed)
+    name = resolve_sampler(sampler)
+    mode = kwargs.get("compile_mode")
+    if mode is None:
+        mode = "JAX" if name in ("numpyro", "emcee") and have_jax() else "FAST_RUN"
+    kwargs["compile_mode"] = mode
+    with blas_threads(1):
+        lap = laplace_result or laplace(model, mode=mode)
+        density = AffineDensity(model, lap.u_mode, _chol(lap.cov), mode=mode)
+        raw = run_sampler(density, name, draws=draws, tune=tune, chains=chains, seed=seed,
+                          **kwargs)
+        settings = {"sampler": name, "draws": draws, "tune": tune, "chains": chains,
+                    "seed": seed, **{k: v for k, v in kwargs.items() if _jsonable(v)}}
+        return assemble(model, density, raw, lap, settings, t0, products=products,
+                        n_predictive=n_predictive, seed=seed)
 
 
 def _jsonable(v) -> bool:

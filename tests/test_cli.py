@@ -270,7 +270,8 @@ def test_plot_remakes_the_plots(fitted, capsys):
 def test_info_on_a_run(fitted, capsys):
     rundir = next(fitted[0].iterdir())
     code, out, _ = run(capsys, "info", rundir)
-    assert code == 0 and f"run directory: {rundir}" in out and "reduced_chi2" in out
+    assert code == 0 and f"run directory : {rundir}" in out
+    assert "quick fit     : order 1" in out and "K(1,-1)" in out and "c_dB" in out
     code, out, _ = run(capsys, "info", rundir, "--json")
     assert code == 0 and json.loads(out)["order"] == 1
 
@@ -347,6 +348,9 @@ def test_sample_emcee_on_the_example(tmp_path, capsys):
     assert amp["mean"] == pytest.approx(1000.0, rel=0.05)
     fit_amp = summary["maps"][1]["amp"]["value"]
     assert abs(amp["mean"] - fit_amp) < 5 * summary["maps"][1]["amp"]["sd"] + 1e-9
+    code, info, _ = run(capsys, "info", rundir)
+    assert code == 0 and "posterior     : emcee" in info
+    assert ("NOT CONVERGED" in info) == (not post["converged"])
     # 'plot' afterwards adds the posterior figures
     code, stdout, err = run(capsys, "plot", rundir)
     assert code == 0, err

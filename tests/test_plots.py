@@ -235,3 +235,61 @@ def test_save_figures_png_pdf(tmp_path, case):
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == names  # no temp files
     assert (tmp_path / "plots" / "beams.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "plots" / "beams.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+# ---------------------------------------------------------------- whole-run figure sets
+@pytest.fixture(scope="module")
+def views(case):
+    """A FitView and a PosteriorView built by hand (no fit or sampler needed)."""
+    import arviz as az
+
+    from bayesoof.telescope import get_telescope
+
+    data, model, K = case
+    rng = np.random.default_rng(4)
+    J = K.size
+    K_sd = np.r_[0.0, np.full(J - 1, 0.002)]
+    names = zernike.coeff_names(ORDER)[1:] + ["c_dB"]
+    A = rng.normal(size=(len(names), len(names)))
+    cov = 1e-6 * (A @ A.T + np.eye(len(names)))
+    fit_view = plots.FitView(
+        data=data, telescope=get_telescope("effelsberg"), model_beam=model,
+        sigma=np.concatenate([m.sigma for m in data.maps]), offsets=np.full(3, 0.5), K=K,
+        K_sd=K_sd, K_cov=np.diag(K_sd**2), cov=cov, names=names, title="test",
+    )
+    free = zernike.coeff_names(ORDER)[1:]
+    draws = K[1:] + 0.002 * rng.normal(size=(2, 50, J - 1))
+    idata = az.from_dict(
+        posterior={"K": draws, "c_dB": -14.5 + 0.3 * rng.normal(size=(2, 50))},
+        coords={"zernike": free}, dims={"K": ["zernike"]},
+    )
+    K_draws = np.concatenate([np.zeros((100, 1)), draws.reshape(100, J - 1)], axis=1)
+    post_view = plots.PosteriorView(fit_view, idata.posterior, K_draws, model * 1.001, "test")
+    return fit_view, post_view
+
+
+def test_fit_figures_set(views):
+    fit_view, _ = views
+    figs = plots.fit_figures(fit_view)
+    assert sorted(figs) == ["beam_maps", "beam_maps_db", "coefficients", "correlation",
+                            "phase", "phase_uncertainty"]
+    assert len(_main_axes(figs["beam_maps"])) == 9 and len(_main_axes(figs["phase"])) == 2
+    assert len(_main_axes(figs["phase_uncertainty"])) == 3
+    assert _main_axes(figs["phase_uncertainty"])[0].get_title().startswith("Laplace mean")
+    corr = _data(_images(_main_axes(figs["correlation"])[0])[0])
+    np.testing.assert_allclose(np.diag(corr), 1.0)
+    # Laplace draws follow N(K, K_cov)
+    draws = fit_view.laplace_draws(4000)
+    np.testing.assert_allclose(draws.std(axis=0), fit_view.K_sd, rtol=0.1, atol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore::matplotlib.MatplotlibDeprecationWarning")
+def test_posterior_figures_set(views):
+    _, post_view = views
+    figs = plots.posterior_figures(post_view, n_vars=2)
+    assert sorted(figs) == ["pair", "posterior_beam_maps", "posterior_coefficients",
+                            "posterior_phase", "rank", "trace"]
+    chosen = post_view.chosen(2)
+    assert len(chosen) == 2 and not {"K(1,-1)", "K(1,1)"} & set(chosen)  # tilts last
+    assert len(figs["trace"].axes) == 2 * (len(chosen) + 1)  # chosen K and c_dB
+    assert len(figs["posterior_coefficients"].axes[0].containers) == 2  # MAP and posterior
