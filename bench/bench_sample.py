@@ -188,10 +188,11 @@ def main(argv=None) -> int:
     if nuts and "emcee" in results:
         e = results["emcee"]
         for r in nuts:
+            gain_s = r["ess_per_s_sampling"] / e["ess_per_s_sampling"]
+            gain_w = r["ess_per_s_wall"] / e["ess_per_s_wall"]
             print(f"{r['sampler']}: ESS/s (sampling) {r['ess_per_s_sampling']:.2f} vs emcee "
-                  f"{e['ess_per_s_sampling']:.3f} -> x{r['ess_per_s_sampling'] / e['ess_per_s_sampling']:.0f};"
-                  f" ESS/s (wall) {r['ess_per_s_wall']:.2f} vs {e['ess_per_s_wall']:.3f} -> "
-                  f"x{r['ess_per_s_wall'] / e['ess_per_s_wall']:.0f}")
+                  f"{e['ess_per_s_sampling']:.3f} -> x{gain_s:.0f}; ESS/s (wall) "
+                  f"{r['ess_per_s_wall']:.2f} vs {e['ess_per_s_wall']:.3f} -> x{gain_w:.0f}")
     results["load_average_end"] = os.getloadavg()
     if a.json:
         with open(a.json, "w") as fh:

@@ -381,9 +381,13 @@ def test_sample_bad_input(tmp_path, capsys):
 def test_readme_starts_with_install_and_test_commands():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text().splitlines()
     first, second = readme[0].strip(), readme[1].strip()
-    assert first.startswith('pip install -e ".[dev]" && bayesoof fit ')
+    assert first.startswith('pip install -e ".[dev,jax]" && bayesoof fit ')
     assert "example_path()" in first and "--order 4" in first
     assert second == "python -m pytest -q"
+    # CI runs exactly the README's test command, after the README's install
+    ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text().splitlines()
+    assert second in ci
+    assert any('pip install' in line and '-e ".[dev,jax]"' in line for line in ci)
 
 
 def test_readme_cli_options_exist():
