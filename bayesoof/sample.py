@@ -85,6 +85,20 @@ def _jax_initialised() -> bool:
         return True
 
 
+def _host_devices() -> None:
+    """Give JAX one CPU device per core, so that numpyro runs chains in parallel.
+
+    Only possible before JAX starts (it reads ``XLA_FLAGS`` once); a device count already
+    in ``XLA_FLAGS`` is respected.  Same effect as ``numpyro.set_host_device_count``.
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if _jax_initialised() or "xla_force_host_platform_device_count" in flags:
+        return
+    n = os.cpu_count() or 1
+    if n > 1:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
+
+
 @contextlib.contextmanager
 def blas_threads(n: int = 1):
     """Limit BLAS threads (NumPy's matrix products inside pytensor's C backend) to ``n``.
@@ -490,7 +504,7 @@ def _jitter(rng, chains: int, dim: int, scale: float) -> np.ndarray:
 
 
 def _run_numpyro(density, z0, draws, tune, seed, target_accept, max_tree_depth,
-                 chain_method, chunk) -> RawDraws:
+                 chain_method, chunk, progressbar=False) -> RawDraws:
     """numpyro's NUTS kernel driven in fixed-size chunks of iterations.
 
     One jitted function advances every chain by ``chunk`` iterations (``lax.scan`` of
@@ -552,6 +566,12 @@ def _run_numpyro(density, z0, draws, tune, seed, target_accept, max_tree_depth,
             done += chunk
             if t_compiled is None:
                 t_compiled = time.perf_counter()
+            if progressbar:
+                phase = "warm-up" if done <= tune else "sampling"
+                print(f"\rnumpyro NUTS: {min(done, total)}/{total} iterations ({phase}), "
+                      f"{time.perf_counter() - t0:.0f} s", end="", file=sys.stderr, flush=True)
+        if progressbar:
+            print(file=sys.stderr)
     except KeyboardInterrupt:
         interrupted = True
     wall = time.perf_counter() - t0
@@ -588,7 +608,7 @@ def _run_numpyro(density, z0, draws, tune, seed, target_accept, max_tree_depth,
 
 
 def _run_pymc(density, z0, draws, tune, seed, target_accept, max_tree_depth, cores,
-              compile_mode) -> RawDraws:
+              compile_mode, progressbar=False) -> RawDraws:
     from pytensor.graph.replace import graph_replace
 
     t0 = time.perf_counter()
@@ -607,7 +627,8 @@ def _run_pymc(density, z0, draws, tune, seed, target_accept, max_tree_depth, cor
         idata = pm.sample(
             draws=draws, tune=tune, chains=chains, cores=cores, step=step,
             initvals=[{"z": z0[c]} for c in range(chains)], random_seed=int(seed),
-            progressbar=False, compute_convergence_checks=False, discard_tuned_samples=False,
+            progressbar=progressbar, compute_convergence_checks=False,
+            discard_tuned_samples=False,
             return_inferencedata=True,
         )
     wall = time.perf_counter() - t0
@@ -635,7 +656,8 @@ def _run_pymc(density, z0, draws, tune, seed, target_accept, max_tree_depth, cor
     )
 
 
-def _run_emcee(density, draws, tune, seed, walkers, init_scale, thin, mode) -> RawDraws:
+def _run_emcee(density, draws, tune, seed, walkers, init_scale, thin, mode,
+               progressbar=False) -> RawDraws:
     import emcee
 
     t0 = time.perf_counter()
@@ -652,7 +674,8 @@ def _run_emcee(density, draws, tune, seed, walkers, init_scale, thin, mode) -> R
     n_iter = 0
     interrupted = False
     try:
-        for _ in sampler.sample(p0, iterations=tune + draws * thin, store=True):
+        for _ in sampler.sample(p0, iterations=tune + draws * thin, store=True,
+                                progress=progressbar):
             n_iter += 1
     except KeyboardInterrupt:
         interrupted = True
@@ -694,26 +717,53 @@ def run_sampler(
     emcee_init: float = 1.0,
     thin: int = 1,
     chunk: int = 50,
+    progressbar: bool = False,
 ) -> RawDraws:
     """Run one sampler on a whitened density; return draws of ``z`` and statistics.
 
-    NUTS chains start at ``z ~ N(0, jitter² I)`` (inside the mode); emcee walkers at
-    ``z ~ N(0, emcee_init² I)`` (the Laplace approximation).  ``seed`` fixes everything.
+    Parameters
+    ----------
+    density : AffineDensity
+        The model's log posterior in whitened coordinates ``z``.
+    sampler : {'nuts', 'numpyro', 'pymc', 'emcee'}
+    draws, tune, chains : int
+        Kept iterations per chain, warm-up iterations, chains (NUTS).  emcee: steps kept
+        per walker (``draws``, thinned by ``thin``) after ``tune`` burn-in steps.
+    seed : int
+        Seeds the start points and the sampler: the same seed gives the same draws.
+    jitter : float
+        NUTS chains start at ``z ~ N(0, jitter² I)``: inside the MAP's mode.
+    target_accept, max_tree_depth : NUTS settings.
+    chain_method : {'auto', 'parallel', 'vectorized'}
+        numpyro: chains across JAX devices (one per core) or vectorised on one.
+    cores : int, optional
+        PyMC: worker processes (default: one per chain up to the CPU count; 1 once JAX
+        has started, as fork() is then unsafe).
+    compile_mode : str, optional
+        PyMC / emcee: pytensor mode of the density (default: the density's).
+    walkers : int, optional
+        emcee walkers (default max(2 d + 2, 32)), started at ``z ~ N(0, emcee_init² I)``
+        (the Laplace approximation).
+    chunk : int
+        numpyro: iterations per compiled call (Ctrl-C is honoured between calls).
+    progressbar : bool
+        Report progress on stderr.
     """
     sampler = resolve_sampler(sampler)
     rng = np.random.default_rng(seed)
     if sampler == "emcee":
-        return _run_emcee(density, draws, tune, seed, walkers, emcee_init, thin, compile_mode)
+        return _run_emcee(density, draws, tune, seed, walkers, emcee_init, thin, compile_mode,
+                          progressbar)
     z0 = _jitter(rng, chains, density.dim, jitter)
     if sampler == "numpyro":
         return _run_numpyro(density, z0, draws, tune, seed, target_accept, max_tree_depth,
-                            chain_method, chunk)
+                            chain_method, chunk, progressbar)
     if cores is None:
         # PyMC runs parallel chains in fork()ed processes, which may deadlock once JAX's
         # thread pool exists (JAX warns so): chains run in turn then
         cores = 1 if _jax_initialised() else min(chains, os.cpu_count() or 1)
     return _run_pymc(density, z0, draws, tune, seed, target_accept, max_tree_depth, cores,
-                     compile_mode)
+                     compile_mode, progressbar)
 
 
 # ====================================================================== public API
@@ -744,6 +794,8 @@ def sample_model(
     if mode is None:
         mode = "JAX" if name in ("numpyro", "emcee") and have_jax() else "FAST_RUN"
     kwargs["compile_mode"] = mode
+    if name == "numpyro":
+        _host_devices()
     with blas_threads(1):
         lap = laplace_result or laplace(model, mode=mode)
         density = AffineDensity(model, lap.u_mode, _chol(lap.cov), mode=mode)
