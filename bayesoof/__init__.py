@@ -13,3 +13,11 @@ except ImportError:  # pragma: no cover - JAX is optional
 from bayesoof.fit import FitResult, fit  # noqa: E402
 
 __all__ = ["FitResult", "__version__", "fit"]
+
+# full posteriors at the top level: ``bayesoof.sample(data, telescope=..., order=...,
+# sampler="nuts")`` -> PosteriorResult.  As for ``fit``, this binds ``bayesoof.sample`` to
+# the function (``from bayesoof.sample import ...`` still reaches the module's names).
+from bayesoof.posterior import PosteriorResult  # noqa: E402
+from bayesoof.sample import sample  # noqa: E402
+
+__all__ += ["PosteriorResult", "sample"]

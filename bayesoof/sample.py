@@ -685,7 +685,9 @@ def _run_emcee(density, draws, tune, seed, walkers, init_scale, thin, mode,
     z = np.swapaxes(chain[keep], 0, 1)
     lps = np.swapaxes(lp[keep], 0, 1)
     try:
-        tau = sampler.get_autocorr_time(discard=min(tune, chain.shape[0]), quiet=True)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # emcee's "chain too short" notice: reported below
+            tau = sampler.get_autocorr_time(discard=min(tune, chain.shape[0]), quiet=True)
     except Exception:  # noqa: BLE001 - too short chains
         tau = np.full(d, np.nan)
     return RawDraws(
@@ -871,11 +873,11 @@ def sample(
     if fit_result is None:
         from bayesoof.fit import fit as quick_fit
 
-        if isinstance(data, (str, os.PathLike)):
-            from bayesoof.fitsio import read_beam_maps
-
-            data = read_beam_maps(data)
-        fit_result = quick_fit(data, telescope=telescope, order=order, **(fit_kwargs or {}))
+        kw = dict(fit_kwargs or {})
+        kw.setdefault("seed", seed)
+        if telescope is not None:
+            kw["telescope"] = telescope
+        fit_result = quick_fit(data, order=order, **kw)
     run_dir = None
     if save_dir is not None:
         run_dir = fit_result.save(save_dir)

@@ -19,7 +19,7 @@ emcee runs for a fixed number of steps (``--emcee-steps``, after ``--emcee-burn`
 is ArviZ's bulk ESS over walkers-as-chains and, for comparison, walkers × steps / τ_max
 with τ emcee's integrated autocorrelation time.
 
-Run:  python bench/bench_sample.py            (all samplers, the full case)
+Run:  python bench/bench_sample.py            (all samplers, the full case; ~12 min)
       python bench/bench_sample.py --quick    (31 × 31 maps, order 3: a smoke test)
 """
 
@@ -56,6 +56,7 @@ def run_nuts(model, sampler, draws, tune, chains, seed, max_doublings):
     from bayesoof.sample import sample_model
 
     total = 0.0
+    attempts = []
     for _ in range(max_doublings + 1):
         t0 = time.perf_counter()
         with warnings.catch_warnings():
@@ -68,6 +69,8 @@ def run_nuts(model, sampler, draws, tune, chains, seed, max_doublings):
         d = res.diagnostics
         ok = (ks["r_hat_max_K"] <= 1.01 and ks["ess_bulk_min_K"] >= 400
               and d.get("divergences", 0) == 0)
+        attempts.append({"draws": draws, "wall_s": wall, **ks,
+                         "divergences": d.get("divergences"), "converged_K": ok})
         if ok:
             break
         draws *= 2
@@ -79,6 +82,7 @@ def run_nuts(model, sampler, draws, tune, chains, seed, max_doublings):
         "tune": tune,
         "draws": draws,
         "converged_K": ok,
+        "attempts": attempts,
         "diagnostics_all_parameters": {k: d.get(k) for k in (
             "r_hat_max", "ess_bulk_min", "ess_tail_min", "divergences", "tree_depth_mean",
             "converged")},
@@ -94,7 +98,8 @@ def run_nuts(model, sampler, draws, tune, chains, seed, max_doublings):
         "ess_per_s_wall": ks["ess_bulk_min_K"] / wall,
         "grad_per_ess": t["n_grad"] / ks["ess_bulk_min_K"],
         "ms_per_grad": 1e3 * samp / max(t["n_grad_sampling"], 1),
-        "extra": {k: t.get(k) for k in ("chain_method", "devices", "cores", "compile_mode")},
+        "extra": {k: t.get(k) for k in ("chain_method", "devices", "cores", "compile_mode",
+                                         "first_chunk_time")},
     }
 
 
@@ -133,15 +138,17 @@ def run_emcee(model, steps, burn, seed, walkers):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--samplers", default="numpyro,pymc,emcee")
+    p.add_argument("--samplers", default="pymc,numpyro,emcee",
+                   help="run in this order (PyMC first: its worker processes need fork() "
+                        "before JAX starts)")
     p.add_argument("--order", type=int, default=5)
     p.add_argument("--n-grid", type=int, default=97)
     p.add_argument("--draws", type=int, default=500)
-    p.add_argument("--tune", type=int, default=500)
+    p.add_argument("--tune", type=int, default=300)
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--max-doublings", type=int, default=2)
-    p.add_argument("--emcee-steps", type=int, default=2000)
-    p.add_argument("--emcee-burn", type=int, default=500)
+    p.add_argument("--emcee-steps", type=int, default=4000)
+    p.add_argument("--emcee-burn", type=int, default=1000)
     p.add_argument("--walkers", type=int, default=None)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--devices", type=int, default=os.cpu_count() or 1,
