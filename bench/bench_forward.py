@@ -5,7 +5,11 @@ shape when ../shared is absent), for each transform path (direct DFT, FFT2) and 
 backend (PyTensor C, JAX).  Prints ms per evaluation (median of repeats, JAX outputs
 blocked on) and the compile time.  Also times scattered samples (same count).
 
-    python bench/bench_forward.py [--repeats 30] [--scattered]
+    python bench/bench_forward.py [--repeats 30] [--scattered] [--blas-threads 1]
+
+BLAS is limited to one thread by default, as the fit and the samplers do: the matrix
+products are small, and on a 2-core machine OpenBLAS's spinning threads made them tens of
+times slower (pass --blas-threads 0 to leave the BLAS thread pool alone).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
+from threadpoolctl import threadpool_limits
 
 import bayesoof  # noqa: F401  (registers the JAX FFT Ops)
 from bayesoof.fitsio import read_beam_maps
@@ -68,7 +73,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--scattered", action="store_true", help="also time scattered samples")
+    ap.add_argument("--blas-threads", type=int, default=1, help="0: leave BLAS threads alone")
     args = ap.parse_args(argv)
+    if args.blas_threads > 0:
+        threadpool_limits(limits=args.blas_threads, user_api="blas")
     try:
         import jax  # noqa: F401
 
@@ -76,7 +84,10 @@ def main(argv=None):
     except ImportError:
         modes = ["FAST_RUN"]
     cases = [False, True] if args.scattered else [False]
-    print(f"pytensor {pytensor.__version__}, blas ldflags: {pytensor.config.blas__ldflags!r}")
+    print(
+        f"pytensor {pytensor.__version__}, blas ldflags: {pytensor.config.blas__ldflags!r}, "
+        f"BLAS threads: {args.blas_threads or 'default'}"
+    )
     for scattered in cases:
         data, label = load(scattered)
         print(f"\n{label}, order 5 (21 K), value + gradient of sum of squared residuals")
