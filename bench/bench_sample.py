@@ -143,7 +143,7 @@ def main(argv=None) -> int:
                         "before JAX starts)")
     p.add_argument("--order", type=int, default=5)
     p.add_argument("--n-grid", type=int, default=97)
-    p.add_argument("--draws", type=int, default=500)
+    p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--tune", type=int, default=300)
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--max-doublings", type=int, default=2)
