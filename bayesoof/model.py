@@ -373,6 +373,8 @@ def build_model(
         K0[list(TILTS)] = 0.0
     st["K"] = K0
     free_j = [j for j in range(1, J) if tilt == "free" or j not in TILTS]
+    if fit is not None:  # coefficients the quick fit held fixed stay fixed
+        free_j = [j for j in free_j if j in parsed["K"] or j in TILTS]
     free_j = np.array(free_j, dtype=int)
 
     R, lam = forward.telescope.radius, forward.wavelength

@@ -425,8 +425,8 @@ class PosteriorResult:
                 data = json.loads(summ.read_text())
             except json.JSONDecodeError:
                 data = {}
-        data["posterior"] = self.summary()
-        _atomic(summ, lambda p: p.write_text(json.dumps(data, indent=2, default=_json_default)))
+        data["posterior"] = _clean(self.summary())
+        _atomic(summ, lambda p: p.write_text(json.dumps(data, indent=2, allow_nan=False)))
         return run_dir
 
     def _products_dataset(self):
@@ -466,8 +466,22 @@ def _modes_sentence(modes: dict) -> str:
 
 
 def _clean(obj):
-    """JSON-able copy (NumPy scalars and arrays to Python)."""
-    return json.loads(json.dumps(obj, default=_json_default))
+    """JSON-able copy: NumPy scalars and arrays to Python, NaN and inf to None."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _clean(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    if obj is None or isinstance(obj, str):
+        return obj
+    return _json_default(obj)
 
 
 def _json_default(o):

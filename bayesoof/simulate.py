@@ -210,4 +210,4 @@ def make_example(path: str | Path, overwrite: bool = False) -> Path:
 
 def example_path() -> Path:
     """Path of the bundled example FITS file."""
-    return Path(str(resources.files("bayesoof").joinpath("data", EXAMPLE_NAME)))
+    return Path(str(resources.files("bayesoof").joinpath("examples", EXAMPLE_NAME)))
