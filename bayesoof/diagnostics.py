@@ -169,7 +169,7 @@ def diagnose(idata, var_names=None, chains=None, max_treedepth: int = 10,
     if n_chains < 2:
         out["problems"].append("only one chain: R-hat cannot detect non-convergence")
     if r_max is not None and not r_max <= rhat_max:
-        out["problems"].append(f"R-hat {r_max:.3f} > {rhat_max} ({r_name})")
+        out["problems"].append(f"R-hat {r_max:.4f} > {rhat_max} ({r_name})")
     if eb_min is not None and not eb_min >= ess_min:
         out["problems"].append(f"bulk ESS {eb_min:.0f} < {ess_min:.0f} ({eb_name})")
     if et_min is not None and not et_min >= ess_min:
