@@ -14,7 +14,7 @@ directions, the data and σ; the order-n fit is the order-N model with K(n' > n)
 0.  Compiled functions are cached per geometry (sample positions, d_z, wavelength,
 telescope, aperture sampling, order, illumination, residual), so refitting new data on
 the same grid does not recompile.  While fitting, BLAS runs single-threaded
-(``fit.blas_threads``; via threadpoolctl when installed): the products are small and two
+(``fit.blas_threads``, via threadpoolctl): the products are small and two
 threads competing on a 2-core machine were several times slower.
 
 The covariance is the Laplace approximation ``(JᵀJ)⁻¹`` of the standardised residuals
@@ -36,7 +36,6 @@ import hashlib
 import time
 import warnings
 from collections import OrderedDict
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +55,7 @@ from bayesoof.noise import resolve_sigma
 from bayesoof.params import FitConfigError, ParameterSpace, load_fit_config
 from bayesoof.results import FitResult, OrderResult
 from bayesoof.telescope import get_telescope
+from bayesoof.threads import blas_threads
 
 __all__ = ["FitConfigError", "FitWarning", "Objective", "fit", "laplace_covariance"]
 
@@ -187,25 +187,6 @@ def _mode():
     """
     mode = get_mode("FAST_RUN")
     return mode if pytensor.config.blas__ldflags else mode.excluding("BlasOpt")
-
-
-@contextmanager
-def _blas_threads(n: int):
-    """Limit BLAS threads to ``n`` (0: unchanged) when threadpoolctl is available.
-
-    The products here are small (~100-200 wide); on a 2-core machine one thread is
-    several times faster than two competing ones.
-    """
-    if n <= 0:
-        yield
-        return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        yield
-        return
-    with threadpool_limits(limits=n, user_api="blas"):
-        yield
 
 
 def _fingerprint(forward: ForwardModel, space: ParameterSpace, residual: str) -> str | None:
@@ -583,7 +564,7 @@ def fit(
             )
     data = _as_beam_maps(data)
     tel = get_telescope(telescope)
-    with _blas_threads(f["blas_threads"]):
+    with blas_threads(f["blas_threads"]):
         forward, sig, origin, objective, results = _run(
             data, tel, cfg, orders, sigma, sampling, method, verbose, start
         )

@@ -58,6 +58,8 @@ import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 
+from bayesoof.threads import blas_threads
+
 __all__ = [
     "SAMPLERS",
     "AffineDensity",
@@ -110,23 +112,6 @@ def _host_devices() -> None:
     n = os.cpu_count() or 1
     if n > 1:
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
-
-
-@contextlib.contextmanager
-def blas_threads(n: int = 1):
-    """Limit BLAS threads (NumPy's matrix products inside pytensor's C backend) to ``n``.
-
-    The products of the forward model are small; on a busy 2-core machine OpenBLAS's
-    spinning threads made each one ~50× slower than single-threaded (measured: 72 ms ->
-    1.5 ms per gradient, 31×31 maps, 98² aperture pixels).
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        yield
-        return
-    with threadpool_limits(limits=n, user_api="blas"):
-        yield
 
 
 # ====================================================================== log density
