@@ -34,7 +34,7 @@ from bayesoof import zernike
 from bayesoof.diagnostics import chain_modes, diagnose
 from bayesoof.illumination import evaluate as evaluate_illumination
 from bayesoof.likelihood import standardized_residuals
-from bayesoof.products import NOT_ABERRATION, plain_rms, surface_um, weighted_rms
+from bayesoof.products import NOT_ABERRATION, plain_rms, rms_summary, surface_um, weighted_rms
 
 __all__ = [
     "PosteriorResult",
@@ -165,14 +165,7 @@ def rms_draws(K_draws, illum_draws: dict, forward, max_bytes: float = _BATCH_BYT
             )
             weighted[k] = weighted_rms(ph[i], w)
     plain = plain_rms(K)
-    return {
-        "phase_rms": plain,
-        "phase_rms_weighted": weighted,
-        "surface_rms": surface_um(plain, lam),
-        "surface_rms_weighted": surface_um(weighted, lam),
-        "ruze": np.exp(-(plain**2)),
-        "ruze_weighted": np.exp(-(weighted**2)),
-    }
+    return rms_summary(plain, weighted, lam)
 
 
 def _describe(x: np.ndarray) -> dict:

@@ -134,6 +134,22 @@ def weighted_rms(phase, weights) -> np.ndarray:
     return np.sqrt(np.maximum((phase**2) @ w - mean**2, 0.0))
 
 
+
+def rms_summary(plain, weighted, wavelength: float) -> dict:
+    """Phase rms (rad), surface rms (µm) and Ruze efficiency, plain and weighted.
+
+    ``plain`` and ``weighted`` are rms phases in rad (scalars or arrays of draws);
+    ``wavelength`` in m.
+    """
+    return {
+        "phase_rms": plain,
+        "phase_rms_weighted": weighted,
+        "surface_rms": surface_um(plain, wavelength),
+        "surface_rms_weighted": surface_um(weighted, wavelength),
+        "ruze": np.exp(-(plain**2)),
+        "ruze_weighted": np.exp(-(weighted**2)),
+    }
+
 def _draws(K, cov_K, free, n_draws: int, seed: int) -> np.ndarray:
     """Draws of K (n_draws, J) from N(K, cov_K) over the ``free`` terms (others fixed)."""
     rng = np.random.default_rng(seed)
@@ -197,14 +213,7 @@ def aperture_statistics(
             weighted_rms(TWO_PI * (Kb[i : i + batch] @ basis.T), w)
             for i in range(0, Kb.shape[0], batch)
         ])
-        return {
-            "phase_rms": plain,
-            "phase_rms_weighted": weighted,
-            "surface_rms": surface_um(plain, lam),
-            "surface_rms_weighted": surface_um(weighted, lam),
-            "ruze": np.exp(-(plain**2)),
-            "ruze_weighted": np.exp(-(weighted**2)),
-        }
+        return rms_summary(plain, weighted, lam)
 
     point = {k: float(v[0]) for k, v in stats(K[None, :]).items()}
     if cov_K is None:
