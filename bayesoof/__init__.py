@@ -1,23 +1,42 @@
-"""bayesoof: Bayesian out-of-focus holography of radio telescopes."""
+"""bayesoof: Bayesian out-of-focus holography of radio telescopes.
+
+The package is layered (each folder imports only from the layers listed before it)::
+
+    units, data/        containers, FITS and GRASP readers, noise estimates
+    physics/            Zernike, telescope, aperture, illumination, transforms, forward model
+    simulate, testing   simulated beam maps from the forward model; test factories
+    products/           phase and surface maps, rms, Ruze efficiency
+    inference/          likelihood, parameter space, quick fit, PyMC model, samplers
+    io/, plots/, cli/   run directories, figures, the command line
+
+``bayesoof.fit`` (the quick fit) and ``bayesoof.sample`` (the posterior) are loaded on first
+use, so ``import bayesoof`` does not import PyTensor, PyMC or JAX.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-try:  # register JAX implementations of pytensor's FFT Ops when JAX is available
-    from bayesoof import jax_ops as _jax_ops  # noqa: F401
-except ImportError:  # pragma: no cover - JAX is optional
-    pass
+# public name -> module that defines it (imported on first attribute access)
+_LAZY = {
+    "fit": "bayesoof.inference.fit",
+    "FitResult": "bayesoof.inference.fit",
+    "sample": "bayesoof.inference.sample",
+    "PosteriorResult": "bayesoof.inference.posterior",
+}
 
-# the quick fit at the top level: ``bayesoof.fit(data, telescope=..., order=...)``.  This
-# binds the name ``bayesoof.fit`` to the function (import the module's other names with
-# ``from bayesoof.fit import ...``).
-from bayesoof.fit import FitResult, fit  # noqa: E402
+__all__ = ["FitResult", "PosteriorResult", "__version__", "fit", "sample"]
 
-__all__ = ["FitResult", "__version__", "fit"]
 
-# full posteriors at the top level: ``bayesoof.sample(data, telescope=..., order=...,
-# sampler="nuts")`` -> PosteriorResult.  As for ``fit``, this binds ``bayesoof.sample`` to
-# the function (``from bayesoof.sample import ...`` still reaches the module's names).
-from bayesoof.posterior import PosteriorResult  # noqa: E402
-from bayesoof.sample import sample  # noqa: E402
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'bayesoof' has no attribute {name!r}")
 
-__all__ += ["PosteriorResult", "sample"]
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytensor
 
-from bayesoof import zernike
-from bayesoof.aperture import ApertureGrid
-from bayesoof.data import BeamMap, BeamMaps
-from bayesoof.forward import ForwardModel
-from bayesoof.telescope import Telescope, get_telescope
+from bayesoof.data.containers import BeamMap, BeamMaps
+from bayesoof.physics import zernike
+from bayesoof.physics.aperture import ApertureGrid
+from bayesoof.physics.forward import ForwardModel
+from bayesoof.physics.telescope import Telescope, get_telescope
 from bayesoof.units import as_value
 
 __all__ = [
@@ -196,7 +196,7 @@ def make_example(path: str | Path, overwrite: bool = False) -> Path:
 
     Written in the Nikolic format (it carries σ per sample in UFNU).
     """
-    from bayesoof.fitsio import write_nikolic
+    from bayesoof.data.fitsio import write_nikolic
 
     s = EXAMPLE_SETTINGS
     maps = simulate(

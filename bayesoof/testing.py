@@ -1,7 +1,7 @@
 """Seeded data factories, independent NumPy references and comparators for the tests.
 
 Nothing here is used by the fits.  The reference forward model deliberately shares only
-the *constants* of a :class:`~bayesoof.forward.ForwardModel` that are not under test:
+the *constants* of a :class:`~bayesoof.physics.forward.ForwardModel` that are not under test:
 the pixel centres (``sampling.coords()``), the pixel coverage ``fm.block``, the
 telescope OPD and the wavelength / d_z / sample positions of the data.  Everything the
 forward graph computes (Zernike phase, illumination, pointing phase, far-field
@@ -17,13 +17,26 @@ Units: lengths m, directions rad, K in waves, c_dB in dB.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from bayesoof import zernike
-from bayesoof.data import BeamMap, BeamMaps
-from bayesoof.telescope import Telescope, get_telescope
+from bayesoof.data.containers import BeamMap, BeamMaps
+from bayesoof.physics import zernike
+from bayesoof.physics.telescope import Telescope, get_telescope
+
+#: root of the source checkout (the package is installed editable from it)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path:
+    """The project's shared material: ``$BAYESOOF_SHARED`` or ``../shared`` beside the checkout.
+
+    Tests that need it skip when the folder is absent.
+    """
+    return Path(os.environ.get("BAYESOOF_SHARED", REPO_ROOT.parent / "shared"))
 
 __all__ = [
     "ASYMMETRIC_ILLUMINATION",
@@ -200,7 +213,7 @@ def compile_power(fm, mode=None, with_pointing: bool = True, grad: bool = False)
     import pytensor
     import pytensor.tensor as pt
 
-    from bayesoof.illumination import illumination_params
+    from bayesoof.physics.illumination import illumination_params
 
     K = pt.dvector("K")
     names = illumination_params(fm.illumination)

@@ -19,12 +19,12 @@ import argparse
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 
-PYOOF_EXAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / \
-    "pyoof_example0.fits"
+from bayesoof.testing import shared_dir
+
+PYOOF_EXAMPLE = shared_dir() / "data" / "pyoof_example0.fits"
 
 
 def _report(label: str, result, total: float) -> None:
@@ -42,8 +42,8 @@ def _report(label: str, result, total: float) -> None:
 
 
 def run(path, label: str, config, order: int, repeat: int) -> list[float]:
-    from bayesoof.fit import fit
-    from bayesoof.fitsio import read_beam_maps
+    from bayesoof.data.fitsio import read_beam_maps
+    from bayesoof.inference.fit import fit
 
     data = read_beam_maps(path)
     print(f"\n{label}: {path}")

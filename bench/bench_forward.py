@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytensor
@@ -25,12 +24,13 @@ import pytensor.tensor as pt
 from threadpoolctl import threadpool_limits
 
 import bayesoof  # noqa: F401  (registers the JAX FFT Ops)
-from bayesoof.fitsio import read_beam_maps
-from bayesoof.forward import ForwardModel
+from bayesoof.data.fitsio import read_beam_maps
+from bayesoof.physics.forward import ForwardModel
 from bayesoof.simulate import random_coefficients, simulate
+from bayesoof.testing import shared_dir
 
 warnings.filterwarnings("ignore")
-PYOOF_EXAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "pyoof_example0.fits"
+PYOOF_EXAMPLE = shared_dir() / "data" / "pyoof_example0.fits"
 
 
 def load(scattered: bool):
@@ -79,6 +79,8 @@ def main(argv=None):
         threadpool_limits(limits=args.blas_threads, user_api="blas")
     try:
         import jax  # noqa: F401
+
+        import bayesoof.physics.jax_ops  # noqa: F401  (JAX versions of pytensor's FFT Ops)
 
         modes = ["FAST_RUN", "JAX"]
     except ImportError:

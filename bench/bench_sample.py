@@ -3,7 +3,7 @@
 Case: Effelsberg, 9 mm, order 5 (21 Zernike terms, piston fixed), three 97 × 97 maps
 (d_z = -22, 0, +22 mm), SNR 200, the default aperture sampling and fit configuration
 (c_dB, amplitudes and offsets free).  All samplers share the same log-density (the PyMC
-model of bayesoof.model, whitened around the posterior mode).
+model of bayesoof.inference.model, whitened around the posterior mode).
 
 Reported per sampler:
 
@@ -53,7 +53,7 @@ def k_stats(result) -> dict:
 
 
 def run_nuts(model, sampler, draws, tune, chains, seed, max_doublings):
-    from bayesoof.sample import sample_model
+    from bayesoof.inference.sample import sample_model
 
     total = 0.0
     attempts = []
@@ -104,7 +104,7 @@ def run_nuts(model, sampler, draws, tune, chains, seed, max_doublings):
 
 
 def run_emcee(model, steps, burn, seed, walkers):
-    from bayesoof.sample import sample_model
+    from bayesoof.inference.sample import sample_model
 
     t0 = time.perf_counter()
     with warnings.catch_warnings():
@@ -160,9 +160,9 @@ def main(argv=None) -> int:
         a.order, a.n_grid = 3, 31
     _setup_devices(a.devices)
 
-    from bayesoof import fit as fit_module  # noqa: F401  (the quick fit)
-    from bayesoof.fit import fit
-    from bayesoof.model import build_model
+    from bayesoof.inference import fit as fit_module  # noqa: F401  (the quick fit)
+    from bayesoof.inference.fit import fit
+    from bayesoof.inference.model import build_model
     from bayesoof.simulate import random_coefficients, simulate
 
     truth = random_coefficients(a.order, scale=0.05, seed=a.seed)

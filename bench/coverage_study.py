@@ -29,9 +29,9 @@ import numpy as np
 
 
 def one_dataset(i: int, a) -> dict:
-    from bayesoof.aperture import ApertureGrid
-    from bayesoof.fit import fit
-    from bayesoof.sample import sample
+    from bayesoof.inference.fit import fit
+    from bayesoof.inference.sample import sample
+    from bayesoof.physics.aperture import ApertureGrid
     from bayesoof.simulate import random_coefficients, simulate
 
     rng = np.random.default_rng([a.seed, i])

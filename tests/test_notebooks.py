@@ -9,15 +9,16 @@ notebook's folder as working directory.  A failing cell fails the test and names
 import json
 import os
 import sys
-from pathlib import Path
 
 import pytest
+
+from bayesoof import testing as T
 
 jupytext = pytest.importorskip("jupytext")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
-NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOK_DIR = T.REPO_ROOT / "notebooks"
 NOTEBOOKS = sorted(
     p for p in NOTEBOOK_DIR.glob("*")
     if p.suffix in (".md", ".py") and p.name.lower() != "readme.md"

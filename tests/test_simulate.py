@@ -8,9 +8,9 @@ from scipy import stats
 
 from bayesoof import simulate as sim
 from bayesoof import testing as T
-from bayesoof import zernike
-from bayesoof.fitsio import DataWarning, read_beam_maps, write_nikolic, write_pyoof
-from bayesoof.forward import ForwardModel
+from bayesoof.data.fitsio import DataWarning, read_beam_maps, write_nikolic, write_pyoof
+from bayesoof.physics import zernike
+from bayesoof.physics.forward import ForwardModel
 
 # A small, asymmetric set: Effelsberg, 9 mm, order 3 (odd-l terms), illumination centre
 # off axis, per-map pointing, amplitude and offset; a 25 x 25 lattice over ±5 beam widths.

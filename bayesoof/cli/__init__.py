@@ -1,0 +1,5 @@
+"""The ``bayesoof`` command line."""
+
+from bayesoof.cli.commands import build_parser, main
+
+__all__ = ["build_parser", "main"]

@@ -1,0 +1,1 @@
+"""Inference layer: likelihood, parameter space, quick fit, PyMC model and samplers."""

@@ -1,0 +1,596 @@
+"""Quick fit: noise-weighted least squares (the MAP with flat priors), order by order.
+
+Each map is modelled as ``data = a_i P_i(u, v; θ) + b_i + noise`` with the residual of
+:mod:`bayesoof.inference.likelihood` (``(data - predict) / σ``), σ from the file or estimated
+(:mod:`bayesoof.data.noise`).  Orders 1 → N are fitted in turn, each started from the previous
+solution (pyoof's ``fit_previous``), with :func:`scipy.optimize.least_squares` ('trf',
+bounds) and an exact Jacobian compiled from the PyTensor graph: forward-mode derivatives
+(``pytensor.gradient.Rop``) of the residual vector, vectorised over the free directions
+(``vectorize_graph``), so one pass costs about ``n_free`` far-field transforms.
+
+One compiled function serves every order and every start: it takes the parameter
+vector (in two parts, see :class:`Objective`), matrices whose rows select the free
+directions, the data and σ; the order-n fit is the order-N model with K(n' > n) fixed at
+0.  Compiled functions are cached per geometry (sample positions, d_z, wavelength,
+telescope, aperture sampling, order, illumination, residual), so refitting new data on
+the same grid does not recompile.  While fitting, BLAS runs single-threaded
+(``fit.blas_threads``, via threadpoolctl): the products are small and two
+threads competing on a 2-core machine were several times slower.
+
+The covariance is the Laplace approximation ``(JᵀJ)⁻¹`` of the standardised residuals
+at the optimum: with σ known it is used as is (no χ² rescaling); ``covariance_scale =
+"chi2"`` multiplies it by the reduced χ², and the pyoof residual (unweighted) always does.
+
+Parameters (see :mod:`bayesoof.inference.params`, ``presets/fit/default.toml``): K in waves, the
+illumination coefficients, per-map amplitude a_i and offset b_i, optionally per-map
+pointing.  pyoof's illumination amplitude i_amp has no counterpart: P scales as i_amp²,
+which the free a_i absorb (pyoof's min-max normalisation removes scale and offset per
+map in the same way); the preset ``"pyoof"`` reproduces pyoof's free/fixed set.
+Multi-start (``n_starts``): the extra starts add N(0, start_scale / mode_rms(n, l)) waves
+to the free K (seeded), re-solve a_i, b_i, and the lowest χ² wins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+from pytensor.compile.mode import get_mode
+from pytensor.gradient import DisconnectedInputError, Rop
+from pytensor.graph.replace import vectorize_graph
+from scipy.optimize import least_squares
+
+from bayesoof.data.containers import BeamMaps, DataError
+from bayesoof.data.noise import resolve_sigma
+from bayesoof.inference.likelihood import (
+    predict,
+    pyoof_normalised_residuals,
+    standardized_residuals,
+)
+from bayesoof.inference.params import FitConfigError, ParameterSpace, load_fit_config
+from bayesoof.inference.results import FitResult, OrderResult
+from bayesoof.inference.threads import blas_threads
+from bayesoof.physics import zernike
+from bayesoof.physics.forward import ForwardModel
+from bayesoof.physics.telescope import get_telescope
+
+__all__ = ["FitConfigError", "FitWarning", "Objective", "fit", "laplace_covariance"]
+
+_CACHE: OrderedDict[str, Objective] = OrderedDict()
+_CACHE_SIZE = 4
+DEGENERATE_RCOND = 1e-10  # smallest/largest singular value of the column-scaled Jacobian
+
+
+class FitWarning(UserWarning):
+    """A fit result to read with care (not converged, parameter at a bound, degeneracy)."""
+
+
+# ------------------------------------------------------------------ objective
+class Objective:
+    """Standardised residuals and their exact Jacobian, compiled once for a geometry.
+
+    The graph takes the full parameter vector in two parts: the *shape* entries (K,
+    illumination, pointing), which move the far field, and the *linear* ones (amp,
+    offset).  Each part has its own forward-mode Jacobian (``Rop`` vectorised over a
+    matrix of directions): along a linear direction the far field is untouched, so those
+    columns cost no transform.
+
+    Parameters
+    ----------
+    forward : ForwardModel
+        At the largest order fitted.
+    space : ParameterSpace
+        Layout of the full parameter vector (which entries are free does not matter here).
+    residual : {'likelihood', 'pyoof'}
+        'likelihood': ``(data - a_i P_i - b_i) / σ``; 'pyoof': min-max normalised data
+        minus min-max normalised P per map (σ unused).
+    """
+
+    def __init__(self, forward: ForwardModel, space: ParameterSpace, residual: str = "likelihood"):
+        t0 = time.perf_counter()
+        n_full = space.n_full
+        lin = np.r_[np.arange(n_full)[space.amp_slice], np.arange(n_full)[space.offset_slice]]
+        shape = np.setdiff1d(np.arange(n_full), lin)
+        self.shape_index, self.lin_index = shape, lin
+        xs, xl = pt.vector("theta_shape"), pt.vector("theta_linear")
+        # predict's arguments straight from the two parts, so that nothing upstream of the
+        # far field depends on the linear part (its Jacobian then costs no transform)
+        pos = np.empty(n_full, int)
+        pos[shape], pos[lin] = np.arange(shape.size), np.arange(lin.size)
+        J, nm = len(space.nl), space.n_maps
+        parts = {
+            "K": xs[pos[:J]],
+            "illum": {k: xs[pos[i]] for k, i in space.illum_index.items()},
+            "amp": xl[pos[space.amp_slice]],
+            "offset": xl[pos[space.offset_slice]],
+            "pointing": (
+                xs[pos[space.pointing_slice]].reshape((nm, 2)) if space.with_pointing else None
+            ),
+        }
+        observed, sigma = pt.vector("observed"), pt.vector("sigma")
+        if residual == "likelihood":
+            r = standardized_residuals(predict(forward, **parts), observed, sigma)
+        else:
+            power = forward.power(parts["K"], parts["illum"], parts["pointing"])
+            r = pyoof_normalised_residuals(power, observed, forward.map_slices)
+        outs = [r]
+        self._dirs = []
+        self._connected = []
+        for x in (xs, xl):
+            d, D = pt.vector(f"d_{x.name}"), pt.matrix(f"D_{x.name}")
+            self._dirs.append(D)
+            # Rop by the transposed-L_op construction: unlike the ops' own R_op it leaves
+            # out every node the direction does not reach, and it covers all ops (max/min)
+            try:
+                jvp = Rop(r, x, d, use_op_rop_implementation=False)
+            except DisconnectedInputError:  # the pyoof residual ignores amp and offset
+                self._connected.append(False)
+                continue
+            self._connected.append(True)
+            outs.append(vectorize_graph(jvp, {d: D}))  # (n_directions, n_samples)
+        self._fn = pytensor.function(
+            [xs, xl, *self._dirs, observed, sigma], outs, trust_input=True,
+            on_unused_input="ignore", mode=_mode(),
+        )
+        self.n_full = n_full
+        self.residual = residual
+        self._one = (np.zeros((1, shape.size)), np.zeros((1, lin.size)))  # dummy directions
+        self._select: dict[tuple, tuple] = {}
+        self.compile_time = time.perf_counter() - t0
+
+    def _call(self, full, ds, dl, observed, sigma):
+        full = np.asarray(full, float)
+        return self._fn(
+            np.ascontiguousarray(full[self.shape_index]),
+            np.ascontiguousarray(full[self.lin_index]),
+            ds, dl, observed, sigma,
+        )
+
+    def residuals(self, full, observed, sigma) -> np.ndarray:
+        """Residuals (n_samples,) at the full parameter vector ``full``."""
+        return self._call(full, *self._one, observed, sigma)[0]
+
+    def _directions(self, free_index) -> tuple:
+        key = tuple(int(i) for i in free_index)
+        if key not in self._select:
+            pos_s = {int(k): i for i, k in enumerate(self.shape_index)}
+            pos_l = {int(k): i for i, k in enumerate(self.lin_index)}
+            cs = [k for k in key if k in pos_s]
+            cl = [k for k in key if k in pos_l]
+            ds = np.zeros((max(len(cs), 1), self.shape_index.size))
+            dl = np.zeros((max(len(cl), 1), self.lin_index.size))
+            ds[np.arange(len(cs)), [pos_s[k] for k in cs]] = 1.0
+            dl[np.arange(len(cl)), [pos_l[k] for k in cl]] = 1.0
+            # column of each free entry in [Jᵀ_shape; Jᵀ_linear] (dummy rows skipped)
+            order = [cs.index(k) if k in pos_s else ds.shape[0] + cl.index(k) for k in key]
+            self._select[key] = (ds, dl, np.array(order))
+        return self._select[key]
+
+    def jacobian(self, full, free_index, observed, sigma) -> tuple[np.ndarray, np.ndarray]:
+        """Residuals (n_samples,) and the Jacobian (n_samples, n_free) in ``free_index`` order."""
+        ds, dl, order = self._directions(free_index)
+        out = list(self._call(full, ds, dl, observed, sigma))
+        r = out.pop(0)
+        parts = [out.pop(0) if c else np.zeros((D.shape[0], r.size))
+                 for c, D in zip(self._connected, (ds, dl), strict=True)]
+        return r, np.vstack(parts)[order].T
+
+
+def _mode():
+    """Compilation mode: FAST_RUN, without the BLAS rewrites when PyTensor has no BLAS.
+
+    Without a BLAS linked to PyTensor those rewrites only cost compile time (the products
+    run through NumPy either way).
+    """
+    mode = get_mode("FAST_RUN")
+    return mode if pytensor.config.blas__ldflags else mode.excluding("BlasOpt")
+
+
+def _fingerprint(forward: ForwardModel, space: ParameterSpace, residual: str) -> str | None:
+    """Key of the compiled objective; None (no caching) for custom telescope callables."""
+    tel = forward.telescope
+    if tel.blockage_func is not None or tel.opd_func is not None:
+        return None
+    h = hashlib.sha1()
+    s = forward.sampling
+    h.update(repr((tel.to_dict(), forward.order, forward.illumination, forward.method,
+                   forward.wavelength, s.dx, s.n, s.supersample, residual,
+                   space.with_pointing, forward.describe())).encode())
+    for m in forward.data.maps:
+        h.update(np.float64(m.d_z).tobytes())
+        h.update(m.u.tobytes())
+        h.update(m.v.tobytes())
+    return h.hexdigest()
+
+
+def _objective(forward: ForwardModel, space: ParameterSpace, residual: str) -> Objective:
+    key = _fingerprint(forward, space, residual)
+    if key is not None and key in _CACHE:
+        _CACHE.move_to_end(key)
+        obj = _CACHE[key]
+        obj.cached = True
+        return obj
+    obj = Objective(forward, space, residual)
+    obj.cached = False
+    if key is not None:
+        _CACHE[key] = obj
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return obj
+
+
+# ------------------------------------------------------------------ covariance
+def laplace_covariance(jac: np.ndarray, names=None) -> tuple[np.ndarray, float]:
+    """``(JᵀJ)⁻¹`` by SVD of the column-scaled Jacobian, and its reciprocal condition.
+
+    ``jac`` (n_samples, n_free) is the Jacobian of the standardised residuals.  Columns are
+    scaled to unit norm first (the parameters' units differ by orders of magnitude).  When
+    the smallest singular value is below 1e-10 of the largest a :class:`FitWarning` names
+    the parameters of the degenerate direction; the pseudo-inverse is returned.
+    """
+    norms = np.linalg.norm(jac, axis=0)
+    norms[norms == 0] = 1.0
+    _, s, vt = np.linalg.svd(jac / norms, full_matrices=False)
+    rcond = float(s[-1] / s[0]) if s[0] > 0 else 0.0
+    if rcond < DEGENERATE_RCOND:
+        vec = vt[-1]
+        top = np.argsort(-np.abs(vec))[:3]
+        labels = [names[i] if names is not None else str(i) for i in top]
+        warnings.warn(
+            f"degenerate parameters (reciprocal condition {rcond:.2g}): the combination of "
+            f"{', '.join(labels)} is not constrained by the data; the covariance is a "
+            "pseudo-inverse and its variances are not meaningful",
+            FitWarning,
+            stacklevel=3,
+        )
+    inv = np.where(s > DEGENERATE_RCOND * s[0], 1.0 / np.where(s > 0, s, 1.0) ** 2, 0.0)
+    cov = (vt.T * inv) @ vt
+    return cov / np.outer(norms, norms), rcond
+
+
+# ------------------------------------------------------------------ one order
+@dataclass
+class _Problem:
+    objective: Objective
+    observed: np.ndarray
+    sigma: np.ndarray
+    space: ParameterSpace
+
+    def __post_init__(self) -> None:
+        self.n_eval = 0
+        self.n_jac = 0
+        self._last = (None, None)
+
+    def residuals(self, theta) -> np.ndarray:
+        theta = np.asarray(theta, float)
+        if self._last[0] is not None and np.array_equal(theta, self._last[0]):
+            return self._last[1]
+        self.n_eval += 1
+        r = self.objective.residuals(self.space.full(theta), self.observed, self.sigma)
+        self._last = (theta.copy(), r)
+        return r
+
+    def jacobian(self, theta) -> np.ndarray:
+        self.n_jac += 1
+        _, jac = self.objective.jacobian(
+            self.space.full(theta), self.space.free_index, self.observed, self.sigma
+        )
+        return jac
+
+
+def _linear_amp_offset(space: ParameterSpace, objective: Objective, observed, sigma, slices):
+    """Start a_i, b_i by weighted linear least squares of each map against P at the start."""
+    if objective.residual != "likelihood":
+        return
+    free_a = space.free[space.amp_slice]
+    free_b = space.free[space.offset_slice]
+    if not (free_a.any() or free_b.any()):
+        return
+    trial = space.values.copy()
+    trial[space.amp_slice], trial[space.offset_slice] = 1.0, 0.0
+    r = objective.residuals(trial, observed, sigma)
+    power = observed - sigma * r
+    amps = space.values[space.amp_slice]
+    offs = space.values[space.offset_slice]
+    for i, sl in enumerate(slices):
+        p, d, w = power[sl], observed[sl], 1.0 / sigma[sl]
+        if free_a[i] and free_b[i]:
+            A = np.column_stack([p * w, w])
+            (a, b), *_ = np.linalg.lstsq(A, d * w, rcond=None)
+        elif free_a[i]:
+            b = offs[i]
+            a = np.sum(w**2 * p * (d - b)) / np.sum(w**2 * p * p)
+        else:
+            a, b = amps[i], np.sum(w**2 * (d - amps[i] * p)) / np.sum(w**2)
+        if not a > 0:  # a start the data cannot place (e.g. a map of pure noise)
+            a = max(float(np.ptp(d)), 1e-30) / max(float(np.max(p)), 1e-30)
+        amps[i], offs[i] = a, b
+    space.values[space.amp_slice] = amps
+    space.values[space.offset_slice] = offs
+
+
+def _perturbed(space: ParameterSpace, order: int, scale: float, rng) -> ParameterSpace:
+    """Copy with the free K of this order shifted by N(0, scale / mode_rms) waves."""
+    out = space.copy()
+    for j, (n, m) in enumerate(space.nl):
+        if out.free[j] and n <= order:
+            step = rng.normal(0.0, scale / zernike.mode_rms(n, m))
+            out.values[j] = np.clip(out.values[j] + step, out.lower[j], out.upper[j])
+    return out
+
+
+def _solve(problem: _Problem, cfg: dict, final: bool):
+    """Run least_squares; stop when an iteration lowers χ² by less than ``chi2_tol``.
+
+    scipy's ``ftol`` is relative to the cost F = χ²/2; ``chi2_tol / (2 F_start)`` (or the
+    configured ``ftol`` if larger) stops at the latest once the χ² decrease per iteration
+    falls below ``chi2_tol``.  Orders below the last only start the next one and use the
+    looser ``chi2_tol_intermediate``.
+    """
+    f = cfg["fit"]
+    lo, hi = problem.space.bounds()
+    x0 = np.clip(problem.space.theta, lo, hi)
+    cost0 = 0.5 * float(np.sum(problem.residuals(x0) ** 2))
+    tol = f["chi2_tol"] if final else f["chi2_tol_intermediate"]
+    ftol = max(f["ftol"], tol / (2.0 * cost0)) if cost0 > 0 else f["ftol"]
+    return least_squares(
+        problem.residuals,
+        x0,
+        jac=problem.jacobian,
+        bounds=(lo, hi),
+        method="trf",
+        x_scale="jac",
+        ftol=min(ftol, 0.5) or None,
+        xtol=f["xtol"] or None,
+        gtol=f["gtol"] or None,
+        max_nfev=f["max_nfev"],
+    )
+
+
+def _fit_order(order, space, objective, observed, sigma, cfg, slices, rng, final=True):
+    t0 = time.perf_counter()
+    f = cfg["fit"]
+    starts = [space]
+    for _ in range(f["n_starts"] - 1):
+        trial = _perturbed(space, order, f["start_scale"], rng)
+        _linear_amp_offset(trial, objective, observed, sigma, slices)
+        starts.append(trial)
+    best, costs, n_eval, n_jac = None, [], 0, 0
+    for start in starts:
+        start.check_start(f"order {order} start")
+        prob = _Problem(objective, observed, sigma, start)
+        res = _solve(prob, cfg, final)
+        n_eval += prob.n_eval
+        n_jac += prob.n_jac
+        costs.append(2.0 * float(res.cost))
+        if best is None or res.cost < best[1].cost:
+            best = (start, res)
+    start, res = best
+    sol = start.copy()
+    sol.values[sol.free] = res.x
+    jac = res.jac
+    chi2 = float(np.sum(res.fun**2))
+    dof = max(res.fun.size - res.x.size, 1)
+    cov, rcond = laplace_covariance(jac, sol.free_names)
+    scaled = f["covariance_scale"] == "chi2" or objective.residual == "pyoof"
+    if scaled:
+        cov = cov * chi2 / dof
+    at_bound = [sol.free_names[i] for i in np.flatnonzero(res.active_mask)]
+    converged = bool(res.status > 0)
+    return OrderResult(
+        order=order,
+        space=sol,
+        cov=cov,
+        chi2=chi2,
+        dof=dof,
+        residuals=np.asarray(res.fun, float),
+        jacobian=np.asarray(jac, float),
+        converged=converged,
+        status=int(res.status),
+        message=str(res.message),
+        n_eval=n_eval,
+        n_jac=n_jac,
+        n_iter=int(res.njev) if res.njev is not None else n_jac,
+        wall_time=time.perf_counter() - t0,
+        start_costs=costs,
+        at_bound=at_bound,
+        rcond=rcond,
+        covariance_scaled=scaled,
+        init=start.values.copy(),
+    )
+
+
+def _apply_start(space: ParameterSpace, start) -> bool:
+    """Copy the free entries given in ``start`` into ``space``; True when amp was given.
+
+    ``start`` is a FitResult or a dict in the ``params`` form (K of any length: truncated
+    or zero-padded).  Fixed entries keep their configured values.
+    """
+    p = start.params if hasattr(start, "params") and hasattr(start, "theta") else dict(start)
+    unknown = set(p) - {"K", "c_dB", "q", "x0", "y0", "amp", "offset", "pointing"}
+    if unknown:
+        raise FitConfigError(f"start: unknown parameters {sorted(unknown)}")
+    new = space.values.copy()
+    J = len(space.nl)
+    if p.get("K") is not None:
+        K = np.asarray(p["K"], float).ravel()[:J]
+        new[: K.size] = K
+        new[K.size : J] = 0.0
+    for k, i in space.illum_index.items():
+        if p.get(k) is not None:
+            new[i] = float(p[k])
+    for key, sl in (("amp", space.amp_slice), ("offset", space.offset_slice),
+                    ("pointing", space.pointing_slice)):
+        if p.get(key) is not None and sl is not None:
+            val = np.asarray(p[key], float).ravel()
+            if val.size != sl.stop - sl.start:
+                raise FitConfigError(
+                    f"start: '{key}' has {val.size} values, expected {sl.stop - sl.start}"
+                )
+            new[sl] = val
+    space.values[space.free] = new[space.free]
+    return p.get("amp") is not None
+
+
+def _run(data, tel, cfg, orders, sigma, sampling, method, verbose, start=None):
+    """Build the model, then fit ``orders`` in turn; returns what FitResult needs."""
+    f = cfg["fit"]
+    N = f["order"]
+    forward = ForwardModel(data, tel, N, f["illumination"], method, sampling)
+    sig, origin = resolve_sigma(data, cfg["noise"]["source"], cfg["noise"]["outer_fraction"],
+                                sigma)
+    beam_width = data.wavelength / (2.0 * tel.radius)
+    space = ParameterSpace.from_config(cfg, data.n_maps, beam_width)
+    given_amp = False
+    if start is not None:  # the start of every coefficient; checked before compiling
+        given_amp = _apply_start(space, start)
+        space.check_start("start")
+    objective = _objective(forward, space, f["residual"])
+    observed = np.ascontiguousarray(forward.observed, float)
+    rng = np.random.default_rng(f["seed"])
+    results: list[OrderResult] = []
+    for k in orders:
+        sp = space.at_order(k)
+        if results and f["fit_previous"]:
+            prev = results[-1].space
+            keep = np.ones(sp.n_full, bool)  # new coefficients keep their configured start
+            keep[: len(sp.nl)] = [n <= results[-1].order for n, _ in sp.nl]
+            sp.values[keep] = prev.values[keep]
+        elif not given_amp:
+            _linear_amp_offset(sp, objective, observed, sig, forward.map_slices)
+        sp.check_start(f"{cfg['source']}: order {k} start")
+        res = _fit_order(k, sp, objective, observed, sig, cfg, forward.map_slices, rng,
+                         final=k == orders[-1])
+        results.append(res)
+        if verbose:
+            print(
+                f"order {k}: chi2 = {res.chi2:.6g} (reduced {res.chi2 / res.dof:.4g}), "
+                f"{res.n_iter} Jacobians, {res.n_eval} evaluations, {res.wall_time:.2f} s"
+                + ("" if res.converged else f"  NOT CONVERGED: {res.message}")
+            )
+    return forward, sig, origin, objective, results
+
+
+# ------------------------------------------------------------------ public entry point
+def _as_beam_maps(data) -> BeamMaps:
+    if isinstance(data, BeamMaps):
+        data.validate()
+        return data
+    if isinstance(data, (str, Path)):
+        from bayesoof.data.fitsio import read_beam_maps
+
+        return read_beam_maps(data)
+    raise DataError(
+        f"fit: data must be BeamMaps or the path of a FITS file, got {type(data).__name__}"
+    )
+
+
+def fit(
+    data,
+    telescope="effelsberg",
+    order: int | None = None,
+    config=None,
+    *,
+    illumination: str | None = None,
+    sigma=None,
+    orders=None,
+    start=None,
+    fit_previous: bool | None = None,
+    residual: str | None = None,
+    n_starts: int | None = None,
+    seed: int | None = None,
+    sampling=None,
+    method: str = "auto",
+    verbose: bool = False,
+) -> FitResult:
+    """Fit Zernike (and illumination) coefficients to OOF beam maps, orders 1 → N.
+
+    Parameters
+    ----------
+    data : BeamMaps or str or Path
+        The beam maps, or a FITS file (pyoof or Nikolic format).
+    telescope : str, Path or Telescope
+        Preset name (e.g. 'effelsberg'), TOML file or Telescope.
+    order : int, optional
+        Largest Zernike order N (default: ``fit.order`` of the configuration, 5).
+    config : None, str, Path or dict
+        Fit configuration: a preset name ('default', 'pyoof'), a TOML file or a dict;
+        it overrides ``bayesoof/presets/fit/default.toml`` entry by entry.
+    illumination : {'parabolic', 'gaussian'}, optional
+        Overrides ``fit.illumination``.
+    sigma : float, sequence or ndarray, optional
+        Noise σ in data units (one value, one per map or one per sample); overrides the
+        file's σ and the estimate.
+    orders : sequence of int, optional
+        Orders to fit, increasing (default ``1..N``); each starts from the previous one
+        when ``fit_previous``.
+    start : FitResult or dict, optional
+        Start values in the ``params`` form (K of any length; missing entries keep the
+        configured start): the first order starts there, and coefficients entering at a
+        later order start at their value here.  Fixed entries keep their configured values.
+    fit_previous, residual, n_starts, seed : optional
+        Override the ``[fit]`` entries of the same name.
+    sampling : ApertureGrid, optional
+        Aperture pixels of the forward model (default: its own choice).
+    method : {'auto', 'direct', 'fft'}
+        Far-field transform of the forward model.
+    verbose : bool
+        Print one line per order.
+
+    Returns
+    -------
+    FitResult
+        See :class:`bayesoof.inference.results.FitResult`.
+    """
+    t_start = time.perf_counter()
+    if order is not None and (int(order) != order or order < 1):
+        raise FitConfigError(f"order must be an integer >= 1, got {order!r}")
+    cfg = load_fit_config(
+        config, order=None if order is None else int(order), illumination=illumination,
+        fit_previous=fit_previous, residual=residual, n_starts=n_starts, seed=seed,
+    )
+    f = cfg["fit"]
+    N = f["order"]
+    if orders is None:
+        orders = list(range(1, N + 1))
+    else:
+        orders = [int(k) for k in orders]
+        if not orders or any(k < 1 or k > N for k in orders) or sorted(set(orders)) != orders:
+            raise FitConfigError(
+                f"orders must be increasing integers in 1..{N} (the fit order), got {orders}"
+            )
+    data = _as_beam_maps(data)
+    tel = get_telescope(telescope)
+    with blas_threads(f["blas_threads"]):
+        forward, sig, origin, objective, results = _run(
+            data, tel, cfg, orders, sigma, sampling, method, verbose, start
+        )
+    last = results[-1]
+    if not last.converged:
+        warnings.warn(f"order {last.order} did not converge: {last.message}", FitWarning,
+                      stacklevel=2)
+    if last.at_bound:
+        warnings.warn(
+            f"order {last.order}: {', '.join(last.at_bound)} ended at a bound; the Laplace "
+            "covariance of a bounded parameter is not meaningful",
+            FitWarning,
+            stacklevel=2,
+        )
+    return FitResult(
+        data=data,
+        telescope=tel,
+        forward=forward,
+        sigma=sig,
+        sigma_origin=origin,
+        config=cfg,
+        orders=results,
+        wall_time=time.perf_counter() - t_start,
+        compile_time=0.0 if objective.cached else objective.compile_time,
+    )

@@ -1,0 +1,609 @@
+"""Posterior products and the :class:`PosteriorResult` of :func:`bayesoof.sample`.
+
+Products are computed by pushing posterior draws through the same Zernike evaluation
+as the fits (:func:`bayesoof.physics.zernike.zernike_basis`), in batches so that memory stays
+bounded whatever the number of draws:
+
+* phase-error map (rad) and surface-error map (µm, on-axis: surface = phase λ / (4π)):
+  posterior mean, sd and the equal-tailed 94% interval (3% and 97% quantiles) per pixel,
+  on the grid of the quick fit's map (:func:`bayesoof.products.maps.phase_map`);
+* posterior draws of the rms phase error, surface rms and Ruze efficiency, plain over
+  the disc and weighted by the aperture amplitude of each draw's illumination, with the
+  definitions (and functions) of :mod:`bayesoof.products.maps`;
+* posterior predictive beam maps (a thinned set of draws, noise added) and the
+  standardised residuals of the posterior-mean model, per map.
+
+Piston and the tilts K(1, ±1) are left out of the maps and rms (they are pointing, not
+surface), as in pyoof's phase maps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bayesoof.inference.diagnostics import chain_modes, diagnose
+from bayesoof.inference.likelihood import standardized_residuals
+from bayesoof.physics import zernike
+from bayesoof.physics.illumination import evaluate as evaluate_illumination
+from bayesoof.products.maps import NOT_ABERRATION, plain_rms, rms_summary, surface_um, weighted_rms
+
+__all__ = [
+    "PosteriorResult",
+    "assemble",
+    "phase_map_stats",
+    "rms_draws",
+]
+
+HDI_PROB = 0.94
+_QUANTILES = (0.03, 0.97)  # the equal-tailed 94% interval per pixel
+_BATCH_BYTES = 32e6  # largest temporary array of the batched products
+
+
+class PosteriorWarning(UserWarning):
+    """A posterior result failed a diagnostic (R-hat, ESS, divergences, modes, interruption)."""
+
+
+# ====================================================================== products
+def _aberration_K(K_draws) -> np.ndarray:
+    """Copy of K (S, J) with piston and tilts (:data:`products.NOT_ABERRATION`) zeroed."""
+    K = np.array(K_draws, dtype=float, ndmin=2)
+    nl = zernike.nl_list(zernike.j_to_nl(K.shape[1] - 1)[0])
+    for j, nm in enumerate(nl):
+        if nm in NOT_ABERRATION:
+            K[:, j] = 0.0
+    return K
+
+
+def phase_map_stats(K_draws, radius: float, n: int = 101, wavelength: float | None = None,
+                    max_bytes: float = _BATCH_BYTES) -> dict:
+    """Per-pixel posterior mean, sd and 94% interval of the aperture phase error.
+
+    The grid and the conventions are those of :func:`bayesoof.products.maps.phase_map` (the
+    quick fit's map): ``x = y = linspace(-R, R, n)``, ``[i, j]`` at ``(x[j], y[i])``, NaN
+    outside the dish, piston and tilts left out.
+
+    Parameters
+    ----------
+    K_draws : array (S, J)
+        Zernike coefficients in waves (OSA order), one row per draw.
+    radius : float
+        Dish radius R, m.
+    n : int
+        Grid points along each axis.
+    wavelength : float, optional
+        m; with it the surface-error maps in µm are returned too.
+
+    Returns
+    -------
+    dict
+        ``x``, ``y`` (m); ``phase_mean``, ``phase_sd``, ``phase_lo``, ``phase_hi`` (rad,
+        (n, n); lo/hi the 3% and 97% quantiles); with ``wavelength`` also ``surface_*``
+        in µm.  Computed in pixel batches of at most ``max_bytes`` of draws × pixels.
+    """
+    K = _aberration_K(K_draws)
+    S, J = K.shape
+    order = zernike.j_to_nl(J - 1)[0]
+    axis = np.linspace(-radius, radius, int(n))
+    X, Y = np.meshgrid(axis, axis, indexing="xy")
+    rho = (np.hypot(X, Y) / radius).ravel()
+    theta = np.arctan2(Y, X).ravel()
+    inside = np.flatnonzero(rho <= 1.0 + 1e-12)
+    stats = {k: np.full(rho.size, np.nan) for k in ("mean", "sd", "lo", "hi")}
+    batch = max(1, int(max_bytes // (8 * max(S, 1))))
+    for s in range(0, inside.size, batch):
+        idx = inside[s : s + batch]
+        basis = zernike.zernike_basis(order, rho[idx], theta[idx])  # (B, J)
+        ph = 2.0 * np.pi * (K @ basis.T)  # (S, B)
+        stats["mean"][idx] = ph.mean(axis=0)
+        stats["sd"][idx] = ph.std(axis=0, ddof=1) if S > 1 else 0.0
+        stats["lo"][idx], stats["hi"][idx] = np.quantile(ph, _QUANTILES, axis=0)
+    out = {"x": axis, "y": axis.copy()}
+    for k, v in stats.items():
+        out[f"phase_{k}"] = v.reshape(X.shape)
+    if wavelength is not None:
+        for k in ("mean", "sd", "lo", "hi"):
+            out[f"surface_{k}"] = surface_um(out[f"phase_{k}"], wavelength)
+    return out
+
+
+def rms_draws(K_draws, illum_draws: dict, forward, max_bytes: float = _BATCH_BYTES) -> dict:
+    """Posterior draws of the rms phase error, surface rms and Ruze efficiency.
+
+    Same definitions (and keys) as :func:`bayesoof.products.maps.aperture_statistics`, one
+    value per draw: ``phase_rms`` plain over the disc (pyoof's), ``phase_rms_weighted``
+    weighted by the aperture amplitude B·E_a of that draw's illumination about the
+    weighted mean (rad); ``surface_rms``, ``surface_rms_weighted`` (µm, on-axis);
+    ``ruze``, ``ruze_weighted`` = exp(-rms²).  Piston and tilts are left out.
+
+    Parameters
+    ----------
+    K_draws : array (S, J)
+        Waves.
+    illum_draws : dict
+        Illumination coefficients of ``forward.illumination``: arrays (S,) or scalars
+        (c_dB dB, q, x0 m, y0 m).
+    forward : ForwardModel
+        Supplies the aperture pixels, their blockage coverage, λ and R.
+    """
+    K = _aberration_K(K_draws)
+    S = K.shape[0]
+    X, Y = forward.sampling.coords()
+    block = np.asarray(forward.block, float).ravel()
+    keep = block > 0
+    Xk, Yk, Bk = X.ravel()[keep], Y.ravel()[keep], block[keep]
+    basis = np.asarray(forward.zernike_basis)[keep]  # (P, J)
+    R, lam = forward.telescope.radius, forward.wavelength
+    illum = {k: np.broadcast_to(np.asarray(v, float), (S,)) for k, v in illum_draws.items()}
+    fixed = all(np.ptp(v) == 0 for v in illum.values()) if S else True
+    weighted = np.empty(S)
+    batch = max(1, int(max_bytes // (8 * max(Xk.size, 1))))
+    w_fixed = None
+    if fixed and S:
+        w_fixed = Bk * evaluate_illumination(
+            forward.illumination, Xk, Yk, R, {k: float(v[0]) for k, v in illum.items()},
+            module=np,
+        )
+    for s in range(0, S, batch):
+        sl = slice(s, min(S, s + batch))
+        ph = 2.0 * np.pi * (K[sl] @ basis.T)  # (b, P)
+        if w_fixed is not None:
+            weighted[sl] = weighted_rms(ph, w_fixed)
+            continue
+        for i, k in enumerate(range(sl.start, sl.stop)):
+            w = Bk * evaluate_illumination(
+                forward.illumination, Xk, Yk, R, {n: float(v[k]) for n, v in illum.items()},
+                module=np,
+            )
+            weighted[k] = weighted_rms(ph[i], w)
+    plain = plain_rms(K)
+    return rms_summary(plain, weighted, lam)
+
+
+def _describe(x: np.ndarray) -> dict:
+    import arviz as az
+
+    x = np.asarray(x, float)
+    if x.size == 0:
+        return {}
+    lo, hi = az.hdi(x, hdi_prob=HDI_PROB)
+    return {"mean": float(x.mean()), "sd": float(x.std(ddof=1)) if x.size > 1 else 0.0,
+            "hdi_3%": float(lo), "hdi_97%": float(hi)}
+
+
+# ====================================================================== result
+@dataclass
+class PosteriorResult:
+    """Posterior of the aperture phase from :func:`bayesoof.sample`.
+
+    Attributes
+    ----------
+    idata : arviz.InferenceData or None
+        ``posterior`` (K with dims ``zernike`` carrying n and l; illumination; ``amp``,
+        ``offset`` with dims ``map`` carrying d_z; ...), ``sample_stats``,
+        ``observed_data``, ``constant_data`` (telescope, settings, σ, sample positions)
+        and, when computed, ``posterior_predictive``.
+    model : pm.Model
+        The model sampled (``model.bayesoof`` holds its
+        :class:`~bayesoof.inference.model.ModelInfo`).
+    fit : FitResult or None
+        The quick fit the chains started from.
+    sampler : str
+    settings : dict
+    diagnostics : dict
+        :func:`bayesoof.inference.diagnostics.diagnose` of the primary mode's chains.
+    modes : dict
+        :func:`bayesoof.inference.diagnostics.chain_modes`.
+    laplace : LaplaceResult
+        Posterior mode and covariance used to whiten.
+    timing : dict
+        Seconds (``total``, ``laplace``, ``sampling`` ...) and gradient counts.
+    interrupted : bool
+        Sampling stopped early (Ctrl-C); the draws kept are those made before.
+    products : dict
+        Phase / surface maps, rms draws, residuals (see :meth:`compute_products`).
+    """
+
+    idata: Any
+    model: Any
+    fit: Any = None
+    sampler: str = ""
+    settings: dict = field(default_factory=dict)
+    diagnostics: dict = field(default_factory=dict)
+    modes: dict = field(default_factory=dict)
+    laplace: Any = None
+    timing: dict = field(default_factory=dict)
+    interrupted: bool = False
+    products: dict = field(default_factory=dict)
+    density: Any = None
+    z_draws: Any = None
+
+    # ---------------------------------------------------------------- basics
+    @classmethod
+    def empty(cls, model, fit=None, interrupted: bool = False) -> PosteriorResult:
+        """Return a result without draws (e.g. interrupted in warm-up); the MAP is in ``fit``."""
+        return cls(idata=None, model=model, fit=fit, interrupted=interrupted,
+                   diagnostics={"converged": False, "problems": ["no draws"]})
+
+    @property
+    def info(self):
+        """The :class:`~bayesoof.inference.model.ModelInfo` of the model."""
+        return self.model.bayesoof
+
+    @property
+    def converged(self) -> bool:
+        """R-hat, ESS, divergences, tree depth and E-BFMI all fine, one mode, not interrupted."""
+        return bool(self.diagnostics.get("converged")) and not self.modes.get("multimodal") \
+            and not self.interrupted
+
+    @property
+    def problems(self) -> list[str]:
+        """Plain-language reasons why the result is not converged (empty when it is)."""
+        out = list(self.diagnostics.get("problems", []))
+        if self.modes.get("multimodal"):
+            out.append(_modes_sentence(self.modes))
+        if self.interrupted:
+            out.append("sampling was interrupted: fewer draws than requested")
+        return out
+
+    @property
+    def primary_chains(self) -> list[int]:
+        """Chains of the mode the products use."""
+        if self.idata is None:
+            return []
+        return list(self.modes.get("primary", range(self.idata.posterior.sizes["chain"])))
+
+    def primary_posterior(self):
+        """Return the ``posterior`` group restricted to the primary mode's chains."""
+        return self.idata.posterior.isel(chain=self.primary_chains)
+
+    def _stack(self, name: str) -> np.ndarray:
+        da = self.primary_posterior()[name]
+        return da.values.reshape((-1,) + da.shape[2:])
+
+    def K_draws(self) -> np.ndarray:
+        """All J Zernike coefficients (waves) of every primary draw, shape (S, J)."""
+        free = self._stack("K") if "K" in self.primary_posterior() else None
+        S = self.primary_posterior().sizes["chain"] * self.primary_posterior().sizes["draw"]
+        if free is None:
+            return np.tile(self.info.start["K"], (S, 1))
+        return self.info.full_K(free)
+
+    def illumination_draws(self) -> dict:
+        """Illumination coefficients per primary draw (fixed ones broadcast), arrays (S,)."""
+        from bayesoof.physics.illumination import illumination_params
+
+        post = self.primary_posterior()
+        S = post.sizes["chain"] * post.sizes["draw"]
+        out = {}
+        for n in illumination_params(self.info.forward.illumination):
+            out[n] = self._stack(n) if n in post else np.full(S, float(self.info.start[n]))
+        return out
+
+    def table(self, var_names=None):
+        """ArviZ summary (mean, sd, 94% HDI, MCSE, ESS, R-hat) of the primary mode."""
+        import arviz as az
+
+        post = self.primary_posterior()
+        var_names = var_names or [v for v in post.data_vars if not v.startswith("__")]
+        return az.summary(post[var_names], hdi_prob=HDI_PROB)
+
+    # ---------------------------------------------------------------- products
+    def compute_products(self, n_map: int = 101, n_predictive: int = 100, seed: int = 0,
+                         predictive: bool = True) -> dict:
+        """Phase / surface maps, rms posteriors, posterior predictive and residuals.
+
+        ``n_map`` pixels across the display grid; ``n_predictive`` thinned draws for the
+        posterior predictive maps (0 to skip).  Stores and returns ``self.products``.
+        """
+        info = self.info
+        fm = info.forward
+        K = self.K_draws()
+        prod = phase_map_stats(K, fm.telescope.radius, n=n_map, wavelength=fm.wavelength)
+        prod["rms"] = rms_draws(K, self.illumination_draws(), fm)
+        prod["rms_summary"] = {k: _describe(v) for k, v in prod["rms"].items()}
+        if predictive and n_predictive and self.density is not None:
+            prod.update(self._predictive(n_predictive, seed))
+        self.products = prod
+        return prod
+
+    def _predictive(self, n: int, seed: int) -> dict:
+        """Posterior predictive beams and standardised residuals of the mean model."""
+        import arviz as az
+        import pytensor
+
+        info, dens = self.info, self.density
+        key = "predict"
+        if key not in dens._fns:
+            graphs = self.model.replace_rvs_by_values([info.mu, info.sigma_graph])
+            graphs = pytensor.clone_replace(graphs, replace=dens.replacements)
+            dens._fns[key] = pytensor.function([dens.z], graphs, mode=dens.mode)
+        fn = dens._fns[key]
+        z = self.z_draws[self.primary_chains].reshape(-1, dens.dim)
+        pick = np.unique(np.linspace(0, z.shape[0] - 1, min(n, z.shape[0])).astype(int))
+        rng = np.random.default_rng(seed)
+        mus, sigs = [], []
+        for zi in z[pick]:
+            mu, sig = fn(zi)
+            mus.append(np.asarray(mu, float))
+            sigs.append(np.broadcast_to(np.asarray(sig, float), np.shape(mu)))
+        mus, sigs = np.array(mus), np.array(sigs)
+        if info.likelihood == "normal":
+            noise = rng.standard_normal(mus.shape)
+        else:
+            noise = rng.standard_t(info.nu, size=mus.shape)
+        rep = mus + sigs * noise
+        fm = info.forward
+        mean_model = mus.mean(axis=0)
+        sigma = sigs.mean(axis=0)
+        resid = np.asarray(standardized_residuals(mean_model, fm.observed, sigma))
+        per_map = {}
+        for name, sl in zip(self.model.coords["map"], fm.map_slices, strict=True):
+            r = resid[sl]
+            per_map[str(name)] = {"rms": float(np.sqrt(np.mean(r**2))),
+                                  "max_abs": float(np.max(np.abs(r))),
+                                  "chi2_per_sample": float(np.mean(r**2))}
+        ppc = az.from_dict(
+            posterior_predictive={"beam": rep[None]},
+            coords={"sample": np.arange(fm.observed.size)},
+            dims={"beam": ["sample"]},
+        )
+        if "posterior_predictive" in self.idata.groups():
+            del self.idata.posterior_predictive
+        self.idata.extend(ppc)
+        return {"model_mean": mean_model, "residuals": resid, "residuals_per_map": per_map,
+                "predictive_draws": pick.size}
+
+    # ---------------------------------------------------------------- output
+    def summary(self) -> dict:
+        """JSON-ready summary: per-coefficient posterior table, diagnostics, products."""
+        out: dict = {
+            "sampler": self.sampler,
+            "settings": _clean(self.settings),
+            "converged": self.converged,
+            "problems": self.problems,
+            "interrupted": self.interrupted,
+            "diagnostics": _clean(self.diagnostics),
+            "modes": _clean(self.modes),
+            "timing": _clean(self.timing),
+        }
+        if self.laplace is not None:
+            out["laplace"] = {"converged": self.laplace.converged, "logp": self.laplace.logp,
+                              "iterations": self.laplace.n_iter, "message": self.laplace.message}
+        if self.idata is not None and self.idata.posterior.sizes["draw"] > 1:
+            tab = self.table()
+            out["parameters"] = {
+                _label(str(idx)): {c: (None if not np.isfinite(v) else float(v))
+                                   for c, v in row.items()}
+                for idx, row in tab.iterrows()
+            }
+        if self.products.get("rms_summary"):
+            units = {"phase": "rad", "surface": "um", "ruze": "fraction"}
+            out["aperture"] = {
+                k: {**v, "unit": units[k.split("_")[0]]}
+                for k, v in self.products["rms_summary"].items()
+            }
+        if self.products.get("residuals_per_map"):
+            out["standardized_residuals"] = self.products["residuals_per_map"]
+        return out
+
+    def save(self, run_dir) -> Path:
+        """Write ``posterior.nc``, ``posterior_products.nc`` and update ``summary.json``.
+
+        ``run_dir`` is the run directory of the quick fit (created when missing).  An
+        existing ``posterior.nc`` is never overwritten (FileExistsError).  The summary
+        gains a ``posterior`` section (the quick fit's sections are kept).
+        """
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        target = run_dir / "posterior.nc"
+        if target.exists():
+            raise FileExistsError(f"{target} exists; a run directory is never overwritten")
+        if self.idata is not None:
+            _atomic(target, lambda p: self.idata.to_netcdf(str(p), engine="h5netcdf"))
+        if self.products:
+            _atomic(run_dir / "posterior_products.nc", lambda p: self._products_dataset()
+                    .to_netcdf(str(p), engine="h5netcdf"))
+        summ = run_dir / "summary.json"
+        data = {}
+        if summ.is_file():
+            try:
+                data = json.loads(summ.read_text())
+            except json.JSONDecodeError:
+                data = {}
+        data["posterior"] = _clean(self.summary())
+        _atomic(summ, lambda p: p.write_text(json.dumps(data, indent=2, allow_nan=False)))
+        return run_dir
+
+    def _products_dataset(self):
+        import xarray as xr
+
+        p = self.products
+        ds = xr.Dataset(coords={"x": ("x", p["x"]), "y": ("y", p["y"])})
+        for k in ("phase", "surface"):
+            for s in ("mean", "sd", "lo", "hi"):
+                name = f"{k}_{s}"
+                if name in p:
+                    ds[name] = (("y", "x"), p[name])
+                    ds[name].attrs["units"] = "rad" if k == "phase" else "um"
+        for k, v in p.get("rms", {}).items():
+            ds[k] = (("draw",), v)
+        if "residuals" in p:
+            ds["standardized_residual"] = (("sample",), p["residuals"])
+            ds["model_mean"] = (("sample",), p["model_mean"])
+        ds.attrs["interval"] = "phase_lo/phase_hi: 3% and 97% quantiles per pixel"
+        ds.attrs["surface"] = "on-axis: surface = phase * wavelength / (4 pi)"
+        return ds
+
+
+def _label(name: str) -> str:
+    """ArviZ row label to the quick fit's style: ``K[K(2,0)]`` -> ``K(2,0)``."""
+    if name.startswith("K[K(") and name.endswith(")]"):
+        return name[2:-1]
+    return name
+
+
+def _modes_sentence(modes: dict) -> str:
+    parts = [f"chains {m['chains']}" + (f" (mean log density {m['mean_lp']:.1f})"
+                                        if m.get("mean_lp") is not None else "")
+             for m in modes.get("modes", [])]
+    return (f"chains disagree: {len(parts)} modes — " + "; ".join(parts)
+            + f"; summaries and products use chains {modes.get('primary')} only")
+
+
+def _clean(obj):
+    """JSON-able copy: NumPy scalars and arrays to Python, NaN and inf to None."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _clean(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    if obj is None or isinstance(obj, str):
+        return obj
+    return _json_default(obj)
+
+
+def _json_default(o):
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+# ====================================================================== assembly
+def _dims(model) -> dict:
+    return {name: list(d) for name, d in model.named_vars_to_dims.items()}
+
+
+def assemble(model, density, raw, lap, settings: dict, t0: float, products: bool = True,
+             n_predictive: int = 100, seed: int = 0) -> PosteriorResult:
+    """Turn whitened draws into a :class:`PosteriorResult` (InferenceData, diagnostics)."""
+    import arviz as az
+
+    info = model.bayesoof
+    fm = info.forward
+    chains, draws, d = raw.z.shape
+    t_post = time.perf_counter()
+    modes = chain_modes(raw.z, raw.stats.get("lp"))
+    if draws:
+        vals = density.constrained_fn()(raw.z.reshape(-1, d))
+        posterior = {k: v.reshape((chains, draws) + v.shape[1:]) for k, v in vals.items()}
+    else:
+        posterior = {}
+    coords = {k: list(v) for k, v in model.coords.items() if k != "sample"}
+    dims = {k: v for k, v in _dims(model).items() if k in posterior}
+    consts = {
+        "u": np.concatenate([m.u for m in fm.data.maps]),
+        "v": np.concatenate([m.v for m in fm.data.maps]),
+        "map_index": fm.map_index,
+        "d_z": info.coords["d_z"],
+        "K_start": np.asarray(info.start["K"], float),
+    }
+    if info.sigma is not None:
+        consts["sigma"] = info.sigma
+    cdims = {"u": ["sample"], "v": ["sample"], "map_index": ["sample"], "sigma": ["sample"],
+             "d_z": ["map"], "K_start": ["zernike_all"]}
+    coords_all = dict(coords)
+    coords_all["sample"] = np.arange(fm.observed.size)
+    coords_all["zernike_all"] = zernike.coeff_names(fm.order)
+    stats = {k: v for k, v in raw.stats.items()} if draws else None
+    idata = az.from_dict(
+        posterior=posterior or None,
+        sample_stats=stats,
+        observed_data={"beam": fm.observed},
+        constant_data=consts,
+        coords=coords_all,
+        dims={**dims, "beam": ["sample"], **cdims},
+    ) if draws else None
+    if idata is not None:
+        aux = {"n": ("zernike", info.coords["n"]), "l": ("zernike", info.coords["l"]),
+               "d_z": ("map", info.coords["d_z"])}
+        idata.posterior = idata.posterior.assign_coords(
+            {k: v for k, v in aux.items() if v[0] in idata.posterior.dims}
+        )
+        attrs = {
+            "telescope": fm.telescope.name,
+            "telescope_radius_m": fm.telescope.radius,
+            "wavelength_m": fm.wavelength,
+            "illumination": fm.illumination,
+            "order": fm.order,
+            "tilt": info.tilt,
+            "noise": info.noise,
+            "likelihood": info.likelihood,
+            "forward": fm.describe(),
+            "settings": json.dumps(_clean(settings)),
+            "priors": json.dumps(_clean(info.priors)),
+            "fixed": json.dumps(_clean({k: v for k, v in info.start.items()
+                                        if k in ("c_dB", "q", "x0", "y0")
+                                        and k not in info.free_illum})),
+        }
+        idata.constant_data.attrs.update(attrs)
+        idata.posterior.attrs.update({"sampler": settings.get("sampler", ""),
+                                      "whitening": "u = u_mode + chol(cov) z"})
+    var_names = [v.name for v in model.free_RVs]
+    if idata is not None:
+        diag = diagnose(idata, var_names=var_names, chains=modes["primary"],
+                        max_treedepth=int(settings.get("max_tree_depth", 10)))
+        if settings.get("sampler") == "emcee":
+            diag["note"] = ("emcee: R-hat and ESS treat walkers as chains (they are not "
+                            "independent); no divergence / tree depth / E-BFMI")
+    else:
+        diag = {"converged": False, "problems": ["no draws"]}
+    timing = {
+        "laplace": lap.wall_time if lap is not None else None,
+        "sampler_wall": raw.wall_time,
+        "sampling": raw.sampling_time,
+        "n_grad": raw.n_grad,
+        "n_grad_sampling": raw.n_grad_sampling,
+        **{k: v for k, v in raw.info.items() if _scalar(v)},
+    }
+    result = PosteriorResult(
+        idata=idata, model=model, fit=info.fit, sampler=settings.get("sampler", ""),
+        settings=settings, diagnostics=diag, modes=modes, laplace=lap, timing=timing,
+        interrupted=raw.interrupted, density=density, z_draws=raw.z,
+    )
+    if products and draws:
+        try:
+            result.compute_products(n_predictive=n_predictive, seed=seed)
+        except KeyboardInterrupt:
+            warnings.warn("products interrupted; draws kept", PosteriorWarning, stacklevel=2)
+    timing["products"] = time.perf_counter() - t_post
+    timing["total"] = time.perf_counter() - t0
+    if not result.converged:
+        warnings.warn(
+            "posterior NOT converged: " + "; ".join(result.problems), PosteriorWarning,
+            stacklevel=3,
+        )
+    return result
+
+
+def _scalar(v) -> bool:
+    return isinstance(v, (int, float, str, bool)) or v is None

@@ -1,0 +1,1 @@
+"""Physics layer: pure NumPy/PyTensor functions of the OOF forward model (no PyMC)."""

@@ -1,0 +1,54 @@
+"""JAX implementations of pytensor Ops that lack one (pytensor's RFFT and IRFFT).
+
+Importing this module registers them with pytensor's JAX linker; ``bayesoof`` imports
+it when JAX is installed, so graphs with the FFT2 path compile with ``mode="JAX"``.
+
+pytensor's ``RFFTOp`` transforms all axes after the first (batch) axis of a real array
+and returns real and imaginary parts stacked on a new last axis; ``IRFFTOp`` is its
+unnormalised inverse (it appears in the gradient).  The transform sizes must be static
+under JAX: they are read from the node when constant, else from the input's shape
+(the size of the last axis of an IRFFT is then taken to be even, which is what
+:mod:`bayesoof.physics.transforms` always builds).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+from pytensor.graph.basic import Constant
+from pytensor.link.jax.dispatch import jax_funcify
+from pytensor.tensor.fft import IRFFTOp, RFFTOp
+
+__all__: list[str] = []
+
+
+def _static_sizes(node) -> tuple[int, ...] | None:
+    s = node.inputs[1]
+    if isinstance(s, Constant):
+        return tuple(int(v) for v in np.asarray(s.data))
+    return None
+
+
+@jax_funcify.register(RFFTOp)
+def _jax_rfft(op, node=None, **kwargs):
+    sizes = _static_sizes(node) if node is not None else None
+
+    def rfft(a, s=None):
+        shape = sizes or a.shape[1:]
+        spec = jnp.fft.rfftn(a, s=shape, axes=tuple(range(1, a.ndim)))
+        return jnp.stack([spec.real, spec.imag], axis=-1).astype(a.dtype)
+
+    return rfft
+
+
+@jax_funcify.register(IRFFTOp)
+def _jax_irfft(op, node=None, **kwargs):
+    sizes = _static_sizes(node) if node is not None else None
+
+    def irfft(a, s=None):
+        shape = sizes or (*a.shape[1:-2], 2 * (a.shape[-2] - 1))
+        spec = a[..., 0] + 1j * a[..., 1]
+        out = jnp.fft.irfftn(spec, s=shape, axes=tuple(range(1, a.ndim - 1)))
+        return (out * np.prod(shape)).astype(a.dtype)
+
+    return irfft

@@ -1,0 +1,321 @@
+"""Telescope geometry as data: radius, blockage and defocus path (OPD).
+
+A :class:`Telescope` is built from a preset in ``bayesoof/presets/telescopes/*.toml`` (installed as
+the resource ``bayesoof.models``), from a user's TOML file, or in Python.  Its blockage
+and OPD are NumPy functions evaluated once on the aperture grid (they are constants of
+the forward graph).  A user may pass their own callables:
+
+* ``blockage(x, y) -> B`` with x, y in m and B in [0, 1] (fraction unblocked);
+* ``opd(x, y, d_z) -> delta`` with x, y, d_z in m and delta in m.
+
+All lengths are metres; angles in the TOML files are degrees.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "Blockage",
+    "Optics",
+    "Telescope",
+    "TelescopeError",
+    "available_telescopes",
+    "get_telescope",
+    "load_telescope",
+]
+
+BlockageFunc = Callable[[np.ndarray, np.ndarray], np.ndarray]
+OPDFunc = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
+
+
+class TelescopeError(ValueError):
+    """Unknown telescope or malformed preset; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class Blockage:
+    """Sub-reflector shadow and support legs (with their shade), lengths in m, angles in deg.
+
+    Each leg runs radially from the centre out to ``sub_reflector_radius + leg_length``
+    with half-width ``leg_half_width`` at position angle ``leg_angles[k]`` (from +x towards
+    +y).  ``shade_half_angle`` > 0 adds pyoof's Effelsberg shade: beyond the leg's end the
+    blocked band widens linearly to meet the rim at the point where a line leaving the
+    leg edge at the centre with that angle to the leg crosses the rim.
+    """
+
+    sub_reflector_radius: float = 0.0
+    leg_half_width: float = 0.0
+    leg_length: float = 0.0
+    leg_angles: tuple[float, ...] = (0.0, 90.0, 180.0, 270.0)
+    shade_half_angle: float = 0.0
+
+    def open_distance(self, x: np.ndarray, y: np.ndarray, radius: float) -> np.ndarray:
+        """Signed distance (m) from (x, y) [m] to the edge of the open aperture.
+
+        Positive inside the open area, negative where blocked or off the dish.  Exact for
+        each edge near the boundary (which is all the anti-aliased pixel coverage needs).
+        """
+        r = np.hypot(x, y)
+        dist = radius - r
+        if self.sub_reflector_radius > 0:
+            dist = np.minimum(dist, r - self.sub_reflector_radius)
+        a = self.leg_half_width
+        if a <= 0:
+            return dist
+        end = self.sub_reflector_radius + self.leg_length
+        for ang in np.deg2rad(self.leg_angles):
+            xl = x * np.cos(ang) + y * np.sin(ang)  # along the leg
+            yl = np.abs(-x * np.sin(ang) + y * np.cos(ang))  # across the leg
+            # outside the rectangle 0 < xl < end, |yl| < a (box signed distance)
+            qx, qy = np.abs(xl - end / 2) - end / 2, yl - a
+            box = np.hypot(np.maximum(qx, 0), np.maximum(qy, 0)) + np.minimum(
+                np.maximum(qx, qy), 0
+            )
+            dist = np.minimum(dist, box)
+            if self.shade_half_angle > 0:
+                dist = np.minimum(dist, self._shade_distance(xl, yl, radius))
+        return dist
+
+    def mask(self, x: np.ndarray, y: np.ndarray, radius: float) -> np.ndarray:
+        """1 where the aperture point (x, y) [m] is open, 0 where blocked or off the dish."""
+        return (self.open_distance(x, y, radius) > 0).astype(float)
+
+    def _shade_distance(self, xl: np.ndarray, yl: np.ndarray, radius: float) -> np.ndarray:
+        """Signed distance outside one leg's shade (pyoof's block_effelsberg triangle).
+
+        The shade starts at the leg's end (x_end, ±a) and widens linearly to the rim point
+        (x_rim, ±h_rim) reached by a line leaving (0, ±a) at ``shade_half_angle`` to the leg.
+        """
+        a = self.leg_half_width
+        alpha = np.deg2rad(self.shade_half_angle)
+        csc2 = np.sin(alpha) ** -2
+        d = (-a + np.sqrt(a**2 - (a**2 - radius**2) * csc2)) / csc2
+        x_end = self.sub_reflector_radius + self.leg_length  # pyoof's A
+        x_rim, half_rim = d / np.tan(alpha), a + d  # pyoof's C, D (on the rim)
+        if x_rim <= x_end:
+            return np.full_like(xl, np.inf)
+        slope = (half_rim - a) / (x_rim - x_end)
+        across = (yl - a - (xl - x_end) * slope) / np.hypot(1.0, slope)
+        return np.maximum(x_end - xl, across)
+
+
+@dataclass(frozen=True)
+class Optics:
+    """Defocus geometry: ``kind`` 'cassegrain' (also Gregorian) or 'prime'; lengths in m."""
+
+    kind: str = "cassegrain"
+    focal_length: float = 0.0
+    effective_focal_length: float | None = None
+
+    def opd(self, x: np.ndarray, y: np.ndarray, d_z: float) -> np.ndarray:
+        """Optical path difference delta(x, y; d_z) in m for an axial offset d_z [m].
+
+        Cassegrain/Gregorian: d_z [(1 - a²)/(1 + a²) + (1 - b²)/(1 + b²)],
+        a = r/(2 F_p), b = r/(2 F_eff); prime focus: the first term only.
+        """
+        r = np.hypot(x, y)
+        a = r / (2 * self.focal_length)
+        path = (1 - a**2) / (1 + a**2)
+        if self.kind == "cassegrain":
+            b = r / (2 * self.effective_focal_length)
+            path = path + (1 - b**2) / (1 + b**2)
+        return d_z * path
+
+
+@dataclass(frozen=True)
+class Telescope:
+    """A reflector: radius [m], blockage and defocus path.
+
+    ``blockage_func`` / ``opd_func`` override the declarative :class:`Blockage` /
+    :class:`Optics` when given (see the module docstring for their signatures).
+    """
+
+    name: str
+    radius: float
+    blockage: Blockage = field(default_factory=Blockage)
+    optics: Optics = field(default_factory=Optics)
+    description: str = ""
+    blockage_func: BlockageFunc | None = None
+    opd_func: OPDFunc | None = None
+    observing: dict = field(default_factory=dict)
+
+    def block(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Blockage B(x, y) in [0, 1]; x, y in m."""
+        if self.blockage_func is not None:
+            return np.asarray(self.blockage_func(x, y), float)
+        return self.blockage.mask(x, y, self.radius)
+
+    def open_distance(self, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+        """Signed distance to the open-aperture edge (m), None for a custom blockage."""
+        if self.blockage_func is not None:
+            return None
+        return self.blockage.open_distance(x, y, self.radius)
+
+    def opd(self, x: np.ndarray, y: np.ndarray, d_z: float) -> np.ndarray:
+        """Optical path difference in m at (x, y) [m] for the offset d_z [m]."""
+        if self.opd_func is not None:
+            return np.asarray(self.opd_func(x, y, d_z), float)
+        return self.optics.opd(x, y, d_z)
+
+    def to_dict(self) -> dict:
+        """Plain description (for run metadata); custom callables are named, not serialised."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "radius_m": self.radius,
+            "blockage": None if self.blockage_func else vars(self.blockage) | {
+                "leg_angles": list(self.blockage.leg_angles)},
+            "optics": None if self.opd_func else vars(self.optics),
+            "custom_blockage": getattr(self.blockage_func, "__name__", None),
+            "custom_opd": getattr(self.opd_func, "__name__", None),
+        }
+
+
+# ------------------------------------------------------------------ presets
+
+
+def _preset_dir():
+    return resources.files("bayesoof.presets").joinpath("telescopes")
+
+
+def available_telescopes() -> list[str]:
+    """Names of the bundled telescope presets."""
+    return sorted(p.name[:-5] for p in _preset_dir().iterdir() if p.name.endswith(".toml"))
+
+
+def _require(table: dict, key: str, source: str, section: str, kind=float):
+    if key not in table:
+        raise TelescopeError(f"{source}: [{section}] is missing '{key}' (expected {kind.__name__})")
+    try:
+        val = kind(table[key])
+    except (TypeError, ValueError) as err:
+        raise TelescopeError(
+            f"{source}: [{section}] '{key}' = {table[key]!r} is not a {kind.__name__}"
+        ) from err
+    return val
+
+
+def _optional(table: dict, key: str, default, source: str, section: str, kind=float):
+    return default if key not in table else _require(table, key, source, section, kind)
+
+
+def _table(cfg: dict, key: str, source: str) -> dict:
+    table = cfg.get(key, {})
+    if not isinstance(table, dict):
+        raise TelescopeError(f"{source}: '{key}' must be a table [{key}], got {table!r}")
+    return table
+
+
+def _angles(table: dict, source: str) -> tuple[float, ...]:
+    angles = table.get("leg_angles", (0.0, 90.0, 180.0, 270.0))
+    try:
+        if isinstance(angles, str):
+            raise TypeError
+        return tuple(float(a) for a in angles)
+    except (TypeError, ValueError) as err:
+        raise TelescopeError(
+            f"{source}: [blockage] 'leg_angles' = {angles!r} is not a list of angles (deg)"
+        ) from err
+
+
+_KNOWN_KEYS = {
+    "top level": {"name", "description", "radius", "blockage", "optics", "observing"},
+    "blockage": {f.name for f in fields(Blockage)},
+    "optics": {"kind", "focal_length", "effective_focal_length"},
+}
+
+
+def _check_keys(table: dict, section: str, source: str) -> None:
+    unknown = sorted(set(table) - _KNOWN_KEYS[section])
+    if unknown:
+        raise TelescopeError(
+            f"{source}: [{section}] has unknown key(s) {unknown}; "
+            f"expected some of {sorted(_KNOWN_KEYS[section])}"
+        )
+
+
+def telescope_from_dict(cfg: dict, source: str = "<dict>") -> Telescope:
+    """Build a :class:`Telescope` from the TOML structure of ``bayesoof/presets/telescopes``.
+
+    Unknown keys are errors: a misspelt key would otherwise silently change the geometry.
+    """
+    _check_keys(cfg, "top level", source)
+    radius = _require(cfg, "radius", source, "top level")
+    if radius <= 0:
+        raise TelescopeError(f"{source}: 'radius' must be > 0 m, got {radius}")
+    b = _table(cfg, "blockage", source)
+    _check_keys(b, "blockage", source)
+    blk = Blockage(
+        sub_reflector_radius=_optional(b, "sub_reflector_radius", 0.0, source, "blockage"),
+        leg_half_width=_optional(b, "leg_half_width", 0.0, source, "blockage"),
+        leg_length=_optional(b, "leg_length", 0.0, source, "blockage"),
+        leg_angles=_angles(b, source),
+        shade_half_angle=_optional(b, "shade_half_angle", 0.0, source, "blockage"),
+    )
+    for key in ("leg_half_width", "leg_length"):
+        if getattr(blk, key) < 0:
+            raise TelescopeError(f"{source}: [blockage] '{key}' must be >= 0 m")
+    if blk.sub_reflector_radius < 0 or blk.sub_reflector_radius >= radius:
+        raise TelescopeError(
+            f"{source}: [blockage] sub_reflector_radius must be in [0, radius), "
+            f"got {blk.sub_reflector_radius}"
+        )
+    if not 0 <= blk.shade_half_angle < 90:
+        raise TelescopeError(f"{source}: [blockage] shade_half_angle must be in [0, 90) deg")
+    o = _table(cfg, "optics", source)
+    _check_keys(o, "optics", source)
+    kind = str(o.get("kind", "cassegrain")).lower()
+    if kind == "gregorian":
+        kind = "cassegrain"
+    if kind not in ("cassegrain", "prime"):
+        raise TelescopeError(
+            f"{source}: [optics] kind = {kind!r}; expected 'cassegrain', 'gregorian' or 'prime'"
+        )
+    fp = _require(o, "focal_length", source, "optics")
+    feff = _require(o, "effective_focal_length", source, "optics") if kind == "cassegrain" else None
+    if fp <= 0 or (feff is not None and feff <= 0):
+        raise TelescopeError(f"{source}: [optics] focal lengths must be > 0 m")
+    return Telescope(
+        name=str(cfg.get("name", Path(source).stem)),
+        radius=radius,
+        blockage=blk,
+        optics=Optics(kind, fp, feff),
+        description=str(cfg.get("description", "")),
+        observing=dict(cfg.get("observing", {})),
+    )
+
+
+def load_telescope(path: str | Path) -> Telescope:
+    """Load a telescope from a TOML file of the ``bayesoof/presets/telescopes`` form."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"telescope file {path} does not exist")
+    try:
+        cfg = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise TelescopeError(f"{path}: not valid TOML ({err})") from err
+    return telescope_from_dict(cfg, str(path))
+
+
+def get_telescope(spec: str | Path | Telescope) -> Telescope:
+    """A :class:`Telescope` from a preset name, a TOML path, or a Telescope (returned as is)."""
+    if isinstance(spec, Telescope):
+        return spec
+    s = str(spec)
+    if s.endswith(".toml") or Path(s).is_file():
+        return load_telescope(s)
+    name = s.lower()
+    res = _preset_dir().joinpath(f"{name}.toml")
+    if not res.is_file():
+        raise TelescopeError(
+            f"unknown telescope {s!r}; expected a preset name "
+            f"({', '.join(available_telescopes())}) or the path of a TOML file"
+        )
+    return telescope_from_dict(tomllib.loads(res.read_text()), f"preset {name}")

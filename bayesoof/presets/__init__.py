@@ -1,0 +1,1 @@
+"""Declarative presets (telescopes, priors, fit configurations) read as package resources."""

@@ -1,1 +1,0 @@
-"""Declarative presets (telescopes, priors, fit configurations), installed as ``bayesoof.models``."""

@@ -1,0 +1,217 @@
+"""The PyMC model: wiring (logp by hand), priors preset, free sets, dims, prior predictive.
+
+Geometry: ``testing.make_case`` (Effelsberg, 9 mm, d_z = ±22 mm, 21 × 21 lattice over ±6
+beam widths, asymmetric illumination and per-map pointing offsets), SNR 200, aperture
+sampled by 48 pixels across the dish (shared by the simulation and the model: these
+tests check the model's wiring, not the discretisation).
+"""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import pytensor
+import pytest
+from scipy import stats
+
+from bayesoof.inference.model import available_priors, build_model, load_priors, prior_predictive
+from bayesoof.physics import zernike
+from bayesoof.physics.aperture import ApertureGrid
+from bayesoof.physics.forward import ForwardModel
+from bayesoof.testing import make_case, reference_power
+
+R = 50.0
+SAMPLING = ApertureGrid.across(R, 48)
+
+
+@pytest.fixture(scope="module")
+def case():
+    c = make_case("effelsberg", order=3, n_grid=21, snr=200.0, seed=5, sampling=SAMPLING)
+    fm = ForwardModel(c.maps, c.telescope, 3, sampling=SAMPLING)
+    return c, fm
+
+
+def _start(c, fm):
+    peak = float(np.max(fm.observed))
+    return {"K": c.K, **c.illumination, "amp": [peak / 0.6] * 3, "offset": [0.0] * 3,
+            "pointing": c.pointing}
+
+
+def _point(model, values: dict) -> dict:
+    """Value-variable point (PyMC's unconstrained space) for constrained ``values``."""
+    ip = model.initial_point()
+    out = {}
+    for v in model.value_vars:
+        rv = model.values_to_rvs[v]
+        x = np.asarray(values[rv.name], float)
+        tr = model.rvs_to_transforms.get(rv)
+        out[v.name] = x if tr is None else np.asarray(
+            tr.forward(pytensor.tensor.as_tensor(x), *rv.owner.inputs).eval())
+        assert out[v.name].shape == np.shape(ip[v.name])
+    return out
+
+
+# ------------------------------------------------------------------ priors preset
+def test_default_priors_preset_is_installed_and_documented():
+    assert "default" in available_priors()
+    p = load_priors()
+    assert 0.1 <= p["zernike"]["rms"] <= 0.25  # waves of rms phase per mode (the brief)
+    assert p["illumination"]["c_dB"] == {"dist": "uniform", "lower": -25.0, "upper": -1.0}
+    assert p["illumination"]["q"] == {"dist": "uniform", "lower": 1.0, "upper": 2.0}
+    merged = load_priors({"zernike": {"rms": 0.2}})
+    assert merged["zernike"]["rms"] == 0.2 and merged["zernike"]["tilt_rms"] == 0.1
+    with pytest.raises(ValueError, match="unknown prior preset"):
+        load_priors("no-such-preset")
+
+
+# ------------------------------------------------------------------ wiring
+@pytest.mark.parametrize("variant", ["known_normal", "per_map_student"])
+def test_logp_equals_loglikelihood_plus_logpriors_by_hand(case, variant):
+    """compile_logp at a point = Σ log N(data | a P + b, σ) + Σ log priors (+ Jacobians).
+
+    The model beam by hand comes from the independent NumPy reference of the forward
+    model (``testing.reference_power``: complex128 DFT of the aperture field); the priors
+    from scipy.stats with the preset's parameters.  Tolerance: 1e-9 relative to the
+    log-likelihood magnitude (~1e4): the reference and the graph agree to ~1e-12 of the
+    peak per sample, so the difference of the sums is at the 1e-10 level.
+    """
+    c, fm = case
+    noise, lik = ("known", "normal") if variant == "known_normal" else ("per_map", "student_t")
+    model = build_model(fm, noise=noise, likelihood=lik, tilt="pointing",
+                        free_illumination=("c_dB", "q", "x0", "y0"), start=_start(c, fm))
+    info = model.bayesoof
+    assert info.noise == noise and info.likelihood == lik and info.tilt == "pointing"
+    rng = np.random.default_rng(1)
+    # a point away from the start, inside every support
+    vals = {
+        "K": c.K[info.free_j] + rng.normal(0, 0.01, info.free_j.size),
+        "c_dB": -13.0, "q": 1.25, "x0": 1.5, "y0": -2.0,
+        "amp": np.array([0.95, 1.0, 1.05]) * float(np.max(fm.observed)) / 0.6,
+        "offset": np.array([0.01, -0.02, 0.005]),
+        "pointing": c.pointing * 1.1,
+        "sigma": np.array([1.1, 0.9, 1.0]) * float(np.median(fm.sigma)),
+    }
+    point = _point(model, vals)
+    K_full = np.zeros(len(fm.nl))
+    K_full[info.free_j] = vals["K"]
+    illum = {k: vals[k] for k in ("c_dB", "q", "x0", "y0")}
+    power = reference_power(fm, K_full, illum, vals["pointing"])
+    idx = fm.map_index
+    mu = vals["amp"][idx] * power + vals["offset"][idx]
+    pri = info.priors
+    scale = info.data_scale
+    if noise == "known":
+        loglik = stats.norm.logpdf(fm.observed, mu, fm.sigma).sum()
+    else:
+        loglik = stats.t.logpdf(fm.observed, pri["noise"]["nu"], mu, vals["sigma"][idx]).sum()
+    rms = np.array([zernike.mode_rms(*fm.nl[j]) for j in info.free_j])
+    frac = pri["illumination"]["offset_fraction"]
+    logprior = (
+        stats.norm.logpdf(vals["K"], 0.0, pri["zernike"]["rms"] / rms).sum()
+        + stats.uniform.logpdf(vals["c_dB"], -25.0, 24.0)
+        + stats.uniform.logpdf(vals["q"], 1.0, 1.0)
+        + stats.uniform.logpdf(vals["x0"], -frac * R, 2 * frac * R)
+        + stats.uniform.logpdf(vals["y0"], -frac * R, 2 * frac * R)
+        + stats.halfnorm.logpdf(vals["amp"], scale=pri["amplitude"]["scale"] * scale).sum()
+        + stats.norm.logpdf(vals["offset"], 0.0, pri["offset"]["scale"] * scale).sum()
+        + stats.norm.logpdf(vals["pointing"], 0.0,
+                            pri["pointing"]["scale"] * fm.wavelength / (2 * R)).sum()
+    )
+    if noise == "per_map":
+        logprior += stats.halfnorm.logpdf(vals["sigma"], scale=pri["noise"]["scale"] * scale).sum()
+    # Jacobians of PyMC's transforms: interval log((x-a)(b-x)/(b-a)), log: log x
+    def interval(x, a, b):
+        return np.log((x - a) * (b - x) / (b - a))
+    logjac = (interval(vals["c_dB"], -25.0, -1.0) + interval(vals["q"], 1.0, 2.0)
+              + interval(vals["x0"], -frac * R, frac * R)
+              + interval(vals["y0"], -frac * R, frac * R) + np.log(vals["amp"]).sum())
+    if noise == "per_map":
+        logjac += np.log(vals["sigma"]).sum()
+    expected = loglik + logprior
+    got_nojac = float(model.compile_logp(jacobian=False, mode="JAX")(point))
+    got_jac = float(model.compile_logp(jacobian=True, mode="JAX")(point))
+    tol = 1e-9 * abs(loglik)
+    assert abs(got_nojac - expected) < tol, (got_nojac, expected, got_nojac - expected)
+    assert abs(got_jac - (expected + logjac)) < tol, (got_jac - expected - logjac)
+
+
+# ------------------------------------------------------------------ free sets, dims
+def test_dims_coords_and_fixed_parameters(case):
+    c, fm = case
+    model = build_model(fm, start=_start(c, fm))  # defaults: tilts free, c_dB and q free
+    info = model.bayesoof
+    names = {v.name for v in model.free_RVs}
+    assert names == {"K", "c_dB", "q", "amp", "offset"}
+    assert info.tilt == "free" and 0 not in info.free_j  # piston always fixed
+    assert list(model.coords["zernike"]) == zernike.coeff_names(3)[1:]
+    assert list(model.named_vars_to_dims["K"]) == ["zernike"]
+    assert list(model.named_vars_to_dims["amp"]) == ["map"]
+    assert list(info.coords["n"]) == [n for n, _ in fm.nl[1:]]
+    assert list(info.coords["l"]) == [m for _, m in fm.nl[1:]]
+    np.testing.assert_array_equal(info.coords["d_z"], [-0.022, 0.0, 0.022])
+    assert info.noise == "known"  # the simulated maps carry σ
+    # x0, y0 fixed at the start (the asymmetric illumination), not model variables
+    assert info.start["x0"] == c.illumination["x0"]
+
+
+def test_model_follows_the_quick_fit_free_set(case):
+    """A FitResult-like source: the free set and start come from free_names / params."""
+    c, fm = case
+    params = _start(c, fm) | {"K": c.K, "pointing": c.pointing}
+    params["K"] = c.K.copy()
+    params["K"][[1, 2]] = 0.0
+    names = ([f"K({n},{m})" for n, m in fm.nl[3:] if (n, m) != (3, 1)] + ["c_dB"]
+             + [f"amp[{i}]" for i in range(3)]
+             + [f"pointing_{a}[{i}]" for i in range(3) for a in "uv"])
+    fake = types.SimpleNamespace(forward=fm, params=params, free_names=names,
+                                 sigma=fm.sigma, cov=None)
+    model = build_model(fake)
+    info = model.bayesoof
+    assert info.tilt == "pointing"
+    assert {v.name for v in model.free_RVs} == {"K", "c_dB", "amp", "pointing"}
+    assert list(model.named_vars_to_dims["pointing"]) == ["map", "uv"]
+    free = [lab for lab in zernike.coeff_names(3)[3:] if lab != "K(3,1)"]
+    assert list(model.coords["zernike"]) == free  # K(3,1) held fixed by the fit stays fixed
+    assert info.start["K"][zernike.nl_to_j(3, 1)] == c.K[zernike.nl_to_j(3, 1)]
+    assert not info.free["offset"]
+    np.testing.assert_array_equal(info.start["offset"], 0.0)
+    ip = model.initial_point()
+    np.testing.assert_allclose(ip["pointing"], c.pointing)
+    np.testing.assert_allclose(ip["K"], c.K[info.free_j])
+
+
+def test_build_model_errors(case):
+    c, fm = case
+    with pytest.raises(ValueError, match="noise must be one of"):
+        build_model(fm, noise="guess")
+    with pytest.raises(ValueError, match="likelihood must be one of"):
+        build_model(fm, likelihood="cauchy")
+    with pytest.raises(ValueError, match="no coefficient"):
+        build_model(fm, free_illumination=("c_dB", "width"))
+    fm2 = ForwardModel(c.maps, c.telescope, 1, sampling=SAMPLING)
+    fm2.sigma = None
+    with pytest.raises(ValueError, match="needs a per-sample sigma"):
+        build_model(fm2, noise="known")
+    assert build_model(fm2).bayesoof.noise == "per_map"
+
+
+# ------------------------------------------------------------------ prior predictive
+def test_prior_predictive_is_one_call(case):
+    """Prior draws and the beams they predict; K's prior sd is rms / mode_rms.
+
+    Tolerance: 100 draws × 9 modes of K mode_rms / rms ~ N(0, 1): the sample sd has a
+    relative standard error 1/sqrt(1800) = 2.4%; 12% is 5 standard errors.
+    """
+    c, fm = case
+    model = build_model(fm, start=_start(c, fm))
+    idata = prior_predictive(model, draws=100, seed=3)
+    beam = idata.prior_predictive["beam"]
+    assert beam.shape == (1, 100, fm.observed.size)
+    assert np.all(np.isfinite(beam.values))
+    K = idata.prior["K"].values.reshape(100, -1)
+    rms = np.array([zernike.mode_rms(*fm.nl[j]) for j in model.bayesoof.free_j])
+    s = np.std(K * rms / 0.1)
+    assert abs(s - 1.0) < 0.12, s
+    q = idata.prior["q"].values
+    assert q.min() >= 1.0 and q.max() <= 2.0
