@@ -262,7 +262,9 @@ def _fit_table(result) -> list[str]:
         lines.append(
             f"{o.order:5d} {int(o.space.free.sum()):5d} {o.chi2:12.6g} {o.reduced_chi2:9.4f} "
             f"{rms:7.4f} rad {float(surface_um(rms, lam)):9.1f} µm {o.n_iter:5d} "
-            f"{o.wall_time:6.1f} s  {'converged' if o.converged else 'NOT converged'}"
+            f"{o.wall_time:6.1f} s  "
+            + (result.status if o is result.last else
+               "converged" if o.converged else "NOT converged")
         )
     return lines
 
@@ -301,6 +303,7 @@ def cmd_fit(args) -> int:
          f"(illumination-weighted {st['phase_rms_weighted']:.4f}), surface rms "
          f"{st['surface_rms']:.1f} ± {st['surface_rms_sd']:.1f} µm, Ruze efficiency "
          f"{st['ruze_weighted']:.4f}")
+    _say(result.adequacy.line())
     _say(f"run directory: {run}")
     return 0
 
@@ -390,6 +393,8 @@ def cmd_sample(args) -> int:
              f"{t.get('total', float('nan')):.1f} s")
     for line in _verdict(post):
         _say(line)
+    ad = (post.products or {}).get("adequacy") or fit_result.adequacy
+    _say(ad.line())
     _say(f"run directory: {run}")
     return 0
 
@@ -490,8 +495,12 @@ def _describe_summary(info: dict, path: Path) -> str:
         f"{info.get('residual', '?')}",
         f"                chi2 {_num(info.get('chi2'))} for {info.get('dof', '?')} dof "
         f"(reduced {_num(info.get('reduced_chi2'), '.4f')}), "
-        f"{'converged' if info.get('converged') else 'NOT converged'}",
+        f"{info.get('status') or ('converged' if info.get('converged') else 'NOT converged')}",
     ]
+    ad = info.get("adequacy")
+    if ad:
+        lines.append(f"adequacy      : {ad.get('verdict', '?')}"
+                     + (f" ({'; '.join(ad.get('reasons') or [])})" if ad.get("reasons") else ""))
     ph, su, ru = (info.get(k) or {} for k in ("phase_rms_rad", "surface_rms_um",
                                                   "ruze_efficiency"))
     if ph:

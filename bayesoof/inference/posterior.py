@@ -351,6 +351,7 @@ class PosteriorResult:
             per_map[str(name)] = {"rms": float(np.sqrt(np.mean(r**2))),
                                   "max_abs": float(np.max(np.abs(r))),
                                   "chi2_per_sample": float(np.mean(r**2))}
+        adequacy = _posterior_adequacy(info, fm, resid, mus, sigs, dens.dim, seed)
         ppc = az.from_dict(
             posterior_predictive={"beam": rep[None]},
             coords={"sample": np.arange(fm.observed.size)},
@@ -360,7 +361,7 @@ class PosteriorResult:
             del self.idata.posterior_predictive
         self.idata.extend(ppc)
         return {"model_mean": mean_model, "residuals": resid, "residuals_per_map": per_map,
-                "predictive_draws": pick.size}
+                "predictive_draws": pick.size, "adequacy": adequacy}
 
     # ---------------------------------------------------------------- output
     def summary(self) -> dict:
@@ -393,6 +394,8 @@ class PosteriorResult:
             }
         if self.products.get("residuals_per_map"):
             out["standardized_residuals"] = self.products["residuals_per_map"]
+        if self.products.get("adequacy") is not None:
+            out["adequacy"] = self.products["adequacy"].to_dict()
         return out
 
     def save(self, run_dir) -> Path:
@@ -442,6 +445,20 @@ class PosteriorResult:
         ds.attrs["interval"] = "phase_lo/phase_hi: 3% and 97% quantiles per pixel"
         ds.attrs["surface"] = "on-axis: surface = phase * wavelength / (4 pi)"
         return ds
+
+
+def _posterior_adequacy(info, fm, resid, mus, sigs, n_free: int, seed: int):
+    """Adequacy of the posterior-mean model, with the posterior predictive p of χ².
+
+    The p-value replicates the Normal noise of the likelihood; with another likelihood
+    it is left out (the residual tests still apply).
+    """
+    from bayesoof.inference.adequacy import assess, ppp_chi2
+
+    ppp = ppp_chi2(fm.observed, mus, sigs, seed) if info.likelihood == "normal" else None
+    names = [m.name or f"map{i}" for i, m in enumerate(fm.data.maps)]
+    return assess(resid, fm.map_slices, [(m.u, m.v) for m in fm.data.maps], n_free, names,
+                  ppp=ppp)
 
 
 def _label(name: str) -> str:

@@ -300,6 +300,27 @@ class FitResult:
         """Whether the last order's solver met a tolerance."""
         return self.last.converged
 
+    @cached_property
+    def adequacy(self):
+        """Model-adequacy verdict of the last order (:mod:`bayesoof.inference.adequacy`).
+
+        From the residuals standardised by the noise σ; with the pyoof residual (not
+        noise-weighted) only the residual-structure test applies.
+        """
+        from bayesoof.inference.adequacy import assess
+
+        th = {"chi2_excess": np.inf} if self.config["fit"]["residual"] == "pyoof" else None
+        unc = getattr(self, "uncertainty", None) or {}
+        return assess(self.residuals, self.forward.map_slices,
+                      [(m.u, m.v) for m in self.data.maps], int(self.space.free.sum()),
+                      [m.name or f"map{i}" for i, m in enumerate(self.data.maps)],
+                      thresholds=th, remedy=unc.get("remedy"))
+
+    @property
+    def status(self) -> str:
+        """Convergence and adequacy in one phrase ('converged', 'converged, MISFIT', ...)."""
+        return self.adequacy.status(self.converged)
+
     # ---------------------------------------------------------------- model at the samples
     @property
     def residuals(self) -> np.ndarray:
@@ -472,6 +493,8 @@ class FitResult:
                                 "weighted_sd": st["ruze_weighted_sd"],
                                 "plain": st["ruze"], "plain_sd": st["ruze_sd"]},
             "converged": self.converged,
+            "status": self.status,
+            "adequacy": self.adequacy.to_dict(),
             "at_bound": list(self.last.at_bound),
             "per_order": [
                 {"order": o.order, "chi2": o.chi2, "reduced_chi2": o.reduced_chi2,
@@ -510,12 +533,13 @@ class FitResult:
             f"{st['phase_rms_weighted']:.4f} rad (weighted); surface "
             f"{st['surface_rms']:.1f} µm; Ruze {st['ruze_weighted']:.4f}"
         )
+        lines.append(f"  {self.adequacy.line()}")
         lines.append(f"  wall time {self.wall_time:.2f} s (compile {self.compile_time:.2f} s)")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         return (f"<FitResult order {self.order}, chi2 {self.chi2:.6g}, "
-                f"{'converged' if self.converged else 'NOT converged'}>")
+                f"{self.status}>")
 
     # ---------------------------------------------------------------- inference data
     def to_inference_data(self, n_phase: int = 101):
@@ -570,7 +594,8 @@ class FitResult:
         attrs = {
             "estimate": "maximum a posteriori with flat priors (least squares); not a sample",
             "order": self.order, "chi2": self.chi2, "dof": self.dof,
-            "converged": int(self.converged), "wall_time_s": self.wall_time,
+            "converged": int(self.converged), "adequacy": self.adequacy.verdict,
+            "wall_time_s": self.wall_time,
             "residual": self.config["fit"]["residual"], "bayesoof_version": __version__,
             "wavelength_m": self.data.wavelength, "telescope": self.telescope.name,
         }

@@ -718,7 +718,7 @@ class FitView:
             offsets=np.asarray(p["offset"], float), K=np.asarray(result.K, float),
             K_sd=np.asarray(result.K_sd, float), K_cov=np.asarray(result.last.K_cov(), float),
             cov=np.asarray(result.cov, float), names=list(result.free_names),
-            title=f"{src}, order {result.order}",
+            title=f"{src}, order {result.order}{_verdict_tag(result.adequacy.verdict)}",
         )
 
     @classmethod
@@ -764,7 +764,8 @@ class FitView:
             model_beam=np.asarray(est["model_beam"].values, float), sigma=sigma,
             offsets=np.asarray(est["offset"].values, float), K=K,
             K_sd=np.asarray(est["K_sd"].values, float), K_cov=K_cov, cov=cov, names=names,
-            title=f"{Path(str(summary.get('source', ''))).name}, order {summary['order']}",
+            title=(f"{Path(str(summary.get('source', ''))).name}, order {summary['order']}"
+                   f"{_verdict_tag((summary.get('adequacy') or {}).get('verdict'))}"),
         )
 
     def laplace_draws(self, n: int = 1000, seed: int = 0) -> np.ndarray:
@@ -774,6 +775,13 @@ class FitView:
         w, vec = np.linalg.eigh(c)
         root = vec * np.sqrt(np.clip(w, 0.0, None))
         return self.K + rng.standard_normal((n, self.K.size)) @ root.T
+
+
+def _verdict_tag(verdict: str | None) -> str:
+    """Title suffix marking the adequacy verdict (nothing when unknown)."""
+    if verdict == "misfit":
+        return " [MODEL MISFIT: see adequacy]"
+    return f" [{verdict}]" if verdict else ""
 
 
 def _read_summary(run: Path) -> dict:

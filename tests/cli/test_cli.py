@@ -250,6 +250,11 @@ def test_fit_writes_a_complete_run(fitted):
     assert len(row) == 1
     assert float(row[0].split()[2]) == pytest.approx(summary["chi2"], rel=1e-5)
     assert ("converged" in row[0]) == summary["converged"]
+    # the adequacy verdict: one line, the one stored; the status carries it
+    verdict = [ln for ln in stdout.splitlines() if ln.startswith("adequacy: ")]
+    assert len(verdict) == 1
+    assert ("MISFIT" in verdict[0]) == (summary["adequacy"]["verdict"] == "misfit")
+    assert ("MISFIT" in row[0]) == (summary["adequacy"]["verdict"] == "misfit")
     # the example was simulated with amplitude 1000, offset 2 (bayesoof.simulate)
     focus = summary["maps"][1]
     assert focus["amp"]["value"] == pytest.approx(1000.0, rel=0.05)
@@ -343,6 +348,9 @@ def test_sample_emcee_on_the_example(tmp_path, capsys):
     verdict = [ln for ln in stdout.splitlines() if ln.startswith("diagnostics: ")]
     assert len(verdict) == 1
     assert ("NOT CONVERGED" not in verdict[0]) == post["converged"]
+    adequacy = [ln for ln in stdout.splitlines() if ln.startswith("adequacy: ")]
+    assert len(adequacy) == 1 and post["adequacy"]["verdict"] in ("adequate", "misfit")
+    assert ("MISFIT" in adequacy[0]) == (post["adequacy"]["verdict"] == "misfit")
     assert f"run directory: {rundir}" in stdout
     # the posterior sits where the quick fit is: amplitude of the in-focus map ~ 1000
     amp = post["parameters"]["amp[ZERO OOF]"]
