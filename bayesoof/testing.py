@@ -17,6 +17,7 @@ Units: lengths m, directions rad, K in waves, c_dB in dB.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ __all__ = [
     "make_case",
     "one_leg_telescope",
     "reference_aperture_fields",
+    "reference_coverage",
     "reference_far_fields",
     "reference_illumination",
     "reference_peak",
@@ -265,17 +267,39 @@ def reference_illumination(kind: str, x, y, radius: float, coeffs: dict) -> np.n
     raise ValueError(f"unknown illumination {kind!r}")
 
 
-def reference_aperture_fields(fm, K, illum: dict, pointing=None) -> list[np.ndarray]:
-    """Complex aperture field E (n, n) of every map of ``fm``, complex128."""
+def reference_coverage(fm, blockage: dict | None = None) -> np.ndarray:
+    """Pixel coverage of ``fm``'s grid: ``fm.block``, or with other leg dimensions.
+
+    ``blockage`` {'leg_half_width' m, 'shade_half_angle' deg} replaces those fields of the
+    telescope's declarative Blockage; the coverage is then the NumPy anti-aliased
+    sub-pixel average (:meth:`ApertureGrid.coverage`) of that telescope.
+    """
+    if not blockage:
+        return np.asarray(fm.block, float)
+    tel = fm.telescope
+    blk = dataclasses.replace(tel.blockage, **{k: float(v) for k, v in blockage.items()})
+    return fm.sampling.coverage(dataclasses.replace(tel, blockage=blk))
+
+
+def reference_aperture_fields(
+    fm, K, illum: dict, pointing=None, d_z=None, blockage=None
+) -> list[np.ndarray]:
+    """Complex aperture field E (n, n) of every map of ``fm``, complex128.
+
+    ``d_z`` (n_maps,) m: effective offsets used in the telescope's OPD instead of the
+    commanded ones; ``blockage``: see :func:`reference_coverage`.
+    """
     X, Y = fm.sampling.coords()
     R, lam = fm.telescope.radius, fm.wavelength
     K = np.asarray(K, float)
     basis = zernike.zernike_basis(fm.order, np.hypot(X, Y) / R, np.arctan2(Y, X))
     W = basis @ K  # waves
-    amp = np.asarray(fm.block, float) * reference_illumination(fm.illumination, X, Y, R, illum)
+    amp = reference_coverage(fm, blockage) * reference_illumination(
+        fm.illumination, X, Y, R, illum)
     out = []
     for i, m in enumerate(fm.data.maps):
-        phase = 2 * np.pi * W + 2 * np.pi / lam * fm.telescope.opd(X, Y, m.d_z)
+        dz = m.d_z if d_z is None else float(d_z[i])
+        phase = 2 * np.pi * W + 2 * np.pi / lam * fm.telescope.opd(X, Y, dz)
         if pointing is not None:
             phase = phase + 2 * np.pi / lam * (pointing[i][0] * X + pointing[i][1] * Y)
         out.append(amp * np.exp(1j * phase))
@@ -294,7 +318,9 @@ def _dft(E: np.ndarray, X: np.ndarray, Y: np.ndarray, u, v, lam: float, chunk=25
     return out
 
 
-def reference_far_fields(fm, K, illum: dict, pointing=None, mutate=None) -> list[np.ndarray]:
+def reference_far_fields(
+    fm, K, illum: dict, pointing=None, mutate=None, d_z=None, blockage=None
+) -> list[np.ndarray]:
     """Normalised far field F at every sample of every map (in the maps' sample order).
 
     ``mutate(E) -> E'`` optionally alters each aperture field before the transform (e.g.
@@ -303,7 +329,7 @@ def reference_far_fields(fm, K, illum: dict, pointing=None, mutate=None) -> list
     """
     X, Y = fm.sampling.coords()
     scale = fm.sampling.dx**2 / (np.pi * fm.telescope.radius**2)
-    fields = reference_aperture_fields(fm, K, illum, pointing)
+    fields = reference_aperture_fields(fm, K, illum, pointing, d_z, blockage)
     if mutate is not None:
         fields = [mutate(E) for E in fields]
     return [
@@ -333,9 +359,11 @@ def reference_peak(fm, K, illum: dict, pointing=None, n: int = 15) -> float:
     return best
 
 
-def reference_power(fm, K, illum: dict, pointing=None, mutate=None) -> np.ndarray:
+def reference_power(
+    fm, K, illum: dict, pointing=None, mutate=None, d_z=None, blockage=None
+) -> np.ndarray:
     """|F|² at every sample, concatenated in map order (as ``fm.power``)."""
-    fields = reference_far_fields(fm, K, illum, pointing, mutate)
+    fields = reference_far_fields(fm, K, illum, pointing, mutate, d_z, blockage)
     return np.concatenate([np.abs(f) ** 2 for f in fields])
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ApertureGrid", "default_sampling"]
+__all__ = ["FREE_BLOCKAGE", "ApertureGrid", "LegCoverage", "default_sampling"]
 
 
 @dataclass(frozen=True)
@@ -109,3 +109,142 @@ def default_sampling(
     n = int(np.ceil(2.0 * radius / dx))
     n += n % 2
     return ApertureGrid.across(radius, n)
+
+
+# ------------------------------------------------------------------ free leg geometry
+#: Blockage dimensions the forward model can take as tensor inputs, with their units.
+FREE_BLOCKAGE = {"leg_half_width": "m", "shade_half_angle": "deg"}
+
+
+def _relu(t):
+    import pytensor.tensor as pt
+
+    return pt.maximum(t, 0.0)
+
+
+class LegCoverage:
+    """Pixel coverage as a differentiable function of the leg half-width and shade angle.
+
+    The coverage is the same anti-aliased sub-pixel average as :meth:`ApertureGrid.coverage`
+    (open fraction ``clip(1/2 + d/h, 0, 1)`` of each of the ``supersample``² sub-pixels, d
+    the signed distance to the nearest edge, h the sub-pixel side), written as a PyTensor
+    graph of ``leg_half_width`` (m) and ``shade_half_angle`` (deg).  It is therefore equal
+    to the NumPy coverage of the telescope with those dimensions (to rounding), and
+    piecewise linear in them: each sub-pixel's open fraction is linear while a leg or shade
+    edge crosses it, so the derivative is exact between kinks spaced ~h / supersample.
+
+    Only pixels whose coverage can change are evaluated in the graph: the blocked set grows
+    monotonically with both dimensions, so these are the pixels whose coverage differs
+    between the smallest and the largest dimensions of ``bounds`` (dilated by one pixel);
+    the others keep the NumPy coverage.  Inputs are clipped to ``bounds``.
+
+    Parameters
+    ----------
+    grid : ApertureGrid
+    telescope : Telescope
+        With a declarative :class:`~bayesoof.physics.telescope.Blockage` (legs > 0; a free
+        shade angle needs a shade > 0).
+    bounds : dict
+        ``{name: (lower, upper)}`` for the free names among :data:`FREE_BLOCKAGE`.
+    """
+
+    def __init__(self, grid: ApertureGrid, telescope, bounds: dict):
+        blk = telescope.blockage
+        if telescope.blockage_func is not None:
+            raise ValueError("free blockage dimensions need a declarative blockage, not a callable")
+        unknown = sorted(set(bounds) - set(FREE_BLOCKAGE))
+        if unknown:
+            raise ValueError(f"unknown free blockage dimension(s) {unknown}; "
+                             f"expected some of {sorted(FREE_BLOCKAGE)}")
+        if blk.leg_half_width <= 0 or blk.leg_length <= 0:
+            raise ValueError(f"telescope {telescope.name!r} has no support legs to free")
+        if "shade_half_angle" in bounds and blk.shade_half_angle <= 0:
+            raise ValueError(f"telescope {telescope.name!r} has no leg shade (shade_half_angle"
+                             " = 0): its angle cannot be free")
+        self.bounds = {k: (float(lo), float(hi)) for k, (lo, hi) in bounds.items()}
+        for k, (lo, hi) in self.bounds.items():
+            if not 0 < lo < hi or (k == "shade_half_angle" and hi >= 90):
+                raise ValueError(f"bounds of {k} must satisfy 0 < lower < upper, got {lo, hi}")
+        self.grid, self.telescope, self.blockage = grid, telescope, blk
+        small = self._with({k: lo for k, (lo, hi) in self.bounds.items()})
+        large = self._with({k: hi for k, (lo, hi) in self.bounds.items()})
+        if large.blockage.shade_half_angle > 0:
+            self._check_shade(large.blockage)
+        cov_small, cov_large = grid.coverage(small), grid.coverage(large)
+        changed = cov_small != cov_large
+        grow = changed.copy()  # dilate by one pixel (guards the monotonicity argument)
+        grow[1:] |= changed[:-1]
+        grow[:-1] |= changed[1:]
+        grow[:, 1:] |= changed[:, :-1]
+        grow[:, :-1] |= changed[:, 1:]
+        self.fixed = cov_small.ravel()
+        self.index = np.flatnonzero(grow)
+        s = grid.supersample
+        sub = ((np.arange(s) + 0.5) / s - 0.5) * grid.dx
+        ox, oy = (o.ravel() for o in np.meshgrid(sub, sub, indexing="ij"))
+        X, Y = (c.ravel()[self.index] for c in grid.coords())
+        self._x = X[:, None] + ox[None, :]  # (n_pixels, s²) sub-pixel centres, m
+        self._y = Y[:, None] + oy[None, :]
+        self._h = grid.dx / s
+
+    def _with(self, values: dict):
+        from dataclasses import replace
+
+        return replace(self.telescope, blockage=replace(self.blockage, **values))
+
+    def _check_shade(self, blk) -> None:
+        """The widest shade must still start beyond the leg's end (else it is undefined)."""
+        xl = np.array([0.0])
+        d = blk._shade_distance(xl, xl, self.telescope.radius)
+        if np.isinf(d).all():
+            raise ValueError(f"shade_half_angle {blk.shade_half_angle} deg is too wide for the "
+                             "legs of this telescope (the shade would end inside the leg)")
+
+    @property
+    def n_pixels(self) -> int:
+        """Pixels evaluated in the graph."""
+        return int(self.index.size)
+
+    def __call__(self, values: dict):
+        """Coverage (n, n) tensor for ``values`` {name: scalar tensor} (others: the preset's)."""
+        import pytensor.tensor as pt  # the plotting code imports this module without PyTensor
+
+        blk, R = self.blockage, self.telescope.radius
+        dims = {}
+        for name in FREE_BLOCKAGE:
+            if name in values:
+                lo, hi = self.bounds[name]
+                dims[name] = pt.clip(pt.cast(pt.as_tensor_variable(values[name]), "float64"),
+                                     lo, hi)
+            else:
+                dims[name] = getattr(blk, name)
+        a, alpha_deg = dims["leg_half_width"], dims["shade_half_angle"]
+        x, y = self._x, self._y
+        r = np.hypot(x, y)
+        dist = np.minimum(R - r, r - blk.sub_reflector_radius) if blk.sub_reflector_radius > 0 \
+            else R - r
+        dist = pt.as_tensor_variable(dist)
+        end = blk.sub_reflector_radius + blk.leg_length
+        shade = blk.shade_half_angle > 0
+        if shade:
+            alpha = alpha_deg * (np.pi / 180.0)
+            csc2 = pt.sin(alpha) ** -2
+            d = (-a + pt.sqrt(a**2 - (a**2 - R**2) * csc2)) / csc2
+            slope = d / (d / pt.tan(alpha) - end)  # (half_rim - a) / (x_rim - x_end)
+            norm = pt.sqrt(1.0 + slope**2)
+        for ang in np.deg2rad(blk.leg_angles):
+            xl = x * np.cos(ang) + y * np.sin(ang)  # along the leg (constant)
+            yl = np.abs(-x * np.sin(ang) + y * np.cos(ang))  # across it (constant)
+            qx = np.abs(xl - end / 2) - end / 2  # beyond the leg's ends (constant)
+            qy = yl - a
+            out = qx > 0  # constant mask; the sqrt argument stays >= qx² > 0 there
+            corner = pt.sqrt(np.where(out, qx, 1.0) ** 2 + _relu(qy) ** 2)
+            box = pt.switch(out, corner, _relu(qy)) + pt.minimum(pt.maximum(qx, qy), 0.0)
+            dist = pt.minimum(dist, box)
+            if shade:
+                across = (yl - a - (xl - end) * slope) / norm
+                dist = pt.minimum(dist, pt.maximum(end - xl, across))
+        cov = pt.mean(pt.clip(0.5 + dist / self._h, 0.0, 1.0), axis=1)
+        n = self.grid.n
+        full = pt.set_subtensor(pt.as_tensor_variable(self.fixed)[self.index], cov)
+        return full.reshape((n, n))

@@ -12,6 +12,19 @@ For map i with sub-reflector offset d_z,i:
 with W = Σ K_nl U_n^l(r/R, θ) in waves and (u_i, v_i) an optional per-map pointing
 offset (rad) that moves the beam centre to (u_i, v_i).  The normalisation makes the
 peak of a uniformly illuminated, unblocked, unaberrated dish equal to 1.
+
+Nuisance inputs (all optional tensors; left out, the graph is today's, with the
+defocus path and the blockage as constants):
+
+* ``d_z`` (n_maps,), m: the *effective* sub-reflector offset of each map, replacing the
+  commanded one in δ.  The telescope's path is a polynomial in d_z, δ = Σ_p d_z^p G_p(x, y)
+  (p = 1 for the on-axis formula, p = 1..3 with the SRT residual path), so the phase is a
+  smooth function of it.  How d_z,eff is parametrised (commanded + a per-map focus offset)
+  is the parameter space's business (:mod:`bayesoof.inference.params`); the forward model
+  only takes the effective values.
+* ``blockage`` {'leg_half_width' m, 'shade_half_angle' deg}: the uncertain leg geometry,
+  for the names given at construction in ``free_blockage`` (with bounds), through the
+  differentiable anti-aliased coverage :class:`~bayesoof.physics.aperture.LegCoverage`.
 """
 
 from __future__ import annotations
@@ -22,7 +35,7 @@ import pytensor.tensor as pt
 from bayesoof.data.containers import BeamMaps
 from bayesoof.physics import illumination as illum_mod
 from bayesoof.physics import zernike
-from bayesoof.physics.aperture import ApertureGrid, default_sampling
+from bayesoof.physics.aperture import ApertureGrid, LegCoverage, default_sampling
 from bayesoof.physics.telescope import Telescope, get_telescope
 from bayesoof.physics.transforms import TWO_PI, DirectGrid, DirectScatter, FFTBox, fast_size
 
@@ -55,6 +68,13 @@ class ForwardModel:
     fft_oversample : int
         With 'fft' on scattered samples: box size >= this × the aperture (interpolation
         accuracy grows with it).
+    free_blockage : dict, optional
+        ``{name: (lower, upper)}`` for the leg dimensions that :meth:`power` may take as
+        tensors ('leg_half_width' m, 'shade_half_angle' deg); values are clipped to the
+        bounds.  Only the pixels these can change are recomputed in the graph.
+    d_z_extent : float, optional
+        Largest |effective d_z| (m) the graph will be evaluated at, when larger than the
+        commanded ones (free focus offsets); the default sampling resolves its phase slope.
     """
 
     def __init__(
@@ -66,6 +86,8 @@ class ForwardModel:
         method: str = "auto",
         sampling: ApertureGrid | None = None,
         fft_oversample: int = 3,
+        free_blockage: dict | None = None,
+        d_z_extent: float | None = None,
     ):
         if int(order) != order or order < 1:
             raise ValueError(f"Zernike order must be an integer >= 1, got {order!r}")
@@ -79,6 +101,7 @@ class ForwardModel:
         self.illumination = illumination
         self.wavelength = data.wavelength
         self.nl = zernike.nl_list(self.order)
+        self.d_z_extent = d_z_extent
         grids = [m.grid() for m in data.maps]
         if method == "auto":
             method = "direct"
@@ -104,6 +127,13 @@ class ForwardModel:
         self.zernike_basis = zernike.zernike_basis(self.order, rho, theta).reshape(n * n, -1)
         self.defocus_phase = np.stack(
             [TWO_PI / lam * self.telescope.opd(X, Y, m.d_z) for m in data.maps]
+        )
+        terms = self.telescope.opd_terms(X, Y)
+        # phase per unit d_z^p, rad / m^p: δ(d_z) = Σ_p d_z^p G_p
+        self.defocus_terms = None if terms is None else {
+            p: TWO_PI / lam * g for p, g in sorted(terms.items())}
+        self.leg_coverage = (
+            LegCoverage(sampling, self.telescope, free_blockage) if free_blockage else None
         )
         self._X, self._Y = X, Y
         # pixel area over the dish area: F normalised to 1 for a uniform unblocked dish
@@ -142,6 +172,8 @@ class ForwardModel:
         R = self.telescope.radius
         r = np.linspace(0, R, 2001)
         dz = float(np.max(np.abs(self.data.d_z)))
+        if self.d_z_extent is not None:
+            dz = max(dz, float(self.d_z_extent))
         if dz == 0:
             return 0.0
         path = self.telescope.opd(r, np.zeros_like(r), dz)
@@ -185,14 +217,48 @@ class ForwardModel:
         return aligned, self._fft_aligned(aligned, grids)
 
     # ------------------------------------------------------------------ graph
-    def illumination_amplitude(self, illum: dict):
+    def coverage(self, blockage: dict | None = None):
+        """Open fraction of each aperture pixel: the constant ``block``, or a tensor (n, n).
+
+        ``blockage`` {name: scalar} holds leg dimensions declared in ``free_blockage``.
+        """
+        if not blockage:
+            return self.block
+        if self.leg_coverage is None:
+            raise ValueError(
+                f"blockage inputs {sorted(blockage)} need free_blockage bounds at construction"
+            )
+        unknown = sorted(set(blockage) - set(self.leg_coverage.bounds))
+        if unknown:
+            raise ValueError(
+                f"blockage inputs {unknown} are not free here; free: "
+                f"{sorted(self.leg_coverage.bounds)}"
+            )
+        return self.leg_coverage(blockage)
+
+    def illumination_amplitude(self, illum: dict, blockage: dict | None = None):
         """Blockage × illumination on the aperture grid, shape (n, n) tensor."""
         # float64 throughout: pytensor makes a Python float such as -14.5 a float32
         # constant, and 10 ** (c_dB / 20) would then be evaluated in float32 (1e-8 error)
         coeffs = {k: pt.cast(pt.as_tensor_variable(v), "float64") for k, v in illum.items()}
-        return self.block * illum_mod.evaluate(
+        return self.coverage(blockage) * illum_mod.evaluate(
             self.illumination, self._X, self._Y, self.telescope.radius, coeffs
         )
+
+    def defocus(self, i: int, d_z=None):
+        """Defocus phase (rad) of map ``i``: the constant one, or at the effective d_z[i] (m)."""
+        if d_z is None:
+            return self.defocus_phase[i]
+        if self.defocus_terms is None:
+            raise ValueError(
+                "an effective d_z needs declarative optics (a polynomial path in d_z); "
+                "this telescope has a custom opd callable"
+            )
+        dz = pt.cast(pt.as_tensor_variable(d_z), "float64")[i]
+        phase = 0.0
+        for p, g in self.defocus_terms.items():
+            phase = phase + (dz if p == 1 else dz**p) * g
+        return phase
 
     def wavefront(self, K):
         """W(x, y) = Σ K_nl U_n^l in waves on the aperture grid, shape (n, n) tensor."""
@@ -200,13 +266,13 @@ class ForwardModel:
         n = self.x.size
         return pt.dot(self.zernike_basis, K).reshape((n, n))
 
-    def aperture_fields(self, K, illum: dict, pointing=None):
+    def aperture_fields(self, K, illum: dict, pointing=None, d_z=None, blockage=None):
         """Real and imaginary aperture fields of every map: two lists of (n, n) tensors."""
-        amp = self.illumination_amplitude(illum)
+        amp = self.illumination_amplitude(illum, blockage)
         base = TWO_PI * self.wavefront(K)
         ers, eis = [], []
         for i in range(self.data.n_maps):
-            phase = base + self.defocus_phase[i]
+            phase = base + self.defocus(i, d_z)
             if self._fft is not None and self._fft.phase_shift[i] is not None:
                 phase = phase + self._fft.phase_shift[i]
             if pointing is not None:
@@ -216,9 +282,9 @@ class ForwardModel:
             eis.append(amp * pt.sin(phase))
         return ers, eis
 
-    def fields(self, K, illum: dict, pointing=None):
+    def fields(self, K, illum: dict, pointing=None, d_z=None, blockage=None):
         """Far field (Fr, Fi) at each map's samples (normalised), list of tensor pairs."""
-        ers, eis = self.aperture_fields(K, illum, pointing)
+        ers, eis = self.aperture_fields(K, illum, pointing, d_z, blockage)
         if self._direct is not None:
             out = [t(er, ei) for t, er, ei in zip(self._direct, ers, eis, strict=True)]
         else:
@@ -226,7 +292,7 @@ class ForwardModel:
         s = self.field_scale
         return [(fr * s, fi * s) for fr, fi in out]
 
-    def power(self, K, illum: dict, pointing=None):
+    def power(self, K, illum: dict, pointing=None, d_z=None, blockage=None):
         """Power pattern at every sample of every map, concatenated in map order.
 
         Parameters
@@ -237,13 +303,19 @@ class ForwardModel:
             Illumination coefficients (``illumination_params``): c_dB [dB], q, x0, y0 [m].
         pointing : tensor (n_maps, 2), optional
             Beam-centre offsets (u, v) of each map, rad.
+        d_z : tensor (n_maps,), optional
+            Effective sub-reflector offset of each map, m (default: the commanded ones,
+            as constants).
+        blockage : dict of scalars, optional
+            Leg dimensions among those freed at construction ('leg_half_width' m,
+            'shade_half_angle' deg); the others stay the preset's.
 
         Returns
         -------
         tensor (n_samples,)
             Normalised power (1 = peak of a perfect uniform unblocked dish).
         """
-        parts = [fr**2 + fi**2 for fr, fi in self.fields(K, illum, pointing)]
+        parts = [fr**2 + fi**2 for fr, fi in self.fields(K, illum, pointing, d_z, blockage)]
         return pt.concatenate(parts) if len(parts) > 1 else parts[0]
 
     def describe(self) -> str:

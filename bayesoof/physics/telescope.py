@@ -23,7 +23,9 @@ import numpy as np
 
 __all__ = [
     "Blockage",
+    "Illumination",
     "Optics",
+    "ResidualPath",
     "Telescope",
     "TelescopeError",
     "available_telescopes",
@@ -107,26 +109,136 @@ class Blockage:
 
 
 @dataclass(frozen=True)
+class ResidualPath:
+    """Residual defocus path of shaped optics, added to the on-axis formula.
+
+    ``δ_res(r; d_z) = Σ_p d_z^p T_p(r)`` (r, d_z, δ in m), one radial profile per power p
+    of d_z in ``dz_powers`` (each p >= 1, so the residual vanishes in focus):
+
+    * ``kind = 'polynomial'``: ``T_p(r) = Σ_k coefficients[k][i] r^(r_powers[k])`` with
+      ``p = dz_powers[i]``.  The SRT path of pyoof-srt (``precompute_srt_opd``, PHYSICS.md)
+      is ``r_powers = 8..1``, ``dz_powers = 3, 2, 1``.
+    * ``kind = 'table'``: ``T_p`` given at the radii ``r`` (m, increasing, covering the
+      dish) as ``values[j][i]`` = T_p(r_j) with p = dz_powers[i], in m / m^p; linear
+      interpolation in r.
+    """
+
+    kind: str
+    dz_powers: tuple[int, ...]
+    coefficients: tuple[tuple[float, ...], ...] = ()
+    r_powers: tuple[int, ...] = ()
+    r: tuple[float, ...] = ()
+    values: tuple[tuple[float, ...], ...] = ()
+
+    def profiles(self, r: np.ndarray) -> dict[int, np.ndarray]:
+        """{p: T_p(r)} at the radii ``r`` [m]; T_p in m / m^p."""
+        r = np.asarray(r, float)
+        out = {}
+        for i, p in enumerate(self.dz_powers):
+            if self.kind == "polynomial":
+                t = np.zeros_like(r)
+                for k, rp in enumerate(self.r_powers):
+                    t = t + self.coefficients[k][i] * r**rp
+            else:
+                t = np.interp(r, self.r, [row[i] for row in self.values])
+            out[int(p)] = t
+        return out
+
+    def path(self, r: np.ndarray, d_z: float) -> np.ndarray:
+        """δ_res(r; d_z) in m for r [m] and the sub-reflector offset d_z [m]."""
+        r = np.asarray(r, float)
+        out = np.zeros_like(r)
+        for p, t in self.profiles(r).items():
+            out = out + d_z**p * t
+        return out
+
+    def to_dict(self) -> dict:
+        """Plain description (lists), as the TOML ``[optics.residual]`` table."""
+        keys = ("coefficients", "r_powers") if self.kind == "polynomial" else ("r", "values")
+        out = {"kind": self.kind, "dz_powers": list(self.dz_powers)}
+        for k in keys:
+            v = getattr(self, k)
+            out[k] = [list(row) if isinstance(row, tuple) else row for row in v]
+        return out
+
+
+@dataclass(frozen=True)
 class Optics:
-    """Defocus geometry: ``kind`` 'cassegrain' (also Gregorian) or 'prime'; lengths in m."""
+    """Defocus geometry: ``kind`` 'cassegrain' (also Gregorian) or 'prime'; lengths in m.
+
+    ``residual`` (optional) adds the residual path of shaped optics (:class:`ResidualPath`).
+    """
 
     kind: str = "cassegrain"
     focal_length: float = 0.0
     effective_focal_length: float | None = None
+    residual: ResidualPath | None = None
 
-    def opd(self, x: np.ndarray, y: np.ndarray, d_z: float) -> np.ndarray:
-        """Optical path difference delta(x, y; d_z) in m for an axial offset d_z [m].
+    def on_axis_profile(self, r: np.ndarray) -> np.ndarray:
+        """δ / d_z of the on-axis formula (dimensionless) at radii r [m].
 
-        Cassegrain/Gregorian: d_z [(1 - a²)/(1 + a²) + (1 - b²)/(1 + b²)],
-        a = r/(2 F_p), b = r/(2 F_eff); prime focus: the first term only.
+        Cassegrain/Gregorian: (1 - a²)/(1 + a²) + (1 - b²)/(1 + b²), a = r/(2 F_p),
+        b = r/(2 F_eff); prime focus: the first term only.
         """
-        r = np.hypot(x, y)
         a = r / (2 * self.focal_length)
         path = (1 - a**2) / (1 + a**2)
         if self.kind == "cassegrain":
             b = r / (2 * self.effective_focal_length)
             path = path + (1 - b**2) / (1 + b**2)
-        return d_z * path
+        return path
+
+    def opd(self, x: np.ndarray, y: np.ndarray, d_z: float) -> np.ndarray:
+        """Optical path difference delta(x, y; d_z) in m for an axial offset d_z [m].
+
+        The on-axis formula (:meth:`on_axis_profile`) times d_z, plus the residual path
+        when the optics declare one.
+        """
+        r = np.hypot(x, y)
+        path = d_z * self.on_axis_profile(r)
+        if self.residual is not None:
+            path = path + self.residual.path(r, d_z)
+        return path
+
+    def opd_terms(self, x: np.ndarray, y: np.ndarray) -> dict[int, np.ndarray]:
+        """{p: G_p(x, y)} with δ(x, y; d_z) = Σ_p d_z^p G_p(x, y); G_p in m / m^p.
+
+        The forward model uses these to make the effective d_z a tensor input.
+        """
+        r = np.hypot(x, y)
+        terms = {1: self.on_axis_profile(r)}
+        if self.residual is not None:
+            for p, t in self.residual.profiles(r).items():
+                terms[p] = terms.get(p, 0.0) + t
+        return terms
+
+    def to_dict(self) -> dict:
+        """Plain description for run metadata."""
+        out = {
+            "kind": self.kind,
+            "focal_length": self.focal_length,
+            "effective_focal_length": self.effective_focal_length,
+        }
+        if self.residual is not None:
+            out["residual"] = self.residual.to_dict()
+        return out
+
+
+@dataclass(frozen=True)
+class Illumination:
+    """The feed illumination a preset declares: model and taper range (dB).
+
+    ``model`` is '' when the preset declares none (the fit configuration decides);
+    ``taper`` the start of c_dB and ``taper_bounds`` its (lower, upper) bounds, dB.
+    """
+
+    model: str = ""
+    taper: float | None = None
+    taper_bounds: tuple[float, float] | None = None
+
+    def to_dict(self) -> dict:
+        """Plain description for run metadata."""
+        return {"model": self.model, "taper": self.taper,
+                "taper_bounds": None if self.taper_bounds is None else list(self.taper_bounds)}
 
 
 @dataclass(frozen=True)
@@ -145,6 +257,7 @@ class Telescope:
     blockage_func: BlockageFunc | None = None
     opd_func: OPDFunc | None = None
     observing: dict = field(default_factory=dict)
+    illumination: Illumination = field(default_factory=Illumination)
 
     def block(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Blockage B(x, y) in [0, 1]; x, y in m."""
@@ -164,6 +277,12 @@ class Telescope:
             return np.asarray(self.opd_func(x, y, d_z), float)
         return self.optics.opd(x, y, d_z)
 
+    def opd_terms(self, x: np.ndarray, y: np.ndarray) -> dict[int, np.ndarray] | None:
+        """{p: G_p(x, y)} with δ = Σ_p d_z^p G_p (m / m^p); None for a custom ``opd_func``."""
+        if self.opd_func is not None:
+            return None
+        return self.optics.opd_terms(x, y)
+
     def to_dict(self) -> dict:
         """Plain description (for run metadata); custom callables are named, not serialised."""
         return {
@@ -172,7 +291,8 @@ class Telescope:
             "radius_m": self.radius,
             "blockage": None if self.blockage_func else vars(self.blockage) | {
                 "leg_angles": list(self.blockage.leg_angles)},
-            "optics": None if self.opd_func else vars(self.optics),
+            "optics": None if self.opd_func else self.optics.to_dict(),
+            "illumination": self.illumination.to_dict(),
             "custom_blockage": getattr(self.blockage_func, "__name__", None),
             "custom_opd": getattr(self.opd_func, "__name__", None),
         }
@@ -226,10 +346,15 @@ def _angles(table: dict, source: str) -> tuple[float, ...]:
 
 
 _KNOWN_KEYS = {
-    "top level": {"name", "description", "radius", "blockage", "optics", "observing"},
+    "top level": {
+        "name", "description", "radius", "blockage", "optics", "observing", "illumination",
+    },
     "blockage": {f.name for f in fields(Blockage)},
-    "optics": {"kind", "focal_length", "effective_focal_length"},
+    "optics": {"kind", "focal_length", "effective_focal_length", "residual"},
+    "optics.residual": {"kind", "dz_powers", "coefficients", "r_powers", "r", "values"},
+    "illumination": {"model", "taper", "taper_bounds"},
 }
+ILLUMINATION_MODELS = ("parabolic", "gaussian")
 
 
 def _check_keys(table: dict, section: str, source: str) -> None:
@@ -239,6 +364,115 @@ def _check_keys(table: dict, section: str, source: str) -> None:
             f"{source}: [{section}] has unknown key(s) {unknown}; "
             f"expected some of {sorted(_KNOWN_KEYS[section])}"
         )
+
+
+def _number_list(table: dict, key: str, source: str, section: str, kind=float) -> tuple:
+    val = table.get(key)
+    try:
+        if isinstance(val, (str, bytes)) or val is None:
+            raise TypeError
+        out = tuple(kind(v) for v in val)
+        if kind is int and any(int(v) != v for v in val):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise TelescopeError(
+            f"{source}: [{section}] '{key}' = {val!r} is not a list of {kind.__name__}s"
+        ) from None
+    if not out:
+        raise TelescopeError(f"{source}: [{section}] '{key}' is empty")
+    return out
+
+
+def _matrix(table: dict, key: str, rows: int, cols: int, source: str, section: str) -> tuple:
+    val = table.get(key)
+    bad = TelescopeError(
+        f"{source}: [{section}] '{key}' must be a list of {rows} rows of {cols} numbers"
+    )
+    if not isinstance(val, list) or len(val) != rows:
+        raise bad
+    out = []
+    for row in val:
+        if not isinstance(row, list) or len(row) != cols:
+            raise bad
+        try:
+            out.append(tuple(float(v) for v in row))
+        except (TypeError, ValueError):
+            raise bad from None
+    if not np.all(np.isfinite(out)):
+        raise TelescopeError(f"{source}: [{section}] '{key}' has non-finite entries")
+    return tuple(out)
+
+
+def _residual(o: dict, radius: float, source: str) -> ResidualPath | None:
+    """The ``[optics.residual]`` table, validated (see :class:`ResidualPath`)."""
+    if "residual" not in o:
+        return None
+    sec = "optics.residual"
+    t = o["residual"]
+    if not isinstance(t, dict):
+        raise TelescopeError(f"{source}: 'optics.residual' must be a table [{sec}]")
+    _check_keys(t, sec, source)
+    kind = str(t.get("kind", ""))
+    if kind not in ("polynomial", "table"):
+        raise TelescopeError(
+            f"{source}: [{sec}] kind = {kind!r}; expected 'polynomial' or 'table'"
+        )
+    need = ("dz_powers", "coefficients", "r_powers") if kind == "polynomial" else (
+        "dz_powers", "r", "values")
+    extra = sorted(set(t) - set(need) - {"kind"})
+    if extra:
+        raise TelescopeError(f"{source}: [{sec}] kind = {kind!r} takes {list(need)}, not {extra}")
+    for key in need:
+        if key not in t:
+            raise TelescopeError(f"{source}: [{sec}] is missing '{key}' (kind = {kind!r})")
+    dzp = _number_list(t, "dz_powers", source, sec, int)
+    if min(dzp) < 1 or len(set(dzp)) != len(dzp):
+        raise TelescopeError(
+            f"{source}: [{sec}] 'dz_powers' must be distinct integers >= 1 (the residual "
+            f"vanishes in focus), got {list(dzp)}"
+        )
+    if kind == "polynomial":
+        rp = _number_list(t, "r_powers", source, sec, int)
+        if min(rp) < 0:
+            raise TelescopeError(f"{source}: [{sec}] 'r_powers' must be >= 0")
+        coef = _matrix(t, "coefficients", len(rp), len(dzp), source, sec)
+        return ResidualPath(kind, dzp, coefficients=coef, r_powers=rp)
+    r = _number_list(t, "r", source, sec, float)
+    if np.any(np.diff(r) <= 0) or r[0] > 0 or r[-1] < radius:
+        raise TelescopeError(
+            f"{source}: [{sec}] 'r' must increase and cover the dish [0, {radius}] m"
+        )
+    vals = _matrix(t, "values", len(r), len(dzp), source, sec)
+    return ResidualPath(kind, dzp, r=r, values=vals)
+
+
+def _illumination(cfg: dict, source: str) -> Illumination:
+    """The ``[illumination]`` table: model, taper start and bounds (dB)."""
+    t = _table(cfg, "illumination", source)
+    _check_keys(t, "illumination", source)
+    if not t:
+        return Illumination()
+    model = str(t.get("model", ""))
+    if model not in ILLUMINATION_MODELS:
+        raise TelescopeError(
+            f"{source}: [illumination] model = {model!r}; expected one of "
+            f"{list(ILLUMINATION_MODELS)}"
+        )
+    taper = _optional(t, "taper", None, source, "illumination")
+    bounds = None
+    if "taper_bounds" in t:
+        bounds = _number_list(t, "taper_bounds", source, "illumination")
+        if len(bounds) != 2 or not bounds[0] < bounds[1] <= 0:
+            raise TelescopeError(
+                f"{source}: [illumination] 'taper_bounds' must be [lower, upper] dB with "
+                f"lower < upper <= 0, got {list(bounds)}"
+            )
+        if taper is not None and not bounds[0] <= taper <= bounds[1]:
+            raise TelescopeError(
+                f"{source}: [illumination] 'taper' = {taper} dB lies outside "
+                f"'taper_bounds' {list(bounds)}"
+            )
+    return Illumination(model, taper, bounds)
 
 
 def telescope_from_dict(cfg: dict, source: str = "<dict>") -> Telescope:
@@ -286,9 +520,10 @@ def telescope_from_dict(cfg: dict, source: str = "<dict>") -> Telescope:
         name=str(cfg.get("name", Path(source).stem)),
         radius=radius,
         blockage=blk,
-        optics=Optics(kind, fp, feff),
+        optics=Optics(kind, fp, feff, _residual(o, radius, source)),
         description=str(cfg.get("description", "")),
         observing=dict(cfg.get("observing", {})),
+        illumination=_illumination(cfg, source),
     )
 
 

@@ -809,7 +809,8 @@ def _telescope_from_summary(summary: dict) -> Telescope:
     if t.get("blockage") is not None and t.get("optics") is not None:
         b = dict(t["blockage"])
         b["leg_angles"] = tuple(b.get("leg_angles", ()))
-        return Telescope(name, radius, Blockage(**b), Optics(**t["optics"]),
+        optics = {k: v for k, v in t["optics"].items() if k != "residual"}  # not drawn
+        return Telescope(name, radius, Blockage(**b), Optics(**optics),
                          str(t.get("description", "")))
     try:  # custom callables are not stored: the preset of that name, if any
         return get_telescope(name)

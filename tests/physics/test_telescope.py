@@ -273,6 +273,42 @@ def test_custom_callables_are_used():
     assert tel.to_dict()["custom_blockage"] == "half_dish"
 
 
+def test_residual_table_and_illumination_declaration(tmp_path):
+    """A table residual path (linear in r) and a declared illumination load and are used."""
+    path = tmp_path / "shaped.toml"
+    path.write_text(
+        "radius = 10.0\n[optics]\nfocal_length = 4.0\neffective_focal_length = 40.0\n"
+        "[optics.residual]\nkind = 'table'\ndz_powers = [1, 2]\nr = [0.0, 5.0, 10.0]\n"
+        "values = [[0.0, 0.0], [0.01, 1.0], [0.03, -2.0]]\n"
+        "[illumination]\nmodel = 'gaussian'\ntaper = -12.0\ntaper_bounds = [-20.0, -6.0]\n"
+    )
+    tel = load_telescope(path)
+    assert (tel.illumination.model, tel.illumination.taper) == ("gaussian", -12.0)
+    assert tel.illumination.taper_bounds == (-20.0, -6.0)
+    r, dz = np.array([2.5, 7.5]), 0.02
+    # linear interpolation of each profile: T_1 = (0.005, 0.02), T_2 = (0.5, -0.5)
+    want = dz * tel.optics.on_axis_profile(r) + dz * np.array([0.005, 0.02]) + dz**2 * np.array(
+        [0.5, -0.5])
+    np.testing.assert_allclose(tel.opd(r, 0 * r, dz), want, rtol=0, atol=1e-15)
+    terms = tel.opd_terms(r, 0 * r)
+    np.testing.assert_allclose(dz * terms[1] + dz**2 * terms[2], want, rtol=0, atol=1e-15)
+    d = tel.to_dict()  # metadata is plain JSON
+    import json
+
+    assert json.loads(json.dumps(d))["optics"]["residual"]["values"][1] == [0.01, 1.0]
+
+
+def test_sardinia_preset_declares_srt_geometry():
+    tel = get_telescope("sardinia")
+    assert tel.illumination.model == "gaussian"
+    assert tel.illumination.taper_bounds == (-25.0, -8.0)
+    b = tel.blockage
+    assert (b.sub_reflector_radius, b.leg_half_width) == (3.953, 0.25)
+    assert b.sub_reflector_radius + b.leg_length == pytest.approx(17.5, abs=1e-12)
+    assert b.leg_angles == (45.0, 135.0, 225.0, 315.0)
+    assert tel.optics.residual is not None and tel.optics.residual.dz_powers == (3, 2, 1)
+
+
 # ------------------------------------------------------------------ malformed input
 def _write(tmp_path, text):
     path = tmp_path / "bad.toml"
@@ -281,6 +317,7 @@ def _write(tmp_path, text):
 
 
 OPTICS = "[optics]\nfocal_length = 5.0\neffective_focal_length = 80.0\n"
+RES = "radius = 10\n" + OPTICS + "[optics.residual]\n"
 
 
 @pytest.mark.parametrize(
@@ -304,6 +341,23 @@ OPTICS = "[optics]\nfocal_length = 5.0\neffective_focal_length = 80.0\n"
         ("radius = 10\n[blockage]\nshade_half_angle = 95\n" + OPTICS,
          ["[blockage]", "shade_half_angle"]),
         ("radius = 10\nblockage = 3\n" + OPTICS, ["'blockage'", "table"]),
+        (RES + "kind = 'spline'\n", ["[optics.residual]", "spline"]),
+        (RES + "kind = 'table'\ndz_powers = [1]\nr = [0.0, 5.0]\nvalues = [[0.0], [1e-3]]\n",
+         ["[optics.residual]", "'r'", "cover the dish"]),
+        (RES + "kind = 'table'\ndz_powers = [1]\nr = [0.0, 10.0]\nvalues = [[0.0]]\n",
+         ["[optics.residual]", "'values'", "2 rows of 1"]),
+        (RES + "kind = 'polynomial'\ndz_powers = [0]\nr_powers = [2]\ncoefficients = [[1.0]]\n",
+         ["[optics.residual]", "'dz_powers'", ">= 1"]),
+        (RES + "kind = 'polynomial'\ndz_powers = [1]\nr_powers = [2]\n",
+         ["[optics.residual]", "missing 'coefficients'"]),
+        (RES + "kind = 'polynomial'\ndz_powers = [1]\nr_powers = [2]\ncoefficients = [[1.0]]\n"
+         "r = [0.0]\n", ["[optics.residual]", "not ['r']"]),
+        ("radius = 10\n[illumination]\nmodel = 'tophat'\n" + OPTICS,
+         ["[illumination]", "tophat"]),
+        ("radius = 10\n[illumination]\nmodel = 'gaussian'\ntaper_bounds = [-8, -25]\n" + OPTICS,
+         ["[illumination]", "'taper_bounds'"]),
+        ("radius = 10\n[illumination]\nmodel = 'gaussian'\ntaper = -30\n"
+         "taper_bounds = [-25, -8]\n" + OPTICS, ["[illumination]", "'taper'", "outside"]),
     ],
 )
 def test_malformed_toml_names_file_and_field(tmp_path, text, fields):
@@ -336,6 +390,11 @@ def test_presets_are_frozen():
          "effective_focal_length = 9.0\n", "blockage", "leg_halfwidth"),
         ("radius = 5.0\n[optics]\nfocal_length = 2.0\neffective_focal_lenght = 9.0\n",
          "optics", "effective_focal_lenght"),
+        ("radius = 5.0\n[optics]\nfocal_length = 2.0\neffective_focal_length = 9.0\n"
+         "[optics.residual]\nkind = 'table'\ndz_power = [1]\n", r"optics\.residual", "dz_power"),
+        ("radius = 5.0\n[optics]\nfocal_length = 2.0\neffective_focal_length = 9.0\n"
+         "[illumination]\nmodel = 'gaussian'\ntaper_bound = [-20, -8]\n", "illumination",
+         "taper_bound"),
     ],
 )
 def test_misspelt_key_is_an_error(tmp_path, text, section, key):
