@@ -2,12 +2,13 @@
 
 The package is layered (each folder imports only from the layers listed before it)::
 
-    units, data/        containers, FITS and GRASP readers, noise estimates
+    units, io/          run directories, atomic writers, the summary.json schema
+    data/               containers, FITS and GRASP readers, noise estimates
     physics/            Zernike, telescope, aperture, illumination, transforms, forward model
     simulate, testing   simulated beam maps from the forward model; test factories
     products/           phase and surface maps, rms, Ruze efficiency
     inference/          likelihood, parameter space, quick fit, PyMC model, samplers
-    io/, plots/, cli/   run directories, figures, the command line
+    plots/, cli/        figures, the command line (one module per subcommand)
 
 ``bayesoof.fit`` (the quick fit) and ``bayesoof.sample`` (the posterior) are loaded on first
 use, so ``import bayesoof`` does not import PyTensor, PyMC or JAX.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from bayesoof._version import __version__
 
 # public name -> module that defines it (imported on first attribute access)
 _LAZY = {

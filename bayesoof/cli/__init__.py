@@ -1,5 +1,5 @@
-"""The ``bayesoof`` command line."""
+"""The ``bayesoof`` command line (:mod:`bayesoof.cli.app`; one module per subcommand)."""
 
-from bayesoof.cli.commands import build_parser, main
+from bayesoof.cli.app import build_parser, main
 
 __all__ = ["build_parser", "main"]

@@ -27,7 +27,6 @@ import contextlib
 import math
 import os
 import re
-import secrets
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,6 +35,7 @@ import numpy as np
 from astropy.io import fits
 
 from bayesoof.data.containers import SPEED_OF_LIGHT, BeamMap, BeamMaps, DataError
+from bayesoof.io.atomic import write_fits
 from bayesoof.units import as_value
 
 __all__ = [
@@ -510,40 +510,8 @@ def _table_hdu(m: BeamMap, name: str, columns: tuple[str, ...], sigma: bool) -> 
 
 
 def _atomic_write(hdul: fits.HDUList, path, overwrite: bool) -> None:
-    """Write ``hdul`` to ``path`` through a temporary file in the same directory."""
-    dst = _source(path)
-    target = Path(dst)
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{dst}: file exists; pass overwrite=True to replace it")
-    directory = target.parent
-    if not directory.is_dir():
-        raise FileNotFoundError(f"{dst}: directory {os.fspath(directory)!r} does not exist")
-    tmp = directory / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        # O_EXCL: never clobber; mode 0o666 is reduced by the umask like any new file
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        with os.fdopen(fd, "wb") as fh:
-            hdul.writeto(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if overwrite:
-            os.replace(tmp, target)
-        else:
-            try:  # atomic "create only if absent"
-                os.link(tmp, target)
-            except FileExistsError:
-                raise FileExistsError(
-                    f"{dst}: file exists; pass overwrite=True to replace it"
-                ) from None
-            except OSError:  # no hard links on this file system
-                if target.exists():
-                    raise FileExistsError(
-                        f"{dst}: file exists; pass overwrite=True to replace it"
-                    ) from None
-                os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    """Write ``hdul`` to ``path`` with :func:`bayesoof.io.write_fits` (atomic, umask kept)."""
+    write_fits(_source(path), hdul, overwrite=overwrite)
 
 
 # ================================================================== writers

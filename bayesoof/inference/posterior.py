@@ -20,8 +20,6 @@ surface), as in pyoof's phase maps.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -32,6 +30,7 @@ import numpy as np
 
 from bayesoof.inference.diagnostics import chain_modes, diagnose
 from bayesoof.inference.likelihood import standardized_residuals
+from bayesoof.io import add_posterior, clean, write_netcdf, write_summary
 from bayesoof.physics import zernike
 from bayesoof.physics.illumination import evaluate as evaluate_illumination
 from bayesoof.products.maps import NOT_ABERRATION, plain_rms, rms_summary, surface_um, weighted_rms
@@ -368,13 +367,13 @@ class PosteriorResult:
         """JSON-ready summary: per-coefficient posterior table, diagnostics, products."""
         out: dict = {
             "sampler": self.sampler,
-            "settings": _clean(self.settings),
+            "settings": clean(self.settings),
             "converged": self.converged,
             "problems": self.problems,
             "interrupted": self.interrupted,
-            "diagnostics": _clean(self.diagnostics),
-            "modes": _clean(self.modes),
-            "timing": _clean(self.timing),
+            "diagnostics": clean(self.diagnostics),
+            "modes": clean(self.modes),
+            "timing": clean(self.timing),
         }
         if self.laplace is not None:
             out["laplace"] = {"converged": self.laplace.converged, "logp": self.laplace.logp,
@@ -401,29 +400,25 @@ class PosteriorResult:
     def save(self, run_dir) -> Path:
         """Write ``posterior.nc``, ``posterior_products.nc`` and update ``summary.json``.
 
-        ``run_dir`` is the run directory of the quick fit (created when missing).  An
-        existing ``posterior.nc`` is never overwritten (FileExistsError).  The summary
-        gains a ``posterior`` section (the quick fit's sections are kept).
+        ``run_dir`` is the run directory of the quick fit (created when missing, with the
+        quick fit's summary).  An existing ``posterior.nc`` is never overwritten
+        (FileExistsError).  The summary gains a ``posterior`` section (the quick fit's
+        sections are kept).
         """
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         target = run_dir / "posterior.nc"
         if target.exists():
             raise FileExistsError(f"{target} exists; a run directory is never overwritten")
+        if not (run_dir / "summary.json").is_file():
+            if self.fit is None:
+                raise FileNotFoundError(f"{run_dir}: no summary.json of a quick fit to extend")
+            write_summary(run_dir, self.fit.summary())
         if self.idata is not None:
-            _atomic(target, lambda p: self.idata.to_netcdf(str(p), engine="h5netcdf"))
+            write_netcdf(target, self.idata)
         if self.products:
-            _atomic(run_dir / "posterior_products.nc", lambda p: self._products_dataset()
-                    .to_netcdf(str(p), engine="h5netcdf"))
-        summ = run_dir / "summary.json"
-        data = {}
-        if summ.is_file():
-            try:
-                data = json.loads(summ.read_text())
-            except json.JSONDecodeError:
-                data = {}
-        data["posterior"] = _clean(self.summary())
-        _atomic(summ, lambda p: p.write_text(json.dumps(data, indent=2, allow_nan=False)))
+            write_netcdf(run_dir / "posterior_products.nc", self._products_dataset())
+        add_posterior(run_dir, clean(self.summary()))
         return run_dir
 
     def _products_dataset(self):
@@ -474,45 +469,6 @@ def _modes_sentence(modes: dict) -> str:
              for m in modes.get("modes", [])]
     return (f"chains disagree: {len(parts)} modes — " + "; ".join(parts)
             + f"; summaries and products use chains {modes.get('primary')} only")
-
-
-def _clean(obj):
-    """JSON-able copy: NumPy scalars and arrays to Python, NaN and inf to None."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _clean(obj.tolist())
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if np.isfinite(obj) else None
-    if obj is None or isinstance(obj, str):
-        return obj
-    return _json_default(obj)
-
-
-def _json_default(o):
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, Path):
-        return str(o)
-    return str(o)
-
-
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 # ====================================================================== assembly
@@ -576,9 +532,9 @@ def assemble(model, density, raw, lap, settings: dict, t0: float, products: bool
             "noise": info.noise,
             "likelihood": info.likelihood,
             "forward": fm.describe(),
-            "settings": json.dumps(_clean(settings)),
-            "priors": json.dumps(_clean(info.priors)),
-            "fixed": json.dumps(_clean({k: v for k, v in info.start.items()
+            "settings": json.dumps(clean(settings)),
+            "priors": json.dumps(clean(info.priors)),
+            "fixed": json.dumps(clean({k: v for k, v in info.start.items()
                                         if k in ("c_dB", "q", "x0", "y0")
                                         and k not in info.free_illum})),
         }

@@ -27,12 +27,8 @@ directory and renamed into place (``os.replace``).
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
 import io
-import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -40,66 +36,27 @@ from pathlib import Path
 import numpy as np
 from astropy import units as u
 
-from bayesoof import __version__
+from bayesoof._version import __version__
 from bayesoof.inference.params import ParameterSpace
+from bayesoof.io import (
+    new_run_dir,
+    run_stem,
+    write_csv,
+    write_fits,
+    write_netcdf,
+    write_summary,
+    write_text,
+)
+from bayesoof.io.summary import SCHEMA_VERSION, Summary
 from bayesoof.physics import zernike
 from bayesoof.products.maps import PhaseMap, aperture_statistics, phase_map
 
-__all__ = ["SCHEMA_VERSION", "WAVE", "FitResult", "OrderResult", "new_run_dir"]
+__all__ = ["WAVE", "FitResult", "OrderResult"]
 
-SCHEMA_VERSION = 1
 #: one wave of phase (2π rad): the unit of the Zernike coefficients K
 WAVE = u.def_unit("wave", 2 * np.pi * u.rad, doc="one wave of phase, 2 pi rad")
 _ASTROPY_UNITS = {"wave": WAVE, "dB": u.dB, "": u.dimensionless_unscaled, "m": u.m, "rad": u.rad,
                   "data": u.dimensionless_unscaled}
-
-
-# ------------------------------------------------------------------ atomic files
-def _atomic_bytes(path: Path, payload: bytes) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    _atomic_bytes(path, text.encode("utf-8"))
-
-
-def _atomic_with(path: Path, writer) -> None:
-    """Call ``writer(tmp_path)`` then rename it to ``path`` (for library writers)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        writer(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def new_run_dir(out, stem: str) -> Path:
-    """Create and return ``out/<stem>-NNN`` with the first free NNN (000, 001, ...)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    for i in range(100000):
-        cand = out / f"{stem}-{i:03d}"
-        try:
-            cand.mkdir()
-        except FileExistsError:
-            continue
-        return cand
-    raise RuntimeError(f"{out}: no free run directory name for stem {stem!r}")
 
 
 # ------------------------------------------------------------------ one order
@@ -437,8 +394,8 @@ class FitResult:
             for i in idx
         ]
 
-    def summary(self) -> dict:
-        """Summary (JSON-ready dict; also written as summary.json by :meth:`save`)."""
+    def summary(self) -> Summary:
+        """Summary in the schema of :mod:`bayesoof.io.summary` (written by :meth:`save`)."""
         sp = self.space
         st = self.statistics
         coeffs = self._entries(sp.k_slice)
@@ -455,7 +412,7 @@ class FitResult:
                 "amp": amps[i], "offset": offs[i],
                 "chi2": float(np.sum(self.residuals[sl] ** 2)),
             })
-        return {
+        return Summary(**{
             "schema_version": SCHEMA_VERSION,
             "bayesoof_version": __version__,
             "created": self.created,
@@ -506,7 +463,7 @@ class FitResult:
             "wall_time_s": self.wall_time,
             "compile_time_s": self.compile_time,
             "config": {k: v for k, v in self.config.items()},
-        }
+        })
 
     def describe(self) -> str:
         """Human-readable report of the last order."""
@@ -627,25 +584,22 @@ class FitResult:
         sp = o.space
         sd = o.full_sd()
         init = o.init if o.init is not None else sp.values
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["parname", "parfit", "parsd", "parinit", "unit", "free"])
-        for i, name in enumerate(sp.names):
-            w.writerow([name, repr(float(sp.values[i])), repr(float(sd[i])),
-                        repr(float(init[i])), sp.units[i], int(sp.free[i])])
-        _atomic_text(run / f"fitpar_n{o.order}.csv", buf.getvalue())
+        rows = [["parname", "parfit", "parsd", "parinit", "unit", "free"]]
+        rows += [[name, repr(float(sp.values[i])), repr(float(sd[i])), repr(float(init[i])),
+                  sp.units[i], int(sp.free[i])] for i, name in enumerate(sp.names)]
+        write_csv(run / f"fitpar_n{o.order}.csv", rows)
         idx = sp.free_index.astype(float)
         for name, mat, title in (("cov", o.cov, "Cov"), ("corr", o.corr, "Corr")):
             buf = io.StringIO()
             np.savetxt(buf, np.vstack([idx, mat]),
                        header=f"{title} matrix (first row included elements: indices in "
                               f"fitpar_n{o.order}.csv)")
-            _atomic_text(run / f"{name}_n{o.order}.csv", buf.getvalue())
+            write_text(run / f"{name}_n{o.order}.csv", buf.getvalue())
         pm = phase_map(sp.values[: len(sp.nl)], o.K_cov(), self.telescope.radius,
                        self.data.wavelength, n_phase)
         buf = io.StringIO()
         np.savetxt(buf, pm.phase)
-        _atomic_text(run / f"phase_n{o.order}.csv", buf.getvalue())
+        write_text(run / f"phase_n{o.order}.csv", buf.getvalue())
 
     def _phase_fits(self, path: Path, n_phase: int) -> None:
         from astropy.io import fits
@@ -675,7 +629,7 @@ class FitResult:
             fits.ImageHDU(pm.surface, hdr("um", "surface error (on-axis)"), name="SURFACE"),
             fits.ImageHDU(pm.surface_sd, hdr("um", "surface error sd"), name="SURFACE_SD"),
         ])
-        _atomic_with(path, lambda tmp: hdul.writeto(tmp, overwrite=True))
+        write_fits(path, hdul)
 
     def save(self, out="out", stem: str | None = None, n_phase: int = 101) -> Path:
         """Write a new run directory ``out/<stem>-NNN`` and return its path.
@@ -683,32 +637,11 @@ class FitResult:
         ``stem`` defaults to the data file's stem ('bayesoof' for in-memory data).
         Contents: see the module docstring.  Nothing existing is overwritten.
         """
-        if stem is None:
-            src = self.data.source
-            stem = Path(src).stem if src and not src.startswith("<") else "bayesoof"
-        run = new_run_dir(out, stem)
-        _atomic_text(run / "summary.json", json.dumps(_jsonable(self.summary()), indent=2) + "\n")
-        idata = self.to_inference_data(n_phase)
-        _atomic_with(run / "result.nc", lambda tmp: idata.to_netcdf(tmp, engine="h5netcdf"))
+        run = new_run_dir(out, stem or run_stem(self.data.source))
+        write_summary(run, self.summary())
+        write_netcdf(run / "result.nc", self.to_inference_data(n_phase))
         for o in self.orders:
             self._order_files(run, o, n_phase)
         self._phase_fits(run / "phase.fits", n_phase)
         return run
 
-
-def _jsonable(obj):
-    """Plain JSON types (NaN/inf become null)."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        v = float(obj)
-        return v if np.isfinite(v) else None
-    return obj

@@ -35,9 +35,7 @@ Figures of a whole run (what ``bayesoof fit --plots``, ``bayesoof sample --plots
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +45,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from bayesoof.io import atomic_path, read_summary
 from bayesoof.physics import zernike
 from bayesoof.physics.aperture import ApertureGrid
 from bayesoof.physics.telescope import Telescope, get_telescope
@@ -729,7 +728,7 @@ class FitView:
         from bayesoof.data.containers import BeamMap, BeamMaps
 
         run = Path(run_dir)
-        summary = _read_summary(run)
+        summary = read_summary(run)
         nc = run / "result.nc"
         if not nc.is_file():
             raise FileNotFoundError(f"{run}: no result.nc; not a complete bayesoof run")
@@ -782,20 +781,6 @@ def _verdict_tag(verdict: str | None) -> str:
     if verdict == "misfit":
         return " [MODEL MISFIT: see adequacy]"
     return f" [{verdict}]" if verdict else ""
-
-
-def _read_summary(run: Path) -> dict:
-    import json
-
-    if not run.is_dir():
-        raise FileNotFoundError(f"{run}: no such run directory")
-    path = run / "summary.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{run}: no summary.json; not a bayesoof run directory")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
 
 
 def _telescope_from_summary(summary: dict) -> Telescope:
@@ -898,7 +883,7 @@ class PosteriorView:
         import xarray as xr
 
         run = Path(run_dir)
-        summary = _read_summary(run).get("posterior", {})
+        summary = read_summary(run).get("posterior", {})
         idata = az.from_netcdf(run / "posterior.nc")
         post = idata.posterior
         primary = summary.get("modes", {}).get("primary")
@@ -1001,14 +986,7 @@ def save_figures(
     for name, fig in figures.items():
         for ext in ("png", "pdf") if pdf else ("png",):
             target = out / f"{name}.{ext}"
-            if target.exists() and not overwrite:
-                raise FileExistsError(f"{target}: file exists")
-            tmp = out / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.{ext}"
-            try:
-                fig.savefig(tmp, format=ext, dpi=dpi)
-                os.replace(tmp, target)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
+            atomic_path(target, lambda tmp, fig=fig, ext=ext: fig.savefig(tmp, format=ext, dpi=dpi),
+                        overwrite=overwrite)
             written.append(target)
     return written

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from bayesoof import testing as T
-from bayesoof.cli import commands as cli
+from bayesoof.cli import app as cli
+from bayesoof.cli.common import Ticker
 from bayesoof.data.fitsio import read_beam_maps
 from bayesoof.simulate import example_path
 
@@ -360,6 +361,9 @@ def test_sample_emcee_on_the_example(tmp_path, capsys):
     code, info, _ = run(capsys, "info", rundir)
     assert code == 0 and "posterior     : emcee" in info
     assert ("NOT CONVERGED" in info) == (not post["converged"])
+    # the posterior surface rms stored under posterior.aperture is the one 'info' prints
+    srf = post["aperture"]["surface_rms_weighted"]
+    assert f"surface rms (illumination-weighted) {srf['mean']:.1f} ± {srf['sd']:.1f} µm" in info
     # 'plot' afterwards adds the posterior figures
     code, stdout, err = run(capsys, "plot", rundir)
     assert code == 0, err
@@ -424,15 +428,15 @@ def test_ticker_on_a_terminal_and_off():
             return True
 
     tty = Tty()
-    with cli._Ticker("working", stream=tty):
+    with Ticker("working", stream=tty):
         time.sleep(0.6)
     text = tty.getvalue()
     assert text.count("\rworking") >= 1 and text.endswith("\r")  # line cleared at the end
     plain = io.StringIO()
-    with cli._Ticker("working", stream=plain):
+    with Ticker("working", stream=plain):
         pass
     assert plain.getvalue() == "working ...\n"
     quiet = io.StringIO()
-    with cli._Ticker("working", stream=quiet, quiet=True):
+    with Ticker("working", stream=quiet, quiet=True):
         pass
     assert quiet.getvalue() == ""

@@ -1,0 +1,120 @@
+"""``bayesoof fit FILE``: quick fit (MAP + Laplace covariance) of orders 1..N -> run directory.
+
+Also the options and steps that ``bayesoof sample`` shares (:func:`add_fit_options`,
+:func:`run_fit`, :func:`fit_table`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from pathlib import Path
+
+from bayesoof.cli.common import (
+    Ticker,
+    positive_int,
+    read_data,
+    save_plots,
+    say,
+    staged_run,
+    telescope_for,
+)
+
+NAME = "fit"
+
+
+def fit_table(result) -> list[str]:
+    """One line per order: free parameters, chi2, rms phase and surface, iterations, time."""
+    from bayesoof.products.maps import plain_rms, surface_um
+
+    lam = result.data.wavelength
+    head = (f"{'order':>5s} {'free':>5s} {'chi2':>12s} {'chi2/dof':>9s} {'rms phase':>11s} "
+            f"{'surface rms':>12s} {'iter':>5s} {'time':>8s}  status")
+    lines = [head]
+    for o in result.orders:
+        K = o.space.values[: len(o.space.nl)]
+        rms = float(plain_rms(K, o.space.nl))
+        lines.append(
+            f"{o.order:5d} {int(o.space.free.sum()):5d} {o.chi2:12.6g} {o.reduced_chi2:9.4f} "
+            f"{rms:7.4f} rad {float(surface_um(rms, lam)):9.1f} µm {o.n_iter:5d} "
+            f"{o.wall_time:6.1f} s  "
+            + (result.status if o is result.last else
+               "converged" if o.converged else "NOT converged")
+        )
+    return lines
+
+
+def run_fit(args, data, tel, order: int):
+    """Run the quick fit with a progress ticker; its per-order lines go to stderr."""
+    from bayesoof.inference.fit import fit
+
+    label = f"quick fit of {Path(args.file).name} ({tel.name}, orders 1..{order})"
+    with Ticker(label, quiet=args.quiet), contextlib.redirect_stdout(sys.stderr):
+        return fit(data, telescope=tel, order=args.order, config=args.config,
+                   illumination=args.illumination, verbose=not args.quiet)
+
+
+def run(args) -> int:
+    """Quick fit of orders 1..N, a new run directory, optional plots."""
+    from bayesoof.inference.params import load_fit_config
+
+    data = read_data(args.file)
+    tel = telescope_for(data, args.telescope)
+    cfg = load_fit_config(args.config, order=args.order, illumination=args.illumination)
+    say(f"{data.source}: {data.n_maps} maps, {sum(m.size for m in data.maps)} samples, "
+         f"wavelength {data.wavelength * 1e3:.4g} mm, telescope {tel.name}")
+    with staged_run(args.out, Path(args.file).stem) as (staging, finish):
+        result = run_fit(args, data, tel, cfg["fit"]["order"])
+        built = result.save(staging, stem=Path(args.file).stem)
+        if args.plots:
+            from bayesoof.plots.figures import fit_figures
+
+            with Ticker("plots", quiet=args.quiet):
+                save_plots(fit_figures(result), built, args.pdf)
+        run = finish(built)
+    for line in fit_table(result):
+        say(line)
+    st = result.statistics
+    say(f"order {result.order}: rms phase {st['phase_rms']:.4f} ± {st['phase_rms_sd']:.4f} rad "
+         f"(illumination-weighted {st['phase_rms_weighted']:.4f}), surface rms "
+         f"{st['surface_rms']:.1f} ± {st['surface_rms_sd']:.1f} µm, Ruze efficiency "
+         f"{st['ruze_weighted']:.4f}")
+    say(result.adequacy.line())
+    say(f"run directory: {run}")
+    return 0
+
+
+def add_fit_options(p: argparse.ArgumentParser) -> None:
+    """Add the options shared by ``fit`` and ``sample``."""
+    p.add_argument("file", help="beam-map FITS file (pyoof or Nikolic format)")
+    p.add_argument("--telescope", default=None,
+                   help="preset name or telescope TOML path (default: the file's TELESC)")
+    p.add_argument("--order", type=positive_int, default=None,
+                   help="largest Zernike order N (default: fit.order of the configuration, 5)")
+    p.add_argument("--config", default=None,
+                   help="fit configuration: a preset name (default, pyoof) or a TOML file "
+                        "overriding bayesoof/presets/fit/default.toml")
+    p.add_argument("--illumination", choices=("parabolic", "gaussian"), default=None,
+                   help="illumination model (default: fit.illumination of the configuration)")
+    p.add_argument("--out", default="bayesoof_runs",
+                   help="parent directory of the new run directory <out>/<file stem>-NNN")
+    p.add_argument("--plots", action="store_true",
+                   help="write the plots (PNG) into <run>/plots")
+    p.add_argument("--pdf", action="store_true", help="with --plots, also write PDF")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
+
+
+def register(sub, fmt) -> None:
+    """Add the ``fit`` sub-parser to ``sub``."""
+    p = sub.add_parser(
+        "fit", formatter_class=fmt,
+        help="quick fit of orders 1..N -> run directory",
+        description="Quick fit (maximum a posteriori + Laplace covariance) of Zernike "
+                    "orders 1 to N, each started from the previous one. Prints one "
+                    "line per order and the run directory.",
+    )
+    add_fit_options(p)
+    p.set_defaults(func=run)

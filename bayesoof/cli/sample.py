@@ -1,0 +1,137 @@
+"""``bayesoof sample FILE``: posterior from the quick fit -> run directory, diagnostics verdict."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import sys
+import warnings
+from pathlib import Path
+
+from bayesoof.cli.common import (
+    CLIError,
+    Ticker,
+    positive_int,
+    read_data,
+    save_plots,
+    say,
+    shorten,
+    staged_run,
+    telescope_for,
+)
+from bayesoof.cli.fit import add_fit_options, fit_table, run_fit
+
+NAME = "sample"
+
+
+def verdict(post) -> list[str]:
+    """Format the diagnostics verdict in a few lines (converged, or the problems)."""
+    d = post.diagnostics or {}
+    parts = []
+    if d.get("r_hat_max") is not None:
+        parts.append(f"R-hat max {d['r_hat_max']:.3f}")
+    if d.get("ess_bulk_min") is not None:
+        parts.append(f"bulk ESS min {d['ess_bulk_min']:.0f}")
+    if d.get("ess_tail_min") is not None:
+        parts.append(f"tail ESS min {d['ess_tail_min']:.0f}")
+    if "divergences" in d:
+        parts.append(f"{d['divergences']} divergences")
+    if d.get("bfmi"):
+        parts.append(f"E-BFMI min {min(d['bfmi']):.2f}")
+    lines = [("diagnostics: CONVERGED" if post.converged else "diagnostics: NOT CONVERGED")
+             + (f" ({', '.join(parts)})" if parts else "")]
+    lines += [f"  - {shorten(p)}" for p in post.problems]
+    if d.get("note"):
+        lines.append(f"  note: {d['note']}")
+    return lines
+
+
+def run(args) -> int:
+    """Posterior (NUTS or emcee from the quick fit) into a new run directory."""
+    from bayesoof.inference.params import load_fit_config
+    from bayesoof.inference.posterior import PosteriorWarning
+    from bayesoof.inference.sample import sample
+
+    data = read_data(args.file)
+    tel = telescope_for(data, args.telescope)
+    cfg = load_fit_config(args.config, order=args.order, illumination=args.illumination)
+    say(f"{data.source}: {data.n_maps} maps, {sum(m.size for m in data.maps)} samples, "
+         f"wavelength {data.wavelength * 1e3:.4g} mm, telescope {tel.name}")
+    stem = Path(args.file).stem
+    extra = {}
+    if args.sampler == "emcee" and args.walkers is not None:
+        extra["walkers"] = args.walkers
+    with staged_run(args.out, stem) as (staging, finish):
+        fit_result = run_fit(args, data, tel, cfg["fit"]["order"])
+        what = (f"sampling ({args.sampler}, "
+                + (f"{args.chains} chains x " if args.sampler != "emcee" else "ensemble, ")
+                + f"({args.tune} tune + {args.draws} draws))")
+        # a sampler's own progress bar when bayesoof.inference.sample offers one, else a ticker
+        from bayesoof.inference.sample import run_sampler
+
+        own_bar = "progressbar" in inspect.signature(run_sampler).parameters
+        if own_bar:
+            extra["progressbar"] = sys.stderr.isatty() and not args.quiet
+        ticker = contextlib.nullcontext() if own_bar else Ticker(what, quiet=args.quiet)
+        with ticker, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=PosteriorWarning)
+            post = sample(data, telescope=tel, order=fit_result.order, sampler=args.sampler,
+                          draws=args.draws, tune=args.tune, chains=args.chains,
+                          seed=args.seed, fit_result=fit_result, **extra)
+        if post.idata is None:
+            raise CLIError("sampling stopped before any draw was kept; nothing written")
+        built = fit_result.save(staging, stem=stem)
+        post.save(built)
+        if args.plots:
+            from bayesoof.plots.figures import fit_figures, posterior_figures
+
+            with Ticker("plots", quiet=args.quiet):
+                figs = fit_figures(fit_result)
+                figs.update(posterior_figures(post))
+                save_plots(figs, built, args.pdf)
+        run = finish(built)
+    for line in fit_table(fit_result):
+        say(line)
+    tab = post.table()
+    say(f"posterior ({post.sampler}, chains {post.primary_chains}):")
+    cols = [c for c in ("mean", "sd", "hdi_3%", "hdi_97%", "ess_bulk", "r_hat") if c in tab]
+    say(tab[cols].to_string())
+    rms = (post.products or {}).get("rms_summary", {})
+    if rms.get("surface_rms"):
+        s, r = rms["surface_rms"], rms.get("ruze", {})
+        say(f"surface rms {s['mean']:.1f} ± {s['sd']:.1f} µm (94% HDI {s['hdi_3%']:.1f} to "
+             f"{s['hdi_97%']:.1f}), Ruze efficiency {r.get('mean', float('nan')):.4f}")
+    t = post.timing or {}
+    if t.get("n_grad_sampling"):
+        say(f"cost: {t['n_grad_sampling']} gradient/density evaluations after warm-up, "
+             f"sampling {t.get('sampling', float('nan')):.1f} s, total "
+             f"{t.get('total', float('nan')):.1f} s")
+    for line in verdict(post):
+        say(line)
+    ad = (post.products or {}).get("adequacy") or fit_result.adequacy
+    say(ad.line())
+    say(f"run directory: {run}")
+    return 0
+
+
+def register(sub, fmt) -> None:
+    """Add the ``sample`` sub-parser to ``sub``."""
+    p = sub.add_parser(
+        "sample", formatter_class=fmt,
+        help="posterior with NUTS or emcee -> run directory",
+        description="Sample the posterior of the aberrations and nuisance parameters "
+                    "(started from the quick fit) and print the diagnostics verdict.",
+    )
+    add_fit_options(p)
+    p.add_argument("--sampler", choices=("nuts", "emcee"), default="nuts",
+                   help="nuts: numpyro on JAX when installed, else PyMC; emcee: ensemble")
+    p.add_argument("--draws", type=positive_int, default=1000, help="draws per chain")
+    p.add_argument("--tune", type=positive_int, default=1000,
+                   help="tuning (NUTS) or burn-in (emcee) steps per chain")
+    p.add_argument("--chains", type=positive_int, default=4,
+                   help="NUTS chains (emcee runs an ensemble of --walkers instead)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the chains' starts and of the sampler")
+    p.add_argument("--walkers", type=positive_int, default=None,
+                   help="emcee walkers (default max(2 d + 2, 32), d the free parameters)")
+    p.set_defaults(func=run)

@@ -1,0 +1,53 @@
+"""Run directories and files: atomic writers, JSON cleaning, the summary.json schema.
+
+* :mod:`bayesoof.io.atomic` -- ``write_text``, ``write_json``, ``write_csv``,
+  ``write_fits``, ``write_netcdf``: temporary file in the target directory, umask
+  honoured, never overwriting unless asked.
+* :mod:`bayesoof.io.jsonclean` -- :func:`clean` (NumPy to Python, NaN to null).
+* :mod:`bayesoof.io.rundir` -- :func:`new_run_dir`, :func:`staged_run`.
+* :mod:`bayesoof.io.summary` -- the typed, versioned ``summary.json``.
+
+This layer imports NumPy and the standard library only (no inference, no plotting).
+"""
+
+from bayesoof.io.atomic import (
+    atomic_path,
+    write_bytes,
+    write_csv,
+    write_fits,
+    write_json,
+    write_netcdf,
+    write_text,
+)
+from bayesoof.io.jsonclean import clean
+from bayesoof.io.rundir import new_run_dir, run_stem, staged_run
+from bayesoof.io.summary import (
+    SCHEMA_VERSION,
+    Summary,
+    SummaryError,
+    add_posterior,
+    check_summary,
+    read_summary,
+    write_summary,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Summary",
+    "SummaryError",
+    "add_posterior",
+    "atomic_path",
+    "check_summary",
+    "clean",
+    "new_run_dir",
+    "read_summary",
+    "run_stem",
+    "staged_run",
+    "write_bytes",
+    "write_csv",
+    "write_fits",
+    "write_json",
+    "write_netcdf",
+    "write_summary",
+    "write_text",
+]
