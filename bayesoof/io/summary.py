@@ -124,6 +124,7 @@ class PosteriorSection(TypedDict):
     parameters: NotRequired[dict[str, dict[str, Any]]]
     aperture: NotRequired[dict[str, IntervalEntry]]
     standardized_residuals: NotRequired[dict[str, dict[str, float]]]
+    adequacy: NotRequired[dict[str, Any]]
 
 
 class Summary(TypedDict):
@@ -155,6 +156,8 @@ class Summary(TypedDict):
     surface_rms_um: RmsEntry
     ruze_efficiency: RmsEntry
     converged: bool
+    status: str
+    adequacy: dict[str, Any]
     at_bound: list[str]
     per_order: list[OrderEntry]
     wall_time_s: float

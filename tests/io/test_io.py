@@ -99,7 +99,8 @@ def _minimal_summary() -> dict:
         "coefficients": [entry | {"n": 1, "l": 1}], "illumination": [entry],
         "pointing": None, "chi2": 3.0, "dof": 2, "reduced_chi2": 1.5, "covariance": "Laplace",
         "phase_rms_rad": rms, "surface_rms_um": rms, "ruze_efficiency": rms,
-        "converged": True, "at_bound": [], "per_order": [], "wall_time_s": 1.0,
+        "converged": True, "status": "converged", "adequacy": {}, "at_bound": [],
+        "per_order": [], "wall_time_s": 1.0,
         "compile_time_s": 0.5, "config": {},
     }
 
