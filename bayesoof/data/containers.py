@@ -16,7 +16,16 @@ import numpy as np
 
 from bayesoof.units import as_value
 
-__all__ = ["BeamMap", "BeamMaps", "DataError", "RegularGrid", "regular_grid"]
+__all__ = [
+    "BeamMap",
+    "BeamMaps",
+    "DataError",
+    "DeadSampleWarning",
+    "RegularGrid",
+    "dead_samples",
+    "mask_dead_samples",
+    "regular_grid",
+]
 
 SPEED_OF_LIGHT = 299_792_458.0  # m s^-1
 
@@ -30,6 +39,11 @@ class RegularGrid:
     """Samples that lie on a rectangular grid ``u0 + i du``, ``v0 + j dv``.
 
     ``iu[k]``, ``iv[k]`` give the grid indices of sample ``k``.  Units: rad.
+
+    ``u_nodes``, ``v_nodes`` (optional) are the exact abscissae of the grid lines when they
+    differ from the uniform lattice by more than float jitter (coordinates rounded to a
+    few decimals): every sample of index i then lies exactly at ``u_nodes[i]`` (to float
+    precision) or within one rounding quantum of it (``snap`` says which, rad).
     """
 
     u0: float
@@ -40,34 +54,76 @@ class RegularGrid:
     nv: int
     iu: np.ndarray
     iv: np.ndarray
+    u_nodes: np.ndarray | None = None
+    v_nodes: np.ndarray | None = None
+    snap: float = 0.0
 
     @property
     def u(self) -> np.ndarray:
-        """Grid abscissae along u, rad."""
+        """Grid abscissae along u, rad (the exact grid lines when known)."""
+        if self.u_nodes is not None:
+            return self.u_nodes
         return self.u0 + self.du * np.arange(self.nu)
 
     @property
     def v(self) -> np.ndarray:
-        """Grid abscissae along v, rad."""
+        """Grid abscissae along v, rad (the exact grid lines when known)."""
+        if self.v_nodes is not None:
+            return self.v_nodes
         return self.v0 + self.dv * np.arange(self.nv)
 
+    @property
+    def uniform(self) -> bool:
+        """Whether the grid lines are the uniform lattice (FFT bins can fall on them)."""
+        return self.u_nodes is None and self.v_nodes is None
 
-def _axis_grid(x: np.ndarray, rtol: float) -> tuple[float, float, int, np.ndarray] | None:
+
+def _rounding_quantum(x: np.ndarray, step: float) -> float:
+    """The coarsest decimal quantum 10^-k < step / 10 to which all ``x`` are rounded, or 0.
+
+    A value counts as rounded when it is within 1e-3 of the quantum of a multiple of it
+    (float32 storage of 6-decimal values errs by < 1e-4 of the quantum).
+    """
+    for k in range(1, 13):
+        q = 10.0 ** -k
+        if q >= step / 10:
+            continue
+        m = x / q
+        if np.all(np.abs(m - np.rint(m)) < 1e-3):
+            return q  # the coarsest quantum that fits
+    return 0.0
+
+
+def _axis_grid(x: np.ndarray, rtol: float):
     """Regular 1-d lattice through the sample coordinates ``x``, or None.
 
     The tolerance is relative to the lattice step: float32 columns (pyoof writes 'E')
     carry ~1e-7 relative error on values up to ~50 steps, hence ``rtol`` ~ 1e-3 of a step.
+    Coordinates rounded to a decimal quantum q (real files: 1e-6 rad on a 3.27e-5 rad step,
+    a 3 % jitter) are a lattice when every sample lies within q of the least-squares
+    lattice (rounding moves a value by up to q/2) and q < step / 10 (so that the index of
+    each sample is unambiguous).
+
+    Returns ``(x0, dx, n, idx, nodes, snap)``: ``nodes`` the exact abscissa of each index
+    (None when the samples sit on the uniform lattice to ``rtol``), ``snap`` the largest
+    distance of a sample from its node (0 when all samples of an index share one value).
     """
     vals = np.unique(x)
     if vals.size == 1:
-        return float(vals[0]), 1.0, 1, np.zeros(x.size, dtype=np.int64)
+        return float(vals[0]), 1.0, 1, np.zeros(x.size, dtype=np.int64), None, 0.0
     steps = np.diff(vals)
     step = float(np.median(steps))
     if step <= 0:
         return None
-    # merge float jitter: values closer than rtol * step are one lattice point
+    # rounded coordinates make each difference err by up to a quantum: take the step from
+    # the whole span instead (its error is then that of one difference over the span)
+    span = float(vals[-1] - vals[0])
+    step = span / max(round(span / step), 1)
+    quantum = _rounding_quantum(x, step)
+    # index of each sample: unambiguous while its error stays well below half a step
+    assign = rtol if quantum == 0 else min(0.25, 2.0 * quantum / step + rtol)
     idx = np.rint((x - vals[0]) / step)
-    if np.max(np.abs((x - vals[0]) / step - idx)) > rtol:
+    if np.max(np.abs((x - vals[0]) / step - idx)) > assign:
         return None
     n = int(idx.max()) + 1
     if n > 4 * vals.size:  # far too sparse to be a grid worth using
@@ -75,14 +131,35 @@ def _axis_grid(x: np.ndarray, rtol: float) -> tuple[float, float, int, np.ndarra
     # refit origin and step by least squares on all samples (removes float32 jitter)
     a = np.vstack([np.ones_like(idx), idx]).T
     (x0, dx), *_ = np.linalg.lstsq(a, x, rcond=None)
-    return float(x0), float(dx), n, idx.astype(np.int64)
+    idx = idx.astype(np.int64)
+    lattice = x0 + dx * np.arange(n)
+    dev = float(np.max(np.abs(x - lattice[idx])))
+    if dev <= rtol * abs(dx):
+        return float(x0), float(dx), n, idx, None, 0.0
+    # rounded coordinates: within one quantum of the fitted lattice (rounding moves a value
+    # by up to q/2; the least-squares lattice differs from the true one by a fraction of q)
+    if quantum == 0 or dev > quantum * (1 + 1e-6):
+        return None
+    # rounded coordinates: the grid line of each index is the value its samples share
+    lo = np.full(n, np.inf)
+    hi = np.full(n, -np.inf)
+    np.minimum.at(lo, idx, x)
+    np.maximum.at(hi, idx, x)
+    shared = hi - lo <= rtol * abs(dx)  # the samples of that index share one value
+    nodes = np.where(np.isfinite(lo) & shared, 0.5 * (lo + hi), lattice)
+    snap = float(np.max(np.abs(x - nodes[idx])))
+    return float(x0), float(dx), n, idx, nodes, snap
 
 
 def regular_grid(u: np.ndarray, v: np.ndarray, rtol: float = 1e-3) -> RegularGrid | None:
     """Detect whether samples ``(u, v)`` (rad) lie on a rectangular lattice.
 
     Returns a :class:`RegularGrid` (the lattice need not be fully filled) or None when the
-    samples are scattered.
+    samples are scattered.  Coordinates rounded to a decimal quantum q < step / 10 count as
+    a lattice when every sample lies within q of the least-squares lattice: the grid lines
+    are then the values the samples of each index share (exact positions, ``snap = 0``),
+    or, where they do not share one, the fitted lattice, which moves those samples by at
+    most q (``snap``), the precision the file gives them.
     """
     gu = _axis_grid(np.asarray(u, float), rtol)
     gv = _axis_grid(np.asarray(v, float), rtol)
@@ -92,7 +169,8 @@ def regular_grid(u: np.ndarray, v: np.ndarray, rtol: float = 1e-3) -> RegularGri
     # lattice is not absurdly larger than the sample count
     if gu[2] * gv[2] > 16 * max(len(u), 1):
         return None
-    return RegularGrid(gu[0], gu[1], gu[2], gv[0], gv[1], gv[2], gu[3], gv[3])
+    return RegularGrid(gu[0], gu[1], gu[2], gv[0], gv[1], gv[2], gu[3], gv[3],
+                       u_nodes=gu[4], v_nodes=gv[4], snap=max(gu[5], gv[5]))
 
 
 @dataclass(frozen=True)
@@ -299,3 +377,77 @@ class BeamMaps:
                 f"peak {peak:.4g}, sigma {'given' if m.sigma is not None else 'not given'}"
             )
         return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ dead samples
+#: an exact zero is dead when the map's baseline lies this many robust σ from zero
+DEAD_ZERO_SIGMAS = 3.0
+
+
+def dead_samples(m: BeamMap) -> tuple[np.ndarray, int, int]:
+    """Mask of the dead samples of one map: NaN/inf beam values, exact zeros off baseline.
+
+    Exact zeros are dead in a map whose baseline is not zero.  The baseline is the median
+    of the finite beam values and its scatter 1.4826 × their median absolute deviation
+    (most samples of a beam map are off the beam); exact 0.0 values are dead when the baseline lies more than :data:`DEAD_ZERO_SIGMAS` of that
+    scatter from zero (a gridding gap in data whose baseline is ~40 and noise ~10).  A
+    baseline-subtracted map keeps its zeros.
+
+    Returns ``(dead, n_nonfinite, n_zero)``.
+    """
+    b = np.asarray(m.beam, float)
+    finite = np.isfinite(b)
+    dead = ~finite
+    n_zero = 0
+    if finite.any():
+        vals = b[finite]
+        base = float(np.median(vals))
+        spread = 1.4826 * float(np.median(np.abs(vals - base)))
+        if abs(base) > DEAD_ZERO_SIGMAS * spread and base != 0.0:
+            zero = finite & (b == 0.0)
+            n_zero = int(zero.sum())
+            dead = dead | zero
+    return dead, int((~finite).sum()), n_zero
+
+
+def mask_dead_samples(maps: BeamMaps, source: str | None = None) -> BeamMaps:
+    """Drop the dead samples of every map (:func:`dead_samples`) with ONE warning.
+
+    The warning (a :class:`DeadSampleWarning`) names each map concerned and its counts;
+    ``meta['dead_samples']`` records ``{map name: count}``.  Maps without dead samples are
+    returned unchanged (no warning).
+    """
+    src = source or maps.source
+    new, notes, counts = [], [], {}
+    for m in maps.maps:
+        dead, n_bad, n_zero = dead_samples(m)
+        if not dead.any():
+            new.append(m)
+            continue
+        keep = ~dead
+        new.append(dataclasses.replace(
+            m, u=m.u[keep], v=m.v[keep], beam=m.beam[keep],
+            sigma=None if m.sigma is None else m.sigma[keep],
+        ))
+        name = m.name or repr(m.d_z)
+        parts = ([f"{n_zero} exact zeros"] if n_zero else []) + (
+            [f"{n_bad} NaN/inf"] if n_bad else [])
+        notes.append(f"map {name}: {int(dead.sum())} of {m.size} ({', '.join(parts)})")
+        counts[name] = int(dead.sum())
+    if not counts:
+        return maps
+    import warnings
+
+    warnings.warn(
+        f"{src}: masked dead samples (NaN/inf, or exact zeros where the baseline is not "
+        f"zero): {'; '.join(notes)}",
+        DeadSampleWarning,
+        stacklevel=2,
+    )
+    meta = dict(maps.meta)
+    meta["dead_samples"] = counts
+    return dataclasses.replace(maps, maps=tuple(new), meta=meta)
+
+
+class DeadSampleWarning(UserWarning):
+    """Dead samples were masked (see :func:`mask_dead_samples`)."""

@@ -34,7 +34,13 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from bayesoof.data.containers import SPEED_OF_LIGHT, BeamMap, BeamMaps, DataError
+from bayesoof.data.containers import (
+    SPEED_OF_LIGHT,
+    BeamMap,
+    BeamMaps,
+    DataError,
+    mask_dead_samples,
+)
 from bayesoof.io.atomic import write_fits
 from bayesoof.units import as_value
 
@@ -235,7 +241,9 @@ def _read_table(
             )
         cols.append(np.ascontiguousarray(arr))
 
-    finite = [np.isfinite(c) for c in cols]
+    # a non-finite beam value is a dead sample (masked with the dead zeros in _finish);
+    # non-finite coordinates or noise make the sample unusable: an error unless dropped
+    finite = [np.isfinite(c) | (k == 2) for k, c in enumerate(cols)]
     ok = np.logical_and.reduce(finite)
     if not ok.all():
         bad_cols = [n for n, f in zip(names, finite, strict=True) if not f.all()]
@@ -277,7 +285,7 @@ def _read_table(
 def _finish(maps: list[BeamMap], wavelength: float, meta: dict, dropped: dict) -> BeamMaps:
     if dropped:
         meta["dropped_nonfinite"] = dict(dropped)
-    out = BeamMaps(tuple(maps), wavelength, meta)
+    out = mask_dead_samples(BeamMaps(tuple(maps), wavelength, meta))
     out.validate()
     return out
 

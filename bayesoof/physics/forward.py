@@ -187,7 +187,7 @@ class ForwardModel:
 
     def _fft_aligned(self, sampling: ApertureGrid, grids) -> bool:
         """Whether every lattice step is an integer FFT bin for this pixel size."""
-        if any(g is None for g in grids):
+        if any(g is None or not g.uniform for g in grids):
             return False
         for g in grids:
             for step in (g.du, g.dv):
@@ -204,9 +204,9 @@ class ForwardModel:
     def _fft_aligned_sampling(self, sampling: ApertureGrid, grids):
         """Shrink the pixel so the FFT bins fall on the lattice samples, when possible.
 
-        Needs all maps on lattices with one common step in u and v (to 1e-6).
+        Needs all maps on uniform lattices with one common step in u and v (to 1e-6).
         """
-        if any(g is None for g in grids):
+        if any(g is None or not g.uniform for g in grids):
             return sampling, False
         steps = np.array([[g.du, g.dv] for g in grids]).ravel()
         if np.ptp(steps) > 1e-6 * steps.mean():

@@ -155,3 +155,91 @@ def test_from_arrays_plain_floats_and_wrong_units():
         BeamMaps.from_arrays([uu * u.m], [vv], [np.ones(9)], [0.0], 0.009)
     with pytest.raises(DataError, match="no in-focus map"):
         BeamMaps.from_arrays([uu], [vv], [np.ones(9)], [0.01], 0.009)
+
+
+# ------------------------------------------------------------------ real-file quirks
+def test_coordinates_rounded_to_1e6_rad_keep_the_lattice():
+    """A 3.27e-5 rad lattice written with 6 decimals (jitter up to 3 % of the step, as in a
+    real SRT file) is a lattice whose grid lines are the rounded values themselves:
+    every sample keeps its exact position (snap 0), and the lines are not uniform."""
+    step = 3.27e-5
+    uu, vv = _lattice(nu=31, nv=29, u0=-15 * step + 1.3e-7, v0=-14 * step, du=step, dv=step)
+    ur, vr = np.round(uu, 6), np.round(vv, 6)
+    dev = np.abs(ur - uu).max() / step
+    assert 0.01 < dev <= 0.016  # the jitter is really there (rounding: <= 0.5e-6 / step)
+    grid = regular_grid(ur, vr)
+    assert grid is not None and (grid.nu, grid.nv) == (31, 29)
+    assert not grid.uniform and grid.snap == 0.0
+    np.testing.assert_array_equal(grid.u[grid.iu], ur)  # exact observed positions
+    np.testing.assert_array_equal(grid.v[grid.iv], vr)
+    # float32 storage of the rounded values: still exact positions of the float32 values
+    u32, v32 = ur.astype(np.float32).astype(float), vr.astype(np.float32).astype(float)
+    g32 = regular_grid(u32, v32)
+    assert g32 is not None and g32.snap == 0.0
+    np.testing.assert_array_equal(g32.u[g32.iu], u32)
+
+
+def test_rounded_lattice_with_per_sample_jitter_snaps_within_the_rounding():
+    """Samples of one grid line that disagree (but are rounded to 1e-6) snap to the fitted
+    lattice; the move is at most the rounding quantum.  A jitter beyond the rounding
+    (10 % of a step) is not a lattice."""
+    step = 3.27e-5
+    uu, vv = _lattice(nu=25, nv=25, u0=-12 * step, v0=-12 * step, du=step, dv=step)
+    rng = np.random.default_rng(3)
+    uj = np.round(uu + rng.uniform(-0.1e-6, 0.1e-6, uu.size), 6)  # per-sample, then rounded
+    grid = regular_grid(uj, np.round(vv, 6))
+    assert grid is not None
+    assert 0 < grid.snap <= 1e-6 * (1 + 1e-6)
+    assert np.max(np.abs(grid.u[grid.iu] - uj)) == pytest.approx(grid.snap, rel=0, abs=1e-18)
+    assert regular_grid(np.round(uu + rng.normal(0, 0.1 * step, uu.size), 6), vv) is None
+
+
+def test_rounded_lattice_direct_transform_is_exact():
+    """The lattice transform on rounded coordinates = the scattered transform at the exact
+    positions (to rounding, 1e-10 of the peak as in test_forward.py)."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    from bayesoof.physics.aperture import ApertureGrid
+    from bayesoof.physics.transforms import DirectGrid, DirectScatter
+
+    lam, R = 0.0135, 32.0
+    step = 3.27e-5
+    uu, vv = _lattice(nu=15, nv=13, u0=-7 * step, v0=-6 * step, du=step, dv=step)
+    ur, vr = np.round(uu, 6), np.round(vv, 6)
+    grid = regular_grid(ur, vr)
+    ap = ApertureGrid.across(R, 40)
+    X, Y = ap.coords()
+    rng = np.random.default_rng(0)
+    er = (np.hypot(X, Y) < R) * (1 + 0.1 * rng.normal(size=X.shape))
+    ei = (np.hypot(X, Y) < R) * 0.1 * rng.normal(size=X.shape)
+    a, b = pt.dmatrix(), pt.dmatrix()
+    out = []
+    for t in (DirectGrid(ap.x, lam, grid), DirectScatter(ap.x, lam, ur, vr)):
+        fr, fi = t(a, b)
+        out.append(pytensor.function([a, b], fr**2 + fi**2)(er, ei))
+    np.testing.assert_allclose(out[0], out[1], rtol=0, atol=1e-10 * out[1].max())
+
+
+def test_dead_samples_from_arrays():
+    """Exact zeros in a map with a baseline of 40 (noise 10), and NaN, are masked with one
+    warning naming the map and the count; a clean map is untouched."""
+    from bayesoof.data.containers import DeadSampleWarning, mask_dead_samples
+
+    uu, vv = _lattice(9, 9)
+    rng = np.random.default_rng(4)
+    beams = [40 + 10 * rng.normal(size=uu.size) for _ in range(3)]
+    beams[0][[3, 50]] = 0.0
+    beams[2][7] = np.nan
+    maps = BeamMaps(tuple(BeamMap(uu, vv, b, dz, name=n) for b, dz, n in
+                          zip(beams, (-0.02, 0.0, 0.02), ("minus", "zero", "plus"), strict=True)),
+                    0.009, {"source": "obs.fits"})
+    with pytest.warns(DeadSampleWarning) as rec:
+        out = mask_dead_samples(maps)
+    assert len(rec) == 1
+    msg = str(rec[0].message)
+    assert "obs.fits" in msg and "map minus: 2 of 81 (2 exact zeros)" in msg, msg
+    assert "map plus: 1 of 81 (1 NaN/inf)" in msg and "zero" not in msg.split("):")[-1][:6]
+    assert [m.size for m in out.maps] == [79, 81, 80]
+    assert out.maps[1] is maps.maps[1]
+    out.validate()

@@ -11,7 +11,13 @@ import pytest
 from astropy.io import fits
 
 from bayesoof import testing as T
-from bayesoof.data.containers import SPEED_OF_LIGHT, BeamMap, BeamMaps, DataError
+from bayesoof.data.containers import (
+    SPEED_OF_LIGHT,
+    BeamMap,
+    BeamMaps,
+    DataError,
+    DeadSampleWarning,
+)
 from bayesoof.data.fitsio import (
     PYOOF_TABLES,
     DataWarning,
@@ -448,14 +454,51 @@ def test_vector_column(tmp_path):
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_nonfinite_samples_error(tmp_path, bad):
+    """Non-finite coordinates are an error; non-finite beam values are dead samples."""
     primary, tables = _pyoof_spec()
     tables[1][2]["BEAM"][[2, 5]] = bad
-    tables[1][2]["V"][5] = bad
+    tables[1][2]["V"][[5, 9]] = bad
     path = _raw_fits(tmp_path / "nan.fits", primary, tables)
     with pytest.raises(
-        DataError, match=_q(path) + r": table 'ZERO OOF': 2 of 16 samples .*non-finite.*V, BEAM"
+        DataError,
+        match=_q(path) + r": table 'ZERO OOF': 2 of 16 samples .*non-finite.*column\(s\) V;",
     ):
         read_pyoof(path)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 0.0])
+def test_dead_samples_masked_with_one_warning(tmp_path, bad):
+    """NaN/inf beam values, or exact zeros where the baseline is not zero, are masked with
+    ONE warning naming each map and its count."""
+    primary, tables = _pyoof_spec()
+    for t in tables:
+        t[2]["BEAM"] = t[2]["BEAM"] + 40.0  # a baseline of 40, as in real data
+    tables[1][2]["BEAM"][[2, 5]] = bad
+    tables[2][2]["BEAM"][7] = bad
+    path = _raw_fits(tmp_path / "dead.fits", primary, tables)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        maps = read_pyoof(path)
+    dead = [w for w in caught if issubclass(w.category, DeadSampleWarning)]
+    assert len(dead) == 1, [str(w.message) for w in caught]
+    msg = str(dead[0].message)
+    assert "map ZERO OOF: 2 of 16" in msg and "map PLUS OOF: 1 of 16" in msg, msg
+    assert [m.size for m in maps.maps] == [16, 14, 15]
+    assert maps.meta["dead_samples"] == {"ZERO OOF": 2, "PLUS OOF": 1}
+    assert np.all(np.isfinite(maps.maps[1].beam)) and np.all(maps.maps[1].beam != 0)
+
+
+def test_zeros_kept_when_baseline_is_zero(tmp_path):
+    """A baseline-subtracted map (median ~0) keeps its exact zeros: they may be real."""
+    primary, tables = _pyoof_spec()
+    rng = np.random.default_rng(1)
+    tables[1][2]["BEAM"] = rng.normal(0.0, 1.0, 16)
+    tables[1][2]["BEAM"][3] = 0.0
+    path = _raw_fits(tmp_path / "zero.fits", primary, tables)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeadSampleWarning)
+        maps = read_pyoof(path)
+    assert maps.maps[1].size == 16
 
 
 def test_nonfinite_samples_dropped(tmp_path):
@@ -463,7 +506,10 @@ def test_nonfinite_samples_dropped(tmp_path):
     tables[2][2]["FNu"][[0, 7]] = np.nan
     tables[2][2]["UFNu"][4] = np.inf
     path = _raw_fits(tmp_path / "nan.fits", primary, tables)
-    with pytest.warns(DataWarning, match=_q(path) + r": table 'MAP2': dropped 3 of 12 samples"):
+    with (
+        pytest.warns(DataWarning, match=_q(path) + r": table 'MAP2': dropped 1 of 12 samples"),
+        pytest.warns(DeadSampleWarning, match=r"map MAP2: 2 of 11 \(2 NaN/inf\)"),
+    ):
         maps = read_beam_maps(path, drop_nonfinite=True)
     assert [m.size for m in maps.maps] == [12, 12, 9]
     keep = np.ones(12, bool)
@@ -471,7 +517,8 @@ def test_nonfinite_samples_dropped(tmp_path):
     np.testing.assert_array_equal(
         maps.maps[2].beam, tables[2][2]["FNu"].astype(np.float32).astype(float)[keep]
     )
-    assert maps.meta["dropped_nonfinite"] == {"MAP2": 3}
+    assert maps.meta["dropped_nonfinite"] == {"MAP2": 1}
+    assert maps.meta["dead_samples"] == {"MAP2": 2}
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # clean maps: no warning
         read_nikolic(_raw_fits(tmp_path / "ok.fits", *_nikolic_spec()), drop_nonfinite=True)
@@ -490,7 +537,7 @@ def test_all_nonfinite_dropped_leaves_empty_map(tmp_path):
     tables[0][2]["BEAM"][:] = np.nan
     path = _raw_fits(tmp_path / "e.fits", primary, tables)
     with (
-        pytest.warns(DataWarning, match="dropped 16 of 16"),
+        pytest.warns(DeadSampleWarning, match="MINUS OOF: 16 of 16"),
         pytest.raises(DataError, match=_q(path) + r": map MINUS OOF: the map has no samples"),
     ):
         read_pyoof(path, drop_nonfinite=True)
