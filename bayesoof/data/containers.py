@@ -389,9 +389,10 @@ def dead_samples(m: BeamMap) -> tuple[np.ndarray, int, int]:
 
     Exact zeros are dead in a map whose baseline is not zero.  The baseline is the median
     of the finite beam values and its scatter 1.4826 × their median absolute deviation
-    (most samples of a beam map are off the beam); exact 0.0 values are dead when the baseline lies more than :data:`DEAD_ZERO_SIGMAS` of that
-    scatter from zero (a gridding gap in data whose baseline is ~40 and noise ~10).  A
-    baseline-subtracted map keeps its zeros.
+    (most samples of a beam map are off the beam); exact 0.0 values are dead when the
+    baseline lies more than :data:`DEAD_ZERO_SIGMAS` of that scatter from zero (a gridding
+    gap in data whose baseline is ~40 and noise ~10).  A baseline-subtracted map keeps its
+    zeros.
 
     Returns ``(dead, n_nonfinite, n_zero)``.
     """

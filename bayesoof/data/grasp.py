@@ -16,10 +16,8 @@ the co-polar power |E_co|² (the cross-polar component is read and dropped).  La
 GRASP files carry no d_z (sub-reflector offset): it is given per file.  Neither do they
 carry noise; ``sigma_fraction`` sets a nominal σ as a fraction of each map's peak.
 
-Sign of d_z: for the SRT files of ``shared/data/grasp_srt`` (pyoof-srt's synthetic
-data), the file the configuration calls ``+1 λ`` (``ffmap_+out.grd``) is fitted best with
-our d_z = +11.53 mm, i.e. the files follow bayesoof's convention; see
-``shared/data/grasp_srt/README.md`` and the issue-9 notes for the fit that establishes it.
+Sign of d_z: GRASP files do not state it; give d_z in bayesoof's convention (see
+``read_grasp``).
 """
 
 from __future__ import annotations
@@ -176,8 +174,7 @@ def read_grasp(
         One ``.grd`` file per map (one of them in focus).
     d_z : sequence of float or Quantity
         Sub-reflector offset of each file, m (or a length Quantity), in bayesoof's
-        convention (for the SRT files of ``shared/data/grasp_srt`` the same as the
-        configuration's: ``+out`` is +11.53 mm; see the module docstring).
+        convention (see the module docstring).
     sigma_fraction : float, optional
         Nominal noise σ of each map as a fraction of its peak (GRASP fields are
         noise-free; a fit needs a σ).  None leaves σ unknown (the fit then estimates it).
