@@ -1,0 +1,34 @@
+"""Campaigns of many observations: batch fits, the elevation (gravity) model, order
+selection and active-surface commands.
+
+Modules (each imported on first use; ``import bayesoof.campaign`` loads nothing heavy):
+
+* :mod:`~bayesoof.campaign.dask_batch` quick fit / posterior of many files on dask.distributed
+  (``bayesoof.campaign.batch``; the module is not called ``batch`` so that the name
+  stays the function)
+* :mod:`~bayesoof.campaign.table`      the campaign table (CSV and netCDF) and its reader
+* :mod:`~bayesoof.campaign.gravity`    K(el) = A sin(el) + B cos(el) + C with learned scatter
+* :mod:`~bayesoof.campaign.order`      Zernike order chosen by the Laplace evidence, GBT checks
+* :mod:`~bayesoof.campaign.actuators`  phase → actuator displacements with sd, LUT formats
+* :mod:`~bayesoof.campaign.simulate`   simulated campaigns with a known gravity model
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "batch": "bayesoof.campaign.dask_batch",
+    "fit_gravity": "bayesoof.campaign.gravity",
+    "select_order": "bayesoof.campaign.order",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'bayesoof.campaign' has no attribute {name!r}")
