@@ -1,5 +1,4 @@
-"""Campaigns of many observations: batch fits, the elevation (gravity) model, order
-selection and active-surface commands.
+"""Campaigns of many observations: batch fits, gravity model, order, actuator commands.
 
 Modules (each imported on first use; ``import bayesoof.campaign`` loads nothing heavy):
 

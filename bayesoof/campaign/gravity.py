@@ -49,6 +49,7 @@ __all__ = [
     "design",
     "fit_gravity",
     "joint_laplace",
+    "marginal_loglik",
     "stage1_from_fits",
     "stage1_from_posteriors",
 ]
@@ -271,47 +272,88 @@ def conditional_coefficients(s1: Stage1, tau, coef_rms: float = COEF_RMS):
 
 
 # ------------------------------------------------------------------ the hierarchical model
-def build_model(s1: Stage1, coef_rms: float = COEF_RMS, scatter_rms: float = SCATTER_RMS):
-    """PyMC model of τ with β and η integrated out: ``log p(τ | K̂) = log p(K̂ | τ) + log p(τ)``.
+def marginal_loglik(s1: Stage1, tau, coef_rms: float = COEF_RMS, grad: bool = False):
+    """``log p(K̂ | τ)`` with β and η integrated out (constant dropped), and its gradient.
 
-    ``K̂ = M β + e`` with ``e ~ N(0, blockdiag(Σ_i + T))``, ``T = diag(τ²)``, ``M_i = x_i ⊗ I``
-    and ``β ~ N(0, P₀⁻¹)``; so, with ``W_i = (Σ_i + T)⁻¹``, ``Λ = P₀ + Σ_i (x_i x_iᵀ) ⊗ W_i``
-    and ``b = Σ_i x_i ⊗ W_i K̂_i``::
+    ``K̂ = M β + e`` with ``e ~ N(0, blockdiag(V_i))``, ``V_i = Σ_i + diag(τ²)``,
+    ``M_i = x_i ⊗ I`` and ``β ~ N(0, P₀⁻¹)``.  With ``W_i = V_i⁻¹``,
+    ``Λ = P₀ + Σ_i (x_i x_iᵀ) ⊗ W_i``, ``β̂ = Λ⁻¹ Σ_i x_i ⊗ W_i K̂_i`` and ``r_i = K̂_i - M_i β̂``::
 
-        log p(K̂ | τ) = -½ Σ_i [log|Σ_i + T| + K̂_iᵀ W_i K̂_i] + ½ bᵀ Λ⁻¹ b - ½ log|Λ| + const
+        ℓ(τ) = -½ Σ_i [log|V_i| + r_iᵀ W_i r_i] - ½ β̂ᵀ P₀ β̂ - ½ log|Λ|
+        ∂ℓ/∂τ_j = τ_j Σ_i [-W_i + (W_i r_i)(W_i r_i)ᵀ + W_i G_i W_i]_jj,
+                  G_i = Σ_ab x_ia x_ib (Λ⁻¹)_ab     (the J' × J' blocks of Λ⁻¹)
 
-    β | τ, K̂ is then exactly Gaussian (:func:`conditional_coefficients`): sampling τ and
-    drawing β given each τ samples the joint posterior of (β, τ) without the funnel that
-    τ and the poorly determined combinations of A, B, C would otherwise form.
+    (β̂ is the optimum of the quadratic, so its dependence on τ drops out of the gradient.)
     """
-    import pymc as pm
-    import pytensor.tensor as pt
-    from pytensor.tensor.slinalg import cholesky, solve_triangular
-
     X = design(s1.elevation)
     Jp = s1.terms.size
-    xx = np.einsum("ia,ib->iab", X, X)
-    P0 = np.diag(1.0 / prior_sd(s1, coef_rms).ravel() ** 2)
+    tau = np.asarray(tau, float)
+    V = s1.S + np.diag(tau**2)[None]
+    Lv = np.linalg.cholesky(V)
+    W = np.linalg.inv(V)
+    W = 0.5 * (W + np.swapaxes(W, 1, 2))
     y = s1.y
-    coords = {"term": s1.term_names}
-    with pm.Model(coords=coords) as model:
+    p0 = 1.0 / prior_sd(s1, coef_rms).ravel() ** 2
+    Lam = np.einsum("ia,ib,ijk->ajbk", X, X, W).reshape(3 * Jp, 3 * Jp) + np.diag(p0)
+    b = np.einsum("ia,ij->aj", X, np.einsum("ijk,ik->ij", W, y)).ravel()
+    Ll = np.linalg.cholesky(Lam)
+    beta = np.linalg.solve(Lam, b)
+    r = y - X @ beta.reshape(3, Jp)
+    Wr = np.einsum("ijk,ik->ij", W, r)
+    ll = (-np.sum(np.log(np.diagonal(Lv, axis1=1, axis2=2))) - 0.5 * np.sum(Wr * r)
+          - 0.5 * np.sum(p0 * beta**2) - np.sum(np.log(np.diag(Ll))))
+    if not grad:
+        return float(ll)
+    Li = np.linalg.inv(Lam).reshape(3, Jp, 3, Jp)
+    Gi = np.einsum("ia,ib,ajbk->ijk", X, X, Li)
+    WGW = np.einsum("ijk,ikl,ilm->ijm", W, Gi, W)
+    g = tau * np.sum(-np.diagonal(W, axis1=1, axis2=2) + Wr**2
+                     + np.diagonal(WGW, axis1=1, axis2=2), axis=0)
+    return float(ll), g
+
+
+def _marginal_op(s1: Stage1, coef_rms: float):
+    """PyTensor Op of :func:`marginal_loglik` (value and analytic gradient in NumPy)."""
+    import pytensor.tensor as pt
+    from pytensor.graph.basic import Apply
+    from pytensor.graph.op import Op
+
+    class MarginalGrad(Op):
+        def make_node(self, tau):
+            tau = pt.as_tensor_variable(tau)
+            return Apply(self, [tau], [tau.type()])
+
+        def perform(self, node, inputs, outputs):
+            outputs[0][0] = np.asarray(marginal_loglik(s1, inputs[0], coef_rms, True)[1])
+
+    class MarginalLogLik(Op):
+        def make_node(self, tau):
+            tau = pt.as_tensor_variable(tau)
+            return Apply(self, [tau], [pt.dscalar()])
+
+        def perform(self, node, inputs, outputs):
+            outputs[0][0] = np.asarray(marginal_loglik(s1, inputs[0], coef_rms))
+
+        def grad(self, inputs, output_grads):
+            return [output_grads[0] * MarginalGrad()(inputs[0])]
+
+    return MarginalLogLik()
+
+
+def build_model(s1: Stage1, coef_rms: float = COEF_RMS, scatter_rms: float = SCATTER_RMS):
+    """PyMC model of τ alone: ``log p(τ | K̂) = log p(K̂ | τ) + log p(τ) + const``.
+
+    β and η are integrated analytically (:func:`marginal_loglik`); β | τ, K̂ is exactly
+    Gaussian (:func:`conditional_coefficients`).  Sampling τ and then β given each τ
+    samples the joint posterior of (β, τ) without the funnel that τ and the poorly
+    determined combinations of A, B, C would otherwise form.
+    """
+    import pymc as pm
+
+    op = _marginal_op(s1, coef_rms)
+    with pm.Model(coords={"term": s1.term_names}) as model:
         tau = pm.HalfNormal("tau", sigma=scatter_rms / s1.mode_rms, dims="term")
-        V = pt.as_tensor(s1.S) + pt.diag(tau**2)[None, :, :]
-        Lv = cholesky(V)  # batched over observations
-        eye = pt.as_tensor(np.broadcast_to(np.eye(Jp), (s1.n_obs, Jp, Jp)).copy())
-        Linv = solve_triangular(Lv, eye, lower=True)
-        W = pt.einsum("iba,ibc->iac", Linv, Linv)  # (L Lᵀ)⁻¹ = L⁻ᵀ L⁻¹
-        Wy = pt.einsum("ijk,ik->ij", W, pt.as_tensor(y))
-        quad = pt.sum(Wy * y)
-        logdet_v = 2.0 * pt.sum(pt.log(pt.diagonal(Lv, axis1=1, axis2=2)))
-        Lam = pt.as_tensor(P0) + pt.einsum("iab,ijk->ajbk", pt.as_tensor(xx), W).reshape(
-            (3 * Jp, 3 * Jp))
-        b = pt.einsum("ia,ij->aj", pt.as_tensor(X), Wy).reshape((3 * Jp,))
-        Ll = cholesky(Lam)
-        z = solve_triangular(Ll, b, lower=True)
-        logdet_l = 2.0 * pt.sum(pt.log(pt.diag(Ll)))
-        pm.Potential("marginal_likelihood",
-                     -0.5 * (logdet_v + quad) + 0.5 * pt.sum(z**2) - 0.5 * logdet_l)
+        pm.Potential("marginal_likelihood", op(tau))
     return model
 
 

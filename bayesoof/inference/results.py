@@ -412,7 +412,7 @@ class FitResult:
                 "amp": amps[i], "offset": offs[i],
                 "chi2": float(np.sum(self.residuals[sl] ** 2)),
             })
-        return Summary(**{
+        out = Summary(**{
             "schema_version": SCHEMA_VERSION,
             "bayesoof_version": __version__,
             "created": self.created,
@@ -464,6 +464,11 @@ class FitResult:
             "compile_time_s": self.compile_time,
             "config": {k: v for k, v in self.config.items()},
         })
+        selection = getattr(self, "order_selection", None)  # set by campaign.order.fit_auto
+        if selection is not None:
+            out["selected_order"] = selection.selected_order
+            out["order_selection"] = selection.to_dict()
+        return out
 
     def describe(self) -> str:
         """Human-readable report of the last order."""

@@ -164,6 +164,8 @@ class Summary(TypedDict):
     compile_time_s: float
     config: dict[str, Any]
     posterior: NotRequired[PosteriorSection]
+    selected_order: NotRequired[int]  # --order auto (bayesoof.campaign.order)
+    order_selection: NotRequired[dict[str, Any]]  # its criterion per order and checks
 
 
 # JSON has no "%" in a Python identifier: the two interval keys as written

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bayesoof.physics.actuators import Actuators, actuators_from_dict
+
 __all__ = [
     "Blockage",
     "Illumination",
@@ -258,6 +260,7 @@ class Telescope:
     opd_func: OPDFunc | None = None
     observing: dict = field(default_factory=dict)
     illumination: Illumination = field(default_factory=Illumination)
+    actuators: Actuators | None = None  # [actuators]: physics/actuators.py
 
     def block(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Blockage B(x, y) in [0, 1]; x, y in m."""
@@ -348,6 +351,7 @@ def _angles(table: dict, source: str) -> tuple[float, ...]:
 _KNOWN_KEYS = {
     "top level": {
         "name", "description", "radius", "blockage", "optics", "observing", "illumination",
+        "actuators",
     },
     "blockage": {f.name for f in fields(Blockage)},
     "optics": {"kind", "focal_length", "effective_focal_length", "residual"},
@@ -524,6 +528,7 @@ def telescope_from_dict(cfg: dict, source: str = "<dict>") -> Telescope:
         description=str(cfg.get("description", "")),
         observing=dict(cfg.get("observing", {})),
         illumination=_illumination(cfg, source),
+        actuators=actuators_from_dict(cfg.get("actuators"), source),
     )
 
 
