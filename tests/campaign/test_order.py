@@ -40,7 +40,7 @@ def test_evidence_matches_gaussian_closed_form():
 
     rng = np.random.default_rng(1)
     nl = zernike.nl_list(2)
-    A = rng.normal(size=(40, 5))
+    A = rng.normal(size=(40, 5)) * 30.0  # posterior sd ~0.005 wave ≪ prior sd ~0.2
     theta_true = rng.normal(size=5) * 0.05
     y = A @ theta_true + rng.normal(size=40)  # σ = 1 (standardised residuals)
 
