@@ -26,9 +26,10 @@ _LAZY = {
     "FitResult": "bayesoof.inference.fit",
     "sample": "bayesoof.inference.sample",
     "PosteriorResult": "bayesoof.inference.posterior",
+    "read_grasp": "bayesoof.data.grasp",
 }
 
-__all__ = ["FitResult", "PosteriorResult", "__version__", "fit", "sample"]
+__all__ = ["FitResult", "PosteriorResult", "__version__", "fit", "read_grasp", "sample"]
 
 
 def __getattr__(name: str):

@@ -46,6 +46,7 @@ __all__ = [
     "assert_close_maps",
     "asymmetric_coefficients",
     "compile_power",
+    "grd_field",
     "make_case",
     "one_leg_telescope",
     "reference_aperture_fields",
@@ -55,6 +56,7 @@ __all__ = [
     "reference_peak",
     "reference_power",
     "worst_residual",
+    "write_grd",
 ]
 
 #: Illumination with an offset centre (m) for a 50 m dish: breaks the x -> -x, y -> -y
@@ -201,6 +203,34 @@ def make_case(
         maps, tel, K, illum, pointing, illumination_kind,
         dict(scatter=scatter, n_grid=n_grid, extent=extent, seed=seed, snr=snr),
     )
+
+
+def grd_field(nx: int = 5, ny: int = 4, seed: int = 0) -> np.ndarray:
+    """Seeded complex co/cross-polar field (ny, nx, 2) for synthetic GRASP files."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(ny, nx, 2)) + 1j * rng.normal(size=(ny, nx, 2))
+
+
+def write_grd(path, field, limits=(-1e-3, -2e-3, 1e-3, 2e-3), centre=(0, 0), freq="26.0 GHz",
+              head=("1", "1   3   2   1"), nxny=None, klimit=0) -> Path:
+    """Write a TICRA .grd file (the layout of ``shared/data/grasp_srt/README.md``).
+
+    ``field`` (ny, nx, 2) complex: co- and cross-polar components, u varying fastest in the
+    file; ``limits`` (XS, YS, XE, YE) rad; the other arguments write the header lines as
+    given (the tests use them to make malformed files).
+    """
+    ny, nx = field.shape[:2]
+    nx_, ny_ = nxny or (nx, ny)
+    lines = ["VERSION: TICRA-EM-FIELD-V0.1", "HEADER: synthetic", f"FREQUENCY:  {freq},", "++++",
+             head[0], head[1], f"{centre[0]} {centre[1]}",
+             " ".join(f"{v:.10E}" for v in limits), f"{nx_} {ny_} {klimit}"]
+    for j in range(ny):
+        for i in range(nx):
+            co, cx = field[j, i]
+            lines.append(f"{co.real:.10E} {co.imag:.10E} {cx.real:.10E} {cx.imag:.10E}")
+    path = Path(path)
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 # ------------------------------------------------------------------ compiled forward

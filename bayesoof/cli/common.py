@@ -27,14 +27,58 @@ def warn_line(message, category, filename, lineno, file=None, line=None):  # noq
     sys.stderr.write(f"{PROG}: warning: {' '.join(str(message).split())}\n")
 
 
-def read_data(path: str):
-    """Beam maps from a FITS file (either format, detected)."""
+def read_data(path, dz_mm=None, sigma_fraction: float | None = None):
+    """Beam maps from one FITS file (either format, detected) or from GRASP ``.grd`` files.
+
+    ``path`` is one path or a list of paths.  GRASP far fields (``*.grd``, one map per
+    file) need ``dz_mm``, the sub-reflector offset of each file in mm; ``sigma_fraction``
+    sets their nominal noise σ as a fraction of each map's peak (they are noise-free).
+    """
+    import numpy as np
+
+    paths = [Path(p) for p in ([path] if isinstance(path, (str, Path)) else path)]
+    for p in paths:
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: no such file")
+    grd = [p.suffix.lower() == ".grd" for p in paths]
+    if any(grd):
+        if not all(grd):
+            raise CLIError("GRASP .grd files and FITS files cannot be mixed; give one kind")
+        if dz_mm is None or len(dz_mm) != len(paths):
+            given = "no" if dz_mm is None else len(dz_mm)
+            raise CLIError(
+                f"{len(paths)} GRASP .grd file(s) need --dz with one offset (mm) per file in "
+                f"the same order; got {given} value(s)"
+            )
+        from bayesoof.data.grasp import read_grasp
+
+        return read_grasp(paths, np.asarray(dz_mm, float) * 1e-3, sigma_fraction=sigma_fraction)
+    if len(paths) != 1:
+        raise CLIError(
+            f"{len(paths)} input files: expected one FITS file (several files are read only "
+            "as GRASP .grd far fields, one per map)"
+        )
+    if dz_mm is not None:
+        raise CLIError(f"{paths[0]}: --dz is for GRASP .grd input; a FITS file carries its DZ")
     from bayesoof.data.fitsio import read_beam_maps
 
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    return read_beam_maps(p)
+    return read_beam_maps(paths[0])
+
+
+def input_stem(path) -> str:
+    """Name of the run for an input path or list of paths (the first file's stem)."""
+    first = path if isinstance(path, (str, Path)) else path[0]
+    return Path(first).stem
+
+
+def add_grasp_options(p: argparse.ArgumentParser) -> None:
+    """The options of GRASP .grd input: --dz and --sigma-fraction."""
+    p.add_argument("--dz", type=float, nargs="+", default=None, metavar="MM",
+                   help="GRASP .grd input: the sub-reflector offset d_z of each file, mm, in "
+                        "the order of the files (bayesoof's sign convention)")
+    p.add_argument("--sigma-fraction", type=float, default=1e-4, metavar="F",
+                   help="GRASP .grd input (noise-free): nominal noise σ of each map as this "
+                        "fraction of its peak (default 1e-4)")
 
 
 def telescope_for(data, spec: str | None):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bayesoof.cli.common import CLIError, read_data, say
+from bayesoof.cli.common import CLIError, add_grasp_options, read_data, say
 
 NAME = "convert"
 
@@ -13,15 +13,17 @@ def run(args) -> int:
     """Convert a beam-map file between the pyoof and Nikolic formats."""
     from bayesoof.data.fitsio import write_beam_maps
 
-    src, dst = Path(args.input), Path(args.output)
+    srcs, dst = [Path(p) for p in args.input], Path(args.output)
     if dst.exists() and not args.overwrite:
         raise CLIError(f"{dst}: file exists; pass --overwrite to replace it")
-    if src.resolve() == dst.resolve():
-        raise CLIError(f"{dst}: output is the input file; choose another name")
-    data = read_data(str(src))
+    if any(src.resolve() == dst.resolve() for src in srcs):
+        raise CLIError(f"{dst}: output is an input file; choose another name")
+    data = read_data(args.input, args.dz, args.sigma_fraction)
+    src = srcs[0] if len(srcs) == 1 else f"{len(srcs)} files"
     write_beam_maps(data, dst, format=args.to, overwrite=args.overwrite)
     say(f"wrote {dst} ({args.to} format, {data.n_maps} maps, "
-         f"{sum(m.size for m in data.maps)} samples) from {src} ({data.meta.get('format')})")
+         f"{sum(m.size for m in data.maps)} samples) from {src} "
+         f"({data.meta.get('format')})")
     return 0
 
 
@@ -33,9 +35,12 @@ def register(sub, fmt) -> None:
                     "OOF with U, V, BEAM; no noise column) and the Nikolic format (one "
                     "table per map with DX, DY, FNU, UFNU).",
     )
-    p.add_argument("input", help="input FITS file (either format)")
+    p.add_argument("input", nargs="+",
+                   help="input FITS file (either format), or GRASP .grd far fields, one per "
+                        "map (with --dz)")
     p.add_argument("output", help="output FITS file")
     p.add_argument("--to", choices=("pyoof", "nikolic"), required=True,
                    help="format of the output")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    add_grasp_options(p)
     p.set_defaults(func=run)

@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from pathlib import Path
 
 from bayesoof.cli.common import (
     Ticker,
+    add_grasp_options,
+    input_stem,
     positive_int,
     read_data,
     save_plots,
@@ -49,7 +50,7 @@ def run_fit(args, data, tel, order: int):
     """Run the quick fit with a progress ticker; its per-order lines go to stderr."""
     from bayesoof.inference.fit import fit
 
-    label = f"quick fit of {Path(args.file).name} ({tel.name}, orders 1..{order})"
+    label = f"quick fit of {input_stem(args.file)} ({tel.name}, orders 1..{order})"
     with Ticker(label, quiet=args.quiet), contextlib.redirect_stdout(sys.stderr):
         return fit(data, telescope=tel, order=args.order, config=args.config,
                    illumination=args.illumination, verbose=not args.quiet)
@@ -59,14 +60,15 @@ def run(args) -> int:
     """Quick fit of orders 1..N, a new run directory, optional plots."""
     from bayesoof.inference.params import load_fit_config
 
-    data = read_data(args.file)
+    data = read_data(args.file, args.dz, args.sigma_fraction)
     tel = telescope_for(data, args.telescope)
     cfg = load_fit_config(args.config, order=args.order, illumination=args.illumination)
     say(f"{data.source}: {data.n_maps} maps, {sum(m.size for m in data.maps)} samples, "
          f"wavelength {data.wavelength * 1e3:.4g} mm, telescope {tel.name}")
-    with staged_run(args.out, Path(args.file).stem) as (staging, finish):
+    stem = input_stem(args.file)
+    with staged_run(args.out, stem) as (staging, finish):
         result = run_fit(args, data, tel, cfg["fit"]["order"])
-        built = result.save(staging, stem=Path(args.file).stem)
+        built = result.save(staging, stem=stem)
         if args.plots:
             from bayesoof.plots.figures import fit_figures
 
@@ -87,7 +89,9 @@ def run(args) -> int:
 
 def add_fit_options(p: argparse.ArgumentParser) -> None:
     """Add the options shared by ``fit`` and ``sample``."""
-    p.add_argument("file", help="beam-map FITS file (pyoof or Nikolic format)")
+    p.add_argument("file", nargs="+",
+                   help="beam-map FITS file (pyoof or Nikolic format), or GRASP .grd far "
+                        "fields, one per map (with --dz)")
     p.add_argument("--telescope", default=None,
                    help="preset name or telescope TOML path (default: the file's TELESC)")
     p.add_argument("--order", type=positive_int, default=None,
@@ -103,6 +107,7 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    help="write the plots (PNG) into <run>/plots")
     p.add_argument("--pdf", action="store_true", help="with --plots, also write PDF")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    add_grasp_options(p)
 
 
 

@@ -6,11 +6,11 @@ import contextlib
 import inspect
 import sys
 import warnings
-from pathlib import Path
 
 from bayesoof.cli.common import (
     CLIError,
     Ticker,
+    input_stem,
     positive_int,
     read_data,
     save_plots,
@@ -52,12 +52,12 @@ def run(args) -> int:
     from bayesoof.inference.posterior import PosteriorWarning
     from bayesoof.inference.sample import sample
 
-    data = read_data(args.file)
+    data = read_data(args.file, args.dz, args.sigma_fraction)
     tel = telescope_for(data, args.telescope)
     cfg = load_fit_config(args.config, order=args.order, illumination=args.illumination)
     say(f"{data.source}: {data.n_maps} maps, {sum(m.size for m in data.maps)} samples, "
          f"wavelength {data.wavelength * 1e3:.4g} mm, telescope {tel.name}")
-    stem = Path(args.file).stem
+    stem = input_stem(args.file)
     extra = {}
     if args.sampler == "emcee" and args.walkers is not None:
         extra["walkers"] = args.walkers

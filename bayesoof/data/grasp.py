@@ -186,7 +186,7 @@ def read_grasp(
     Returns
     -------
     BeamMaps
-        ``meta`` holds FREQ (Hz), the source files and ``FORMAT = 'grasp'``.
+        ``meta`` holds FREQ (Hz), the source files and ``format = "grasp"``.
     """
     paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     dz = np.atleast_1d(as_value(d_z, "m", "d_z")).astype(float)
@@ -216,7 +216,7 @@ def read_grasp(
     meta = {
         "FREQ": f0,
         "source": ", ".join(str(p) for p in paths),
-        "FORMAT": "grasp",
+        "format": "grasp",
         "files": [str(p) for p in paths],
     }
     if sigma_fraction is not None:
