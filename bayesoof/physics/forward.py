@@ -37,11 +37,11 @@ from bayesoof.physics import illumination as illum_mod
 from bayesoof.physics import zernike
 from bayesoof.physics.aperture import ApertureGrid, LegCoverage, default_sampling
 from bayesoof.physics.telescope import Telescope, get_telescope
-from bayesoof.physics.transforms import TWO_PI, DirectGrid, DirectScatter, FFTBox, fast_size
+from bayesoof.physics.transforms import TWO_PI, FFTBox, fast_size, select_transform
 
 __all__ = ["ForwardModel", "METHODS"]
 
-METHODS = ("auto", "direct", "fft")
+METHODS = ("auto", "direct", "nufft", "fft")
 
 
 class ForwardModel:
@@ -57,10 +57,12 @@ class ForwardModel:
     order : int
         Largest Zernike order n (>= 1).
     illumination : {'parabolic', 'gaussian'}
-    method : {'auto', 'direct', 'fft'}
-        'direct' evaluates the DFT exactly at the samples; 'fft' uses a zero-padded FFT2.
-        'auto' picks 'direct', the faster of the two in ``bench/bench_forward.py`` (on
-        lattice maps by ~5x; on scattered maps on par in C and ~3x faster with JAX).
+    method : {'auto', 'direct', 'nufft', 'fft'}
+        'direct' evaluates the DFT exactly at the samples; 'nufft' on a fine lattice read
+        by kernel interpolation (:class:`~bayesoof.physics.transforms.NUFFT`, ~1e-7 of the
+        peak); 'fft' uses a zero-padded FFT2.  'auto' picks, map by map, the cheapest of
+        'direct' and 'nufft' by the measured cost model
+        (:func:`~bayesoof.physics.transforms.select_transform`).
     sampling : ApertureGrid, optional
         Aperture pixels; by default chosen from the defocus phase slope and the map extent
         (:func:`bayesoof.physics.aperture.default_sampling`).  With method 'fft' on lattice maps
@@ -103,8 +105,6 @@ class ForwardModel:
         self.nl = zernike.nl_list(self.order)
         self.d_z_extent = d_z_extent
         grids = [m.grid() for m in data.maps]
-        if method == "auto":
-            method = "direct"
         self.method = method
 
         R, lam = self.telescope.radius, self.wavelength
@@ -139,12 +139,15 @@ class ForwardModel:
         # pixel area over the dish area: F normalised to 1 for a uniform unblocked dish
         self.field_scale = sampling.dx**2 / (np.pi * R**2)
 
-        if method == "direct":
+        if method != "fft":
             self._fft = None
-            self._direct = [
-                DirectGrid(x, lam, g) if g is not None else DirectScatter(x, lam, m.u, m.v)
-                for m, g in zip(data.maps, grids, strict=True)
-            ]
+            chosen = [select_transform(x, lam, m.u, m.v, g, method)
+                      for m, g in zip(data.maps, grids, strict=True)]
+            self._direct = [t for t, _ in chosen]
+            self.predicted_seconds = sum(sec for _, sec in chosen)
+            if method == "auto":
+                kinds = {t.kind for t in self._direct}
+                self.method = kinds.pop() if len(kinds) == 1 else "mixed"
         else:
             self._direct = None
             if exact_fft:
@@ -322,6 +325,10 @@ class ForwardModel:
         """One line on the discretisation chosen."""
         s = self.sampling
         extra = ""
+        if self._direct is not None and self.method != "direct":
+            extra = "; " + ", ".join(
+                t.describe() if t.kind == "nufft" else t.kind for t in self._direct
+            )
         if self._fft is not None:
             extra = f", FFT box {self._fft.box[0]}x{self._fft.box[1]}" + (
                 " (bins on the samples)" if self.exact_fft else " (windowed-sinc interpolation)"

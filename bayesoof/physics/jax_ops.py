@@ -1,7 +1,7 @@
-"""JAX implementations of pytensor Ops that lack one (pytensor's RFFT and IRFFT).
+"""JAX implementations of Ops that lack one: pytensor's RFFT and IRFFT, bayesoof's kernel Ops.
 
-Importing this module registers them with pytensor's JAX linker; ``bayesoof`` imports
-it when JAX is installed, so graphs with the FFT2 path compile with ``mode="JAX"``.
+Importing this module registers them with pytensor's JAX linker (the samplers import it
+whenever they use JAX), so every transform's graph compiles with ``mode="JAX"``.
 
 pytensor's ``RFFTOp`` transforms all axes after the first (batch) axis of a real array
 and returns real and imaginary parts stacked on a new last axis; ``IRFFTOp`` is its
@@ -9,6 +9,9 @@ unnormalised inverse (it appears in the gradient).  The transform sizes must be 
 under JAX: they are read from the node when constant, else from the input's shape
 (the size of the last axis of an IRFFT is then taken to be even, which is what
 :mod:`bayesoof.physics.transforms` always builds).
+
+:class:`~bayesoof.physics.gridding.KernelGather` becomes a gather of each sample's w × w
+block and :class:`~bayesoof.physics.gridding.KernelSpread` its scatter-add (``.at[].add``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import numpy as np
 from pytensor.graph.basic import Constant
 from pytensor.link.jax.dispatch import jax_funcify
 from pytensor.tensor.fft import IRFFTOp, RFFTOp
+
+from bayesoof.physics.gridding import KernelGather, KernelSpread
 
 __all__: list[str] = []
 
@@ -52,3 +57,29 @@ def _jax_irfft(op, node=None, **kwargs):
         return (out * np.prod(shape)).astype(a.dtype)
 
     return irfft
+
+
+def _blocks(ku, kv, width):
+    taps = jnp.arange(width)
+    return (ku[:, None] + taps)[:, :, None], (kv[:, None] + taps)[:, None, :]
+
+
+@jax_funcify.register(KernelGather)
+def _jax_kernel_gather(op, node=None, **kwargs):
+    def gather(lattice, ku, kv, wu, wv):
+        rows, cols = _blocks(ku, kv, op.width)
+        block = lattice[:, rows, cols]  # (2, M, w, w)
+        return jnp.einsum("cmab,ma,mb->cm", block, wu, wv)
+
+    return gather
+
+
+@jax_funcify.register(KernelSpread)
+def _jax_kernel_spread(op, node=None, **kwargs):
+    def spread(samples, ku, kv, wu, wv):
+        rows, cols = _blocks(ku, kv, op.width)
+        contrib = samples[:, :, None, None] * (wu[:, :, None] * wv[:, None, :])
+        out = jnp.zeros((samples.shape[0], op.nu, op.nv), dtype=samples.dtype)
+        return out.at[:, rows, cols].add(contrib)
+
+    return spread

@@ -20,7 +20,8 @@ from pytensor.tensor.fft import rfft
 
 from bayesoof.data.containers import RegularGrid
 
-__all__ = ["DirectGrid", "DirectScatter", "FFTBox", "fast_size"]
+__all__ = ["DirectGrid", "DirectScatter", "FFTBox", "LatticeDFT", "NUFFT", "fast_size",
+           "select_transform"]
 
 TWO_PI = 2.0 * np.pi
 
@@ -30,8 +31,48 @@ def _cos_sin(freq: np.ndarray, x: np.ndarray, wavelength: float) -> tuple[np.nda
     return np.cos(arg), np.sin(arg)
 
 
+class LatticeDFT:
+    """Exact DFT on the lattice ``u_axis × v_axis``: two real matrix products per map.
+
+    Parameters
+    ----------
+    x : ndarray
+        Pixel-centre coordinates (m), shared by both aperture axes.
+    wavelength : float
+        m.
+    u_axis, v_axis : ndarray
+        Lattice abscissae (rad).
+    pixel_weight : ndarray, optional
+        Factor applied to the aperture field along each axis (one value per pixel of
+        ``x``): the field summed is E(x, y) w(x) w(y).  Folded into the matrices, free.
+    """
+
+    def __init__(self, x, wavelength, u_axis, v_axis, pixel_weight=None):
+        cuc, cus = _cos_sin(u_axis, x, wavelength)  # (nu, n)
+        cvc, cvs = _cos_sin(v_axis, x, wavelength)  # (nv, n)
+        if pixel_weight is not None:
+            cuc, cus, cvc, cvs = (c * pixel_weight for c in (cuc, cus, cvc, cvs))
+        # [Gr Gi] = [Er Ei] @ Mv  with Mv = [[Cvcᵀ, -Cvsᵀ], [Cvsᵀ, Cvcᵀ]]   (2n, 2nv)
+        self.mv = np.block([[cvc.T, -cvs.T], [cvs.T, cvc.T]])
+        # [Fr; Fi] = Mu @ [Gr; Gi]  with Mu = [[Cuc, Cus], [-Cus, Cuc]]       (2nu, 2n)
+        self.mu = np.block([[cuc, cus], [-cus, cuc]])
+        self.nu, self.nv, self.n = len(u_axis), len(v_axis), len(x)
+
+    def __call__(self, er, ei):
+        """[Fr; Fi] on the lattice, a (2 nu, nv) tensor; ``er, ei`` of shape (n, n)."""
+        g = pt.dot(pt.concatenate([er, ei], axis=1), self.mv)  # (n, 2nv)
+        n_v = self.nv
+        g = pt.concatenate([g[:, :n_v], g[:, n_v:]], axis=0)  # (2n, nv) = [Gr; Gi]
+        return pt.dot(self.mu, g)  # (2nu, nv)
+
+    @staticmethod
+    def count_macs(n: int, nu: int, nv: int) -> int:
+        """Multiply-adds of one evaluation (the gradient costs twice as many)."""
+        return 4 * n * nv * (n + nu)
+
+
 class DirectGrid:
-    """Exact DFT at lattice samples: two real matrix products per map.
+    """Exact DFT at lattice samples: F = C_u E C_vᵀ, then the samples in their order.
 
     Parameters
     ----------
@@ -43,31 +84,32 @@ class DirectGrid:
         Lattice of the samples (rad) with their indices.
     """
 
+    kind = "direct"
+
     def __init__(self, x: np.ndarray, wavelength: float, grid: RegularGrid):
-        cuc, cus = _cos_sin(grid.u, x, wavelength)  # (nu, n)
-        cvc, cvs = _cos_sin(grid.v, x, wavelength)  # (nv, n)
-        # [Gr Gi] = [Er Ei] @ Mv  with Mv = [[Cvcᵀ, -Cvsᵀ], [Cvsᵀ, Cvcᵀ]]   (2n, 2nv)
-        self.mv = np.block([[cvc.T, -cvs.T], [cvs.T, cvc.T]])
-        # [Fr; Fi] = Mu @ [Gr; Gi]  with Mu = [[Cuc, Cus], [-Cus, Cuc]]       (2nu, 2n)
-        self.mu = np.block([[cuc, cus], [-cus, cuc]])
+        self.dft = LatticeDFT(x, wavelength, grid.u, grid.v)
         self.nu, self.nv = grid.nu, grid.nv
         flat = grid.iu * grid.nv + grid.iv
         self.flat = None if np.array_equal(flat, np.arange(self.nu * self.nv)) else flat
 
     def __call__(self, er, ei):
         """Field (Fr, Fi) at the samples; ``er, ei`` of shape (n, n)."""
-        g = pt.dot(pt.concatenate([er, ei], axis=1), self.mv)  # (n, 2nv)
-        n_v = self.nv
-        g = pt.concatenate([g[:, :n_v], g[:, n_v:]], axis=0)  # (2n, nv) = [Gr; Gi]
-        f = pt.dot(self.mu, g)  # (2nu, nv)
+        f = self.dft(er, ei)
         fr, fi = f[: self.nu].ravel(), f[self.nu :].ravel()
         if self.flat is not None:
             fr, fi = fr[self.flat], fi[self.flat]
         return fr, fi
 
+    @staticmethod
+    def predict(n: int, grid: RegularGrid, costs: dict) -> float:
+        """Predicted seconds per value + gradient for n × n pixels."""
+        return 3 * LatticeDFT.count_macs(n, grid.nu, grid.nv) * costs["gemm_mac"] + costs["call"]
+
 
 class DirectScatter:
     """Exact DFT at scattered samples: G = E C_vᵀ for every sample, then Σ_x C_u ⊙ G."""
+
+    kind = "direct"
 
     def __init__(self, x: np.ndarray, wavelength: float, u: np.ndarray, v: np.ndarray):
         cuc, cus = _cos_sin(u, x, wavelength)  # (M, n)
@@ -83,6 +125,149 @@ class DirectScatter:
         fr = pt.sum(self.cuc * gr + self.cus * gi, axis=0)
         fi = pt.sum(self.cuc * gi - self.cus * gr, axis=0)
         return fr, fi
+
+    @staticmethod
+    def predict(n: int, m: int, costs: dict) -> float:
+        """Predicted seconds per value + gradient for n × n pixels and m samples."""
+        return (3 * (4 * n * n * m * costs["gemm_mac"] + 6 * n * m * costs["elementwise"])
+                + costs["call"])
+
+
+# Width w (lattice steps) of the ES kernel for each oversampling σ of the NUFFT lattice:
+# the smallest w whose interpolation error stays below ~1e-7 of the peak power on the
+# asymmetric test beams (tests/physics/test_transforms.py), ten times under the 1e-6 goal.
+NUFFT_WIDTHS = {2: 7}
+
+
+class NUFFT:
+    """Type-2 non-uniform DFT at scattered samples: fine lattice plus kernel interpolation.
+
+    The aperture field, divided by the kernel's Fourier transform along each axis, is
+    transformed exactly (:class:`LatticeDFT`) onto a lattice of step h = λ/(σ n dx) that
+    covers only the samples' (u, v) box, and read at the samples by the ES kernel
+    (:mod:`bayesoof.physics.gridding`): F(u, v) = Σ_ab φ(u/h - a) φ(v/h - b) G[a, b].
+    The interpolation is a gather whose transpose (the gradient) is a scatter-add; no
+    samples × pixels matrix is formed.  The error is the kernel's aliasing,
+    ~10^-(w-1) of Σ|E| at σ = 2.
+
+    Parameters
+    ----------
+    x : ndarray
+        Pixel-centre coordinates (m), shared by both aperture axes.
+    wavelength : float
+        m.
+    u, v : ndarray (M,)
+        Sample directions, rad.
+    oversample : int
+        σ: lattice step relative to the Nyquist step λ/(n dx) of the aperture.
+    width : int, optional
+        Kernel width w in lattice steps (default :data:`NUFFT_WIDTHS` [σ]).
+    """
+
+    kind = "nufft"
+
+    def __init__(self, x, wavelength, u, v, oversample=2, width=None):
+        from bayesoof.physics import gridding
+
+        self.oversample = int(oversample)
+        self.width = int(width or NUFFT_WIDTHS[self.oversample])
+        self.step = self.lattice_step(x, wavelength, self.oversample)  # h, rad
+        beta = gridding.kernel_beta(self.width, self.oversample)
+        ku, self.wu = gridding.kernel_taps(np.asarray(u) / self.step, self.width, beta)
+        kv, self.wv = gridding.kernel_taps(np.asarray(v) / self.step, self.width, beta)
+        u0, v0 = int(ku.min()), int(kv.min())
+        self.ku, self.kv = ku - u0, kv - v0
+        nu, nv = int(self.ku.max()) + self.width, int(self.kv.max()) + self.width
+        # field × 1/φ̂ per axis, φ̂ at the pixel's phase advance per lattice step (h x / λ)
+        deconvolve = 1.0 / gridding.es_kernel_ft(self.step * x / wavelength, self.width, beta)
+        self.dft = LatticeDFT(
+            x, wavelength, (u0 + np.arange(nu)) * self.step, (v0 + np.arange(nv)) * self.step,
+            pixel_weight=deconvolve,
+        )
+        self.gather = gridding.KernelGather(nu, nv, self.width)
+        self.m = np.asarray(u).size
+
+    @staticmethod
+    def lattice_step(x: np.ndarray, wavelength: float, oversample: int) -> float:
+        """Lattice step h = λ / (σ n dx), rad."""
+        return wavelength / (oversample * x.size * float(x[1] - x[0]))
+
+    @classmethod
+    def lattice_shape(cls, x, wavelength, u, v, oversample, width=None) -> tuple[int, int]:
+        """(nu, nv) of the lattice covering the samples' kernel footprints."""
+        w = int(width or NUFFT_WIDTHS[int(oversample)])
+        h = cls.lattice_step(x, wavelength, oversample)
+        span = [int(np.ceil(c.max() / h - 0.5 * w) - np.ceil(c.min() / h - 0.5 * w)) + w
+                for c in (np.asarray(u), np.asarray(v))]
+        return span[0], span[1]
+
+    @classmethod
+    def predict(cls, x, wavelength, u, v, oversample, costs: dict) -> float:
+        """Predicted seconds per value + gradient (``costs``: see :data:`COSTS`)."""
+        w = NUFFT_WIDTHS[int(oversample)]
+        nu, nv = cls.lattice_shape(x, wavelength, u, v, oversample)
+        taps = 4 * np.asarray(u).size * w * w  # gather + spread, two components each
+        return (3 * LatticeDFT.count_macs(x.size, nu, nv) * costs["gemm_mac"]
+                + taps * costs["kernel_tap"] + costs["call"])
+
+    def __call__(self, er, ei):
+        """Field (Fr, Fi) at the samples; ``er, ei`` of shape (n, n)."""
+        lattice = self.dft(er, ei).reshape((2, self.dft.nu, self.dft.nv))
+        out = self.gather(lattice, self.ku, self.kv, self.wu, self.wv)  # (2, M)
+        return out[0], out[1]
+
+    def describe(self) -> str:
+        """Short label: oversampling, kernel width, lattice."""
+        return f"nufft σ={self.oversample} w={self.width} on {self.dft.nu}x{self.dft.nv}"
+
+
+# Seconds per unit of work on one core, for choosing the transform of each map (see
+# :func:`select_transform`): a multiply-add inside a BLAS matrix product, one kernel tap of
+# the gather or spread (C loop), one element of an elementwise tensor operation, and the
+# fixed cost of one transform (its Ops' calls).  Fitted to CPU times of value + gradient
+# by ``python bench/bench_forward.py --calibrate`` (non-negative least squares over
+# sizes; 2-core AMD EPYC, AVX-512).  Only their ratios decide.
+COSTS = {"gemm_mac": 3.47e-11, "kernel_tap": 3.45e-10, "elementwise": 3.87e-10, "call": 1.47e-4}
+
+
+def select_transform(x, wavelength, u, v, grid, method="auto", costs=None):
+    """The transform of one map: the cheapest by :data:`COSTS` among those ``method`` allows.
+
+    Parameters
+    ----------
+    x : ndarray
+        Pixel-centre coordinates, m.
+    wavelength : float
+        m.
+    u, v : ndarray
+        Sample directions, rad.
+    grid : RegularGrid or None
+        The samples' lattice, when they lie on one.
+    method : {'auto', 'direct', 'nufft'}
+        'direct': the exact DFT (lattice or scattered); 'nufft': :class:`NUFFT` at the
+        cheapest oversampling; 'auto': the cheapest of all.
+
+    Returns
+    -------
+    (transform, predicted seconds per value + gradient)
+    """
+    costs = costs or COSTS
+    options = []
+    if method in ("auto", "direct"):
+        if grid is not None:
+            options.append((DirectGrid.predict(x.size, grid, costs),
+                            lambda: DirectGrid(x, wavelength, grid)))
+        else:
+            options.append((DirectScatter.predict(x.size, np.asarray(u).size, costs),
+                            lambda: DirectScatter(x, wavelength, u, v)))
+    if method in ("auto", "nufft"):
+        for sigma in NUFFT_WIDTHS:
+            options.append((NUFFT.predict(x, wavelength, u, v, sigma, costs),
+                            lambda s=sigma: NUFFT(x, wavelength, u, v, s)))
+    if not options:
+        raise ValueError(f"select_transform: unknown method {method!r}")
+    seconds, build = min(options, key=lambda o: o[0])
+    return build(), seconds
 
 
 def fast_size(n: int) -> int:
