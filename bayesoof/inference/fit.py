@@ -50,6 +50,7 @@ from scipy.optimize import least_squares
 from bayesoof.data.containers import BeamMaps, DataError
 from bayesoof.data.noise import resolve_sigma
 from bayesoof.inference.likelihood import (
+    misfit_model,
     predict,
     pyoof_normalised_residuals,
     standardized_residuals,
@@ -262,6 +263,7 @@ class _Problem:
     observed: np.ndarray
     sigma: np.ndarray
     space: ParameterSpace
+    transform: object = None  # a misfit likelihood of likelihood.py (whitens r and J)
 
     def __post_init__(self) -> None:
         self.n_eval = 0
@@ -274,15 +276,17 @@ class _Problem:
             return self._last[1]
         self.n_eval += 1
         r = self.objective.residuals(self.space.full(theta), self.observed, self.sigma)
+        if self.transform is not None:
+            r = self.transform.whiten(r)
         self._last = (theta.copy(), r)
         return r
 
     def jacobian(self, theta) -> np.ndarray:
         self.n_jac += 1
-        _, jac = self.objective.jacobian(
+        r, jac = self.objective.jacobian(
             self.space.full(theta), self.space.free_index, self.observed, self.sigma
         )
-        return jac
+        return jac if self.transform is None else self.transform.whiten_jacobian(r, jac)
 
 
 def _linear_amp_offset(space: ParameterSpace, objective: Objective, observed, sigma, slices):
@@ -478,6 +482,92 @@ def _run(data, tel, cfg, orders, sigma, sampling, method, verbose, start=None):
     return forward, sig, origin, objective, results
 
 
+# ------------------------------------------------------------------ misfit likelihood
+def misfit_refit(result, kind: str | None = None, **options):
+    """Refit the last order of ``result`` under a misfit likelihood; (OrderResult, model).
+
+    ``kind`` and ``options`` (correlation, envelope_power, nu, iterations) default to the
+    ``[misfit]`` table of the result's configuration.  The likelihood's hyper-parameters
+    are learned at the noise-only solution, θ is refitted under the new likelihood, and
+    this alternates ``iterations`` times.  The returned record keeps the plain
+    standardised residuals (for the adequacy test) and χ² = Σ r²; its covariance is the
+    Laplace covariance of the misfit likelihood (``laplace_jacobian``).
+    """
+    cfg = result.config
+    m = dict(cfg["misfit"])
+    if kind is not None:
+        m["model"] = kind
+    m.update({k: v for k, v in options.items() if v is not None})
+    forward, sig, last = result.forward, np.asarray(result.sigma, float), result.last
+    observed = np.ascontiguousarray(forward.observed, float)
+    objective = _objective(forward, last.space, cfg["fit"]["residual"])
+    offsets = last.space.params_dict()["offset"][forward.map_index]
+    signal = (observed - sig * last.residuals - offsets) / sig
+    beam_width = forward.wavelength / (2.0 * result.telescope.radius)
+    model = misfit_model(m["model"], forward, signal, beam_width, m["correlation"],
+                         m["envelope_power"], m["nu"])
+    t0 = time.perf_counter()
+    space, r = last.space, last.residuals
+    n_eval = n_jac = 0
+    if m["model"] == "discrepancy" and m["covariance"] == "sandwich":
+        # θ stays the noise-only least-squares estimate; its covariance under residuals of
+        # covariance C (learned): (JᵀJ)⁻¹ Jᵀ C J (JᵀJ)⁻¹
+        model.fit_hyper(r)
+        jac = last.jacobian
+        cov = last.cov @ model.residual_covariance_jacobian(jac) @ last.cov
+        rec = OrderResult(
+            order=last.order, space=space, cov=cov, chi2=last.chi2, dof=last.dof,
+            residuals=r, jacobian=jac, converged=last.converged, status=last.status,
+            message=last.message, n_eval=0, n_jac=0, n_iter=0,
+            wall_time=time.perf_counter() - t0, at_bound=list(last.at_bound),
+            rcond=last.rcond, init=last.init,
+        )
+        return rec, model
+    with blas_threads(cfg["fit"]["blas_threads"]):
+        for _ in range(max(int(m["iterations"]), 1)):
+            model.fit_hyper(r)
+            prob = _Problem(objective, observed, sig, space, transform=model)
+            res = _solve(prob, cfg, final=True)
+            n_eval, n_jac = n_eval + prob.n_eval, n_jac + prob.n_jac
+            space = space.copy()
+            space.values[space.free] = res.x
+            r, jac = objective.jacobian(space.values, space.free_index, observed, sig)
+        cov, rcond = laplace_covariance(model.laplace_jacobian(r, jac), space.free_names)
+    dof = max(r.size - int(space.free.sum()), 1)
+    rec = OrderResult(
+        order=last.order, space=space, cov=cov, chi2=float(np.sum(r * r)), dof=dof,
+        residuals=np.asarray(r, float), jacobian=np.asarray(jac, float),
+        converged=bool(res.status > 0), status=int(res.status), message=str(res.message),
+        n_eval=n_eval, n_jac=n_jac, n_iter=n_jac, wall_time=time.perf_counter() - t0,
+        at_bound=[space.free_names[i] for i in np.flatnonzero(res.active_mask)],
+        rcond=rcond, init=last.space.values.copy(),
+    )
+    return rec, model
+
+
+def _apply_misfit_policy(result) -> None:
+    """Switch the misfit likelihood on when ``[misfit] remedy`` says so (in place)."""
+    m = result.config["misfit"]
+    result.uncertainty = {"model": "normal", "switched_on": False,
+                          "meaning": "noise only: sigma taken as known, model exact"}
+    if result.config["fit"]["residual"] != "likelihood" or m["remedy"] == "never":
+        return
+    misfit = not result.adequacy.adequate
+    if m["remedy"] == "auto" and not misfit:
+        return
+    plain = result.last
+    rec, model = misfit_refit(result)
+    result.orders[-1] = rec
+    result.plain_last = plain
+    result.misfit_model = model
+    why = "the adequacy test found a misfit" if misfit else "configured (remedy = always)"
+    result.uncertainty = {**model.describe(), "switched_on": True, "reason": why,
+                          "remedy": f"uncertainties from a {model.sentence()}, switched on "
+                                    f"because {why}"}
+    for key in ("adequacy", "statistics"):  # recomputed at the refitted solution
+        result.__dict__.pop(key, None)
+
+
 # ------------------------------------------------------------------ public entry point
 def _as_beam_maps(data) -> BeamMaps:
     if isinstance(data, BeamMaps):
@@ -583,7 +673,7 @@ def fit(
             FitWarning,
             stacklevel=2,
         )
-    return FitResult(
+    result = FitResult(
         data=data,
         telescope=tel,
         forward=forward,
@@ -591,6 +681,9 @@ def fit(
         sigma_origin=origin,
         config=cfg,
         orders=results,
-        wall_time=time.perf_counter() - t_start,
+        wall_time=0.0,
         compile_time=0.0 if objective.cached else objective.compile_time,
     )
+    _apply_misfit_policy(result)
+    result.wall_time = time.perf_counter() - t_start
+    return result

@@ -51,7 +51,7 @@ __all__ = [
 
 TILTS = (1, 2)  # OSA indices of K(1,-1) and K(1,1)
 NOISE_KINDS = ("auto", "known", "per_map")
-LIKELIHOODS = ("normal", "student_t")
+LIKELIHOODS = ("normal", "student_t", "misfit")
 TILT_MODES = ("free", "pointing", "fixed")
 
 
@@ -281,8 +281,10 @@ def build_model(
     noise : {'auto', 'known', 'per_map'}, optional
         'known': per-sample σ of the data (or of the quick fit); 'per_map': one σ per map
         with a HalfNormal prior; 'auto' (default): known when the data carry σ.
-    likelihood : {'normal', 'student_t'}, optional
-        Student-t (``nu`` degrees of freedom) is robust to outliers.
+    likelihood : {'normal', 'student_t', 'misfit'}, optional
+        Student-t (``nu`` degrees of freedom) is robust to outliers.  'misfit': the misfit
+        likelihood the quick fit switched on (:mod:`bayesoof.inference.likelihood`, with
+        its learned hyper-parameters); the default when the fit has one.
     tilt : {'free', 'pointing', 'fixed'}, optional
         Tilts K(1, ±1) free; tied to per-map pointing offsets (tilts 0, ``pointing`` free);
         or fixed at their start value.  Default: as in the quick fit, else 'free'.
@@ -342,7 +344,15 @@ def build_model(
     noise = noise or pri["noise"].get("kind", "auto")
     if noise not in NOISE_KINDS:
         raise ValueError(f"noise must be one of {NOISE_KINDS}, got {noise!r}")
+    misfit = getattr(fit, "misfit_model", None) if fit is not None else None
+    if likelihood is None and misfit is not None:
+        likelihood = "misfit"  # the quick fit switched its misfit likelihood on: the same one
     lik = likelihood or pri["noise"].get("likelihood", "normal")
+    if lik == "misfit":
+        if misfit is None:
+            raise ValueError("likelihood='misfit' needs a quick-fit result whose misfit "
+                             "likelihood is on (fit.misfit_model)")
+        noise = "known"  # its hyper-parameters scale the quick fit's σ
     if lik not in LIKELIHOODS:
         raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {lik!r}")
     nu = float(nu if nu is not None else pri["noise"].get("nu", 4.0))
@@ -454,7 +464,10 @@ def build_model(
                 initval=resid_sd,
             )
             sig = sig_map[forward.map_index]
-        if lik == "normal":
+        if lik == "misfit":  # likelihood.py's definition, hyper-parameters of the quick fit
+            pm.Potential("beam_misfit_loglike",
+                         misfit.logp_tensor((forward.observed - mu) / sig))
+        elif lik == "normal":
             pm.Normal("beam", mu=mu, sigma=sig, observed=forward.observed, dims="sample")
         else:
             pm.StudentT("beam", nu=nu, mu=mu, sigma=sig, observed=forward.observed, dims="sample")

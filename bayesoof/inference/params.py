@@ -69,7 +69,11 @@ _SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "amplitude": {"free": (bool,)},
     "offset": {"free": (bool,)},
     "pointing": {"free": (bool,), "limit": (int, float)},
+    "misfit": {"remedy": (str,), "model": (str,), "correlation": (int, float),
+               "envelope_power": (int, float), "nu": (int, float), "iterations": (int,),
+               "covariance": (str,)},
 }
+MISFIT_REMEDIES = ("auto", "always", "never")
 _ILLUM_KEYS = {"free": (bool,), "value": (int, float), "lower": (int, float), "upper": (int, float)}
 
 
@@ -167,6 +171,23 @@ def _finite_bounds(lo, hi, source: str, where: str) -> None:
         raise FitConfigError(f"{source}: '{where}' needs lower < upper, got [{lo}, {hi}]")
 
 
+def _validate_misfit(m: dict, source: str) -> None:
+    from bayesoof.inference.likelihood import MISFIT_MODELS
+
+    if m.get("remedy", "auto") not in MISFIT_REMEDIES:
+        raise FitConfigError(f"{source}: 'misfit.remedy' = {m['remedy']!r}; expected one of "
+                             f"{MISFIT_REMEDIES}")
+    if m.get("model", "discrepancy") not in MISFIT_MODELS:
+        raise FitConfigError(f"{source}: 'misfit.model' = {m['model']!r}; expected one of "
+                             f"{MISFIT_MODELS}")
+    if m.get("covariance", "gls") not in ("gls", "sandwich"):
+        raise FitConfigError(f"{source}: 'misfit.covariance' = {m['covariance']!r}; expected "
+                             "'gls' or 'sandwich'")
+    for key in ("correlation", "nu", "iterations"):
+        if key in m and not m[key] > 0:
+            raise FitConfigError(f"{source}: 'misfit.{key}' must be > 0, got {m[key]!r}")
+
+
 def validate_config(cfg: dict, source: str) -> None:
     """Raise :class:`FitConfigError` naming ``source`` and the field for any bad entry."""
     for section, keys in _SCHEMA.items():
@@ -189,6 +210,7 @@ def validate_config(cfg: dict, source: str) -> None:
             f"{source}: 'noise.source' = {cfg['noise']['source']!r}; "
             f"expected one of {NOISE_SOURCES}"
         )
+    _validate_misfit(cfg.get("misfit", {}), source)
     if not 0.0 <= cfg["noise"]["outer_fraction"] < 1.0:
         raise FitConfigError(f"{source}: 'noise.outer_fraction' must be in [0, 1)")
     if f["blas_threads"] < 0:

@@ -335,7 +335,7 @@ class PosteriorResult:
             mus.append(np.asarray(mu, float))
             sigs.append(np.broadcast_to(np.asarray(sig, float), np.shape(mu)))
         mus, sigs = np.array(mus), np.array(sigs)
-        if info.likelihood == "normal":
+        if info.likelihood in ("normal", "misfit"):  # misfit: the white part only
             noise = rng.standard_normal(mus.shape)
         else:
             noise = rng.standard_t(info.nu, size=mus.shape)

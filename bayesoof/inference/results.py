@@ -171,6 +171,12 @@ class FitResult:
         self.orders = orders
         self.wall_time = wall_time
         self.compile_time = compile_time
+        #: the likelihood behind the covariance (set by fit: noise only, or a misfit model)
+        self.uncertainty: dict | None = None
+        #: the noise-only record of the last order when a misfit likelihood replaced it
+        self.plain_last: OrderResult | None = None
+        #: that misfit likelihood (likelihood.py), shared with the PyMC model
+        self.misfit_model = None
         self.created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
     # ---------------------------------------------------------------- contract
@@ -437,8 +443,14 @@ class FitResult:
             "covariance": (
                 "Laplace (J^T J)^-1 of the standardised residuals"
                 + (", times reduced chi2" if self.last.covariance_scaled else
+                   f" under the {self.uncertainty['model']} misfit likelihood"
+                   if (self.uncertainty or {}).get("switched_on") else
                    ", sigma taken as known (not rescaled)")
             ),
+            "uncertainty": self.uncertainty,
+            "noise_only_sd": (None if self.plain_last is None else
+                              dict(zip(self.plain_last.space.free_names,
+                                       self.plain_last.sd.tolist(), strict=True))),
             "phase_rms_rad": {"plain": st["phase_rms"], "plain_sd": st["phase_rms_sd"],
                               "weighted": st["phase_rms_weighted"],
                               "weighted_sd": st["phase_rms_weighted_sd"]},
