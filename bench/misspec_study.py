@@ -145,14 +145,20 @@ def make_data(setting: str, i: int, a):
 
 
 def _record(name, rec_space, sd_full, t, nl) -> dict:
+    from bayesoof.physics import zernike
     from bayesoof.products.maps import plain_rms
 
     J = len(nl)
     K = rec_space.values[:J]
     free = rec_space.free[:J]
-    z = (K[free] - t["K"][free]) / np.where(sd_full[:J][free] > 0, sd_full[:J][free], np.nan)
+    J_all = max(J, t["K"].size)
+    true_K, fit_K = np.zeros(J_all), np.zeros(J_all)
+    true_K[: t["K"].size], fit_K[:J] = t["K"], K
+    z = (K[free] - true_K[:J][free]) / np.where(sd_full[:J][free] > 0, sd_full[:J][free],
+                                                 np.nan)
+    err = plain_rms(fit_K - true_K, zernike.nl_list(zernike.j_to_nl(J_all - 1)[0]))
     return {"method": name, "inside90": int(np.sum(np.abs(z) <= Z90)), "n": int(free.sum()),
-            "z2": float(np.nansum(z * z)), "phase_err": float(plain_rms(K - t["K"], nl))}
+            "z2": float(np.nansum(z * z)), "phase_err": float(err)}
 
 
 def one(setting: str, i: int, a) -> list[dict]:

@@ -345,8 +345,12 @@ def build_model(
     if noise not in NOISE_KINDS:
         raise ValueError(f"noise must be one of {NOISE_KINDS}, got {noise!r}")
     misfit = getattr(fit, "misfit_model", None) if fit is not None else None
-    if likelihood is None and misfit is not None:
-        likelihood = "misfit"  # the quick fit switched its misfit likelihood on: the same one
+    if (likelihood is None and misfit is not None
+            and fit.config["misfit"].get("covariance") == "gls"):
+        # the quick fit maximised its misfit likelihood: the posterior uses the same one.  With
+        # the (default) sandwich covariance it did not, and the marginal discrepancy
+        # likelihood lets the amplitudes drift (measured): then only on request
+        likelihood = "misfit"
     lik = likelihood or pri["noise"].get("likelihood", "normal")
     if lik == "misfit":
         if misfit is None:

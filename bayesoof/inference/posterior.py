@@ -452,8 +452,14 @@ def _posterior_adequacy(info, fm, resid, mus, sigs, n_free: int, seed: int):
 
     ppp = ppp_chi2(fm.observed, mus, sigs, seed) if info.likelihood == "normal" else None
     names = [m.name or f"map{i}" for i, m in enumerate(fm.data.maps)]
+    remedy = None
+    if info.likelihood == "misfit":
+        remedy = f"posterior under the quick fit's {info.fit.misfit_model.sentence()}"
+    elif info.likelihood == "normal":
+        remedy = ("posterior under the noise-only likelihood: its intervals are too narrow "
+                  "for this misfit (the quick fit's misfit covariance is the honest one)")
     return assess(resid, fm.map_slices, [(m.u, m.v) for m in fm.data.maps], n_free, names,
-                  ppp=ppp)
+                  ppp=ppp, remedy=remedy)
 
 
 def _label(name: str) -> str:

@@ -158,6 +158,8 @@ class Summary(TypedDict):
     converged: bool
     status: str
     adequacy: dict[str, Any]
+    uncertainty: NotRequired[dict[str, Any] | None]  # likelihood behind the covariance
+    noise_only_sd: NotRequired[dict[str, float] | None]  # sd before a misfit model
     at_bound: list[str]
     per_order: list[OrderEntry]
     wall_time_s: float

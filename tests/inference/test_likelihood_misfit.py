@@ -1,4 +1,4 @@
-"""Misfit likelihoods (likelihood.py): exact identities, hyper-parameter recovery, one definition."""
+"""Misfit likelihoods (likelihood.py): exact identities, hyper-parameters, one definition."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ def _study():
 @pytest.fixture(scope="module")
 def rows():
     study = _study()
-    args = types.SimpleNamespace(n_grid=25, snr=300.0, seed=11, order=4, candidates=[])
+    args = types.SimpleNamespace(n_grid=25, snr=300.0, seed=11, order=None, candidates=[])
     out = []
     for setting in ("baseline", "all"):
         for i in range(2):
