@@ -18,7 +18,10 @@ of one is the other (no dense samples × lattice matrix is formed):
 * :class:`KernelSpread` — sample values (C, M) -> lattice values (C, Nu, Nv), a scatter-add.
 
 Each sample ``i`` reads the w × w lattice block starting at ``(ku[i], kv[i])`` with the
-separable weights ``wu[i, a] wv[i, b]``.  Both Ops have C code (PyTensor's default
+separable weights ``wu[i, a] wv[i, b]``.  The C planes (C even) are interpolated
+independently, in pairs (real and imaginary parts); batched inputs (``vectorize_graph``,
+used by the fit's forward-mode Jacobian) fold their batch axes into C, so one call serves
+every direction.  Both Ops have C code (PyTensor's default
 backend), a NumPy ``perform`` and JAX implementations (:mod:`bayesoof.physics.jax_ops`).
 """
 
@@ -28,7 +31,9 @@ import numpy as np
 import pytensor.tensor as pt
 from pytensor.gradient import DisconnectedType, grad_not_implemented
 from pytensor.graph.basic import Apply
+from pytensor.graph.replace import _vectorize_node
 from pytensor.link.c.op import COp
+from pytensor.tensor.blockwise import vectorize_node_fallback
 
 __all__ = [
     "KernelGather",
@@ -94,12 +99,11 @@ def _check_inputs(op, values, ku, kv, wu, wv, values_ndim):
     values = pt.as_tensor_variable(values)
     ku, kv = pt.as_tensor_variable(ku), pt.as_tensor_variable(kv)
     wu, wv = pt.as_tensor_variable(wu), pt.as_tensor_variable(wv)
-    if values.ndim != values_ndim or values.dtype != "float64" or values.type.shape[0] not in (
-        None, 2,
-    ):
+    first = values.type.shape[0] if values.ndim else None
+    if values.ndim != values_ndim or values.dtype != "float64" or (first or 0) % 2:
         raise TypeError(
-            f"{name}: values must be float64 of {values_ndim} dimensions, the first of"
-            f" length 2 (real, imaginary), got {values.type}"
+            f"{name}: values must be float64 of {values_ndim} dimensions, the first of even"
+            f" length (planes in pairs, e.g. real and imaginary parts), got {values.type}"
         )
     for label, k in (("ku", ku), ("kv", kv)):
         if k.ndim != 1 or k.dtype != "int64":
@@ -139,13 +143,14 @@ _C_PROLOGUE = """
     PyArrayObject *a_wv = PyArray_GETCONTIGUOUS(%(wv)s);
     double *lat = NULL;
     int err = (!a_in || !a_ku || !a_kv || !a_wu || !a_wv);
-    npy_intp M = 0;
+    npy_intp M = 0, NC = 0;
     const npy_intp NU = %(nu)d, NV = %(nv)d;
     if (!err) {
         M = PyArray_DIMS(a_ku)[0];
+        NC = PyArray_DIMS(a_in)[0];
         if (PyArray_DIMS(a_kv)[0] != M || PyArray_DIMS(a_wu)[0] != M
                 || PyArray_DIMS(a_wv)[0] != M || PyArray_DIMS(a_wu)[1] != W
-                || PyArray_DIMS(a_wv)[1] != W || PyArray_DIMS(a_in)[0] != 2 || %(shape_bad)s) {
+                || PyArray_DIMS(a_wv)[1] != W || NC %% 2 != 0 || %(shape_bad)s) {
             PyErr_SetString(PyExc_ValueError, "%(op)s: inconsistent input shapes");
             err = 1;
         }
@@ -198,7 +203,7 @@ class _KernelOp(COp):
 
     def c_code_cache_version(self):
         """Version of the C code (bump on any change)."""
-        return (2,)
+        return (3,)
 
     def c_compile_args(self, **kwargs):
         """Compile the loops with full optimisation."""
@@ -264,17 +269,17 @@ class KernelGather(_KernelOp):
                  shape_bad="PyArray_DIMS(a_in)[1] != NU || PyArray_DIMS(a_in)[2] != NV")
         body = """
     if (!err) {
-        npy_intp dims[2] = {2, M};
-        if (%(z)s == NULL || PyArray_NDIM(%(z)s) != 2 || PyArray_DIMS(%(z)s)[0] != 2
+        npy_intp dims[2] = {NC, M};
+        if (%(z)s == NULL || PyArray_NDIM(%(z)s) != 2 || PyArray_DIMS(%(z)s)[0] != NC
                 || PyArray_DIMS(%(z)s)[1] != M || !PyArray_IS_C_CONTIGUOUS(%(z)s)) {
             Py_XDECREF(%(z)s);
             %(z)s = (PyArrayObject *) PyArray_EMPTY(2, dims, NPY_FLOAT64, 0);
             if (!%(z)s) err = 1;
         }
     }
-    if (!err) {
-        const double *G = (const double *) PyArray_DATA(a_in);
-        double *Z = (double *) PyArray_DATA(%(z)s);
+    for (npy_intp pair = 0; !err && pair < NC / 2; ++pair) {
+        const double *G = (const double *) PyArray_DATA(a_in) + 2 * pair * NU * NV;
+        double *Z = (double *) PyArray_DATA(%(z)s) + 2 * pair * M;
         for (npy_intp p = 0; p < NU * NV; ++p) {
             lat[2 * p] = G[p];
             lat[2 * p + 1] = G[NU * NV + p];
@@ -348,16 +353,18 @@ class KernelSpread(_KernelOp):
                  shape_bad="PyArray_DIMS(a_in)[1] != M")
         body = """
     if (!err) {
-        npy_intp dims[3] = {2, NU, NV};
-        if (%(z)s == NULL || PyArray_NDIM(%(z)s) != 3 || !PyArray_IS_C_CONTIGUOUS(%(z)s)) {
+        npy_intp dims[3] = {NC, NU, NV};
+        if (%(z)s == NULL || PyArray_NDIM(%(z)s) != 3 || PyArray_DIMS(%(z)s)[0] != NC
+                || !PyArray_IS_C_CONTIGUOUS(%(z)s)) {
             Py_XDECREF(%(z)s);
             %(z)s = (PyArrayObject *) PyArray_EMPTY(3, dims, NPY_FLOAT64, 0);
             if (!%(z)s) err = 1;
         }
     }
-    if (!err) {
-        const double *S = (const double *) PyArray_DATA(a_in);
-        double *Z = (double *) PyArray_DATA(%(z)s);
+    for (npy_intp pair = 0; !err && pair < NC / 2; ++pair) {
+        const double *S = (const double *) PyArray_DATA(a_in) + 2 * pair * M;
+        double *Z = (double *) PyArray_DATA(%(z)s) + 2 * pair * NU * NV;
+        memset(lat, 0, sizeof(double) * 2 * NU * NV);
         for (npy_intp i = 0; i < M; ++i) {
             const double *pu = WU + i * W, *pv = WV + i * W;
             double *base = lat + 2 * (KU[i] * NV + KV[i]);
@@ -380,3 +387,21 @@ class KernelSpread(_KernelOp):
     }
 """
         return "{" + (_C_PROLOGUE + body + _C_EPILOGUE) % d + "}"
+
+
+@_vectorize_node.register(KernelGather)
+@_vectorize_node.register(KernelSpread)
+def _vectorize_kernel_op(op, node, values, ku, kv, wu, wv):
+    """Batch axes of the values folded into the plane axis: one call for the whole batch."""
+    data = (ku, kv, wu, wv)
+    if any(new.type.ndim != old.type.ndim for new, old in zip(data, node.inputs[1:], strict=True)):
+        return vectorize_node_fallback(op, node, values, ku, kv, wu, wv)
+    core = node.inputs[0].type.ndim
+    n_batch = values.type.ndim - core
+    if n_batch == 0:
+        return op.make_node(values, ku, kv, wu, wv)
+    batch = [values.shape[i] for i in range(n_batch)]
+    planes = values.reshape((-1, *[values.shape[i] for i in range(n_batch + 1, values.ndim)]))
+    out = op(planes, ku, kv, wu, wv)
+    rest = [out.shape[i] for i in range(1, out.ndim)]
+    return [out.reshape((*batch, values.shape[n_batch], *rest))]

@@ -247,3 +247,23 @@ def test_nufft_builds_no_samples_by_pixels_matrix():
     t = NUFFT(x, 0.009, u, v)
     sizes = [a.size for a in (t.dft.mu, t.dft.mv, t.wu, t.wv, t.ku, t.kv)]
     assert max(sizes) <= 20000 * t.width  # the per-sample taps, linear in M
+
+
+def test_kernel_ops_vectorize_into_one_call(plan):
+    """vectorize_graph (the fit's Jacobian over directions) folds the batch into the plane
+    axis: the same numbers as one call per item, and no Blockwise loop in the graph."""
+    from pytensor.graph.replace import vectorize_graph
+    from pytensor.tensor.blockwise import Blockwise
+
+    ku, kv, wu, wv, _ = plan
+    rng = np.random.default_rng(11)
+    for op_cls, core in ((gridding.KernelGather, (2, NU, NV)), (gridding.KernelSpread, (2, M))):
+        x = pt.tensor(dtype="float64", shape=(None,) * len(core))
+        out = op_cls(NU, NV, W)(x, ku, kv, wu, wv)
+        xb = pt.tensor(dtype="float64", shape=(None,) * (len(core) + 1))
+        fb = pytensor.function([xb], vectorize_graph(out, {x: xb}))
+        f1 = pytensor.function([x], out)
+        assert not any(isinstance(n.op, Blockwise) for n in fb.maker.fgraph.apply_nodes)
+        batch = rng.normal(size=(3, *core))
+        np.testing.assert_allclose(fb(batch), np.stack([f1(b) for b in batch]), rtol=0,
+                                   atol=1e-13)  # identical arithmetic, same order
