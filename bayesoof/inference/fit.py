@@ -13,9 +13,10 @@ vector (in two parts, see :class:`Objective`), matrices whose rows select the fr
 directions, the data and σ; the order-n fit is the order-N model with K(n' > n) fixed at
 0.  Compiled functions are cached per geometry (sample positions, d_z, wavelength,
 telescope, aperture sampling, order, illumination, residual), so refitting new data on
-the same grid does not recompile.  While fitting, BLAS runs single-threaded
-(``fit.blas_threads``, via threadpoolctl): the products are small and two
-threads competing on a 2-core machine were several times slower.
+the same grid does not recompile, in the process and across runs
+(:mod:`bayesoof.inference.compiled_cache`: re-linking only, no graph rewriting).
+While fitting, BLAS runs single-threaded (``fit.blas_threads``, via threadpoolctl): the
+products are small and two threads competing on a 2-core machine were several times slower.
 
 The covariance is the Laplace approximation ``(JᵀJ)⁻¹`` of the standardised residuals
 at the optimum: with σ known it is used as is (no χ² rescaling); ``covariance_scale =
@@ -49,6 +50,7 @@ from scipy.optimize import least_squares
 
 from bayesoof.data.containers import BeamMaps, DataError
 from bayesoof.data.noise import resolve_sigma
+from bayesoof.inference import compiled_cache
 from bayesoof.inference.likelihood import (
     misfit_model,
     predict,
@@ -218,7 +220,14 @@ def _objective(forward: ForwardModel, space: ParameterSpace, residual: str) -> O
         obj = _CACHE[key]
         obj.cached = True
         return obj
-    obj = Objective(forward, space, residual)
+    t0 = time.perf_counter()
+    obj = compiled_cache.load(key) if key is not None else None
+    if obj is not None:  # compiled in an earlier run: only re-linked
+        obj.compile_time = time.perf_counter() - t0
+    else:
+        obj = Objective(forward, space, residual)
+        if key is not None:
+            compiled_cache.store(key, obj)
     obj.cached = False
     if key is not None:
         _CACHE[key] = obj

@@ -43,7 +43,7 @@ from bayesoof.io import (
     run_stem,
     write_csv,
     write_fits,
-    write_netcdf,
+    write_netcdf_groups,
     write_summary,
     write_text,
 )
@@ -522,6 +522,11 @@ class FitResult:
         Groups: map_estimate, laplace, observed_data, constant_data.
         """
         import arviz as az
+
+        return az.InferenceData(**self._inference_groups(n_phase))
+
+    def _inference_groups(self, n_phase: int) -> dict:
+        """The groups of :meth:`to_inference_data` as xarray Datasets (no ArviZ import)."""
         import xarray as xr
 
         sp = self.space
@@ -593,8 +598,8 @@ class FitResult:
              "d_z_of_map": ("map", self.data.d_z, {"units": "m"})},
             coords=sample_coords | {"map": maps},
         )
-        return az.InferenceData(map_estimate=est, laplace=lap, observed_data=obs,
-                                constant_data=const)
+        return {"map_estimate": est, "laplace": lap, "observed_data": obs,
+                "constant_data": const}
 
     # ---------------------------------------------------------------- files
     def _order_files(self, run: Path, o: OrderResult, n_phase: int) -> None:
@@ -656,7 +661,7 @@ class FitResult:
         """
         run = new_run_dir(out, stem or run_stem(self.data.source))
         write_summary(run, self.summary())
-        write_netcdf(run / "result.nc", self.to_inference_data(n_phase))
+        write_netcdf_groups(run / "result.nc", self._inference_groups(n_phase))
         for o in self.orders:
             self._order_files(run, o, n_phase)
         self._phase_fits(run / "phase.fits", n_phase)

@@ -1,8 +1,8 @@
 """Run directories and files: atomic writers, JSON cleaning, the summary.json schema.
 
 * :mod:`bayesoof.io.atomic` -- ``write_text``, ``write_json``, ``write_csv``,
-  ``write_fits``, ``write_netcdf``: temporary file in the target directory, umask
-  honoured, never overwriting unless asked.
+  ``write_fits``, ``write_netcdf``, ``write_netcdf_groups``: temporary file in the target
+  directory, umask honoured, never overwriting unless asked.
 * :mod:`bayesoof.io.jsonclean` -- :func:`clean` (NumPy to Python, NaN to null).
 * :mod:`bayesoof.io.rundir` -- :func:`new_run_dir`, :func:`staged_run`.
 * :mod:`bayesoof.io.summary` -- the typed, versioned ``summary.json``.
@@ -17,6 +17,7 @@ from bayesoof.io.atomic import (
     write_fits,
     write_json,
     write_netcdf,
+    write_netcdf_groups,
     write_text,
 )
 from bayesoof.io.jsonclean import clean
@@ -48,6 +49,7 @@ __all__ = [
     "write_fits",
     "write_json",
     "write_netcdf",
+    "write_netcdf_groups",
     "write_summary",
     "write_text",
 ]

@@ -123,6 +123,25 @@ def write_fits(path, hdul, *, overwrite: bool = False) -> Path:
     return atomic_path(path, write, overwrite=overwrite)
 
 
+def write_netcdf_groups(path, groups: dict, *, overwrite: bool = False) -> Path:
+    """Write xarray Datasets as the named groups of one netCDF-4 file (h5netcdf), atomically.
+
+    The layout of ArviZ's ``InferenceData.to_netcdf`` (one group per dataset, numeric
+    variables zlib-compressed), so ``arviz.from_netcdf`` reads it; written without
+    importing ArviZ (which imports matplotlib: seconds of start-up for the quick fit).
+    """
+
+    def write(tmp: Path) -> None:
+        mode = "w"
+        for name, ds in groups.items():
+            encoding = {k: {"zlib": True} for k, v in ds.variables.items()
+                        if v.dtype.kind in "biufcS"}
+            ds.to_netcdf(str(tmp), mode=mode, group=name, engine="h5netcdf", encoding=encoding)
+            mode = "a"
+
+    return atomic_path(path, write, overwrite=overwrite)
+
+
 def write_netcdf(path, dataset, *, overwrite: bool = False) -> Path:
     """Write an xarray Dataset or ArviZ InferenceData as netCDF-4 (h5netcdf) atomically."""
     return atomic_path(

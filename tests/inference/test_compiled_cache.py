@@ -1,0 +1,58 @@
+"""The on-disk cache of compiled objectives: round trip, invalidation, eviction, and a fit
+that reuses a function compiled by an earlier run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bayesoof.inference import compiled_cache
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("BAYESOOF_CACHE_DIR", str(tmp_path / "compiled"))
+    return tmp_path / "compiled"
+
+
+def test_store_load_roundtrip_and_keys(cache):
+    compiled_cache.store("geometry-a", {"x": np.arange(3)})
+    assert compiled_cache.load("geometry-a")["x"].tolist() == [0, 1, 2]
+    assert compiled_cache.load("geometry-b") is None  # another key: nothing
+
+
+def test_unreadable_entry_is_dropped(cache):
+    compiled_cache.store("k", [1, 2])
+    (path,) = cache.glob("objective-*.pkl")
+    path.write_bytes(b"not a pickle")
+    assert compiled_cache.load("k") is None
+    assert not path.exists()
+
+
+def test_at_most_max_entries(cache):
+    for i in range(compiled_cache.MAX_ENTRIES + 3):
+        compiled_cache.store(f"k{i}", i)
+    assert len(list(cache.glob("objective-*.pkl"))) == compiled_cache.MAX_ENTRIES
+    assert compiled_cache.load("k0") is None  # the oldest went first
+    assert compiled_cache.load(f"k{compiled_cache.MAX_ENTRIES + 2}") is not None
+
+
+def test_disabled(monkeypatch, tmp_path):
+    monkeypatch.setenv("BAYESOOF_CACHE_DIR", "off")
+    compiled_cache.store("k", 1)
+    assert compiled_cache.load("k") is None
+
+
+def test_fit_reuses_function_compiled_by_an_earlier_run(cache):
+    """A new process (emptied in-memory cache) loads the stored objective: same result."""
+    from bayesoof.data.fitsio import read_beam_maps
+    from bayesoof.inference import fit as fit_mod
+    from bayesoof.simulate import example_path
+
+    data = read_beam_maps(example_path())
+    fit_mod._CACHE.clear()
+    first = fit_mod.fit(data, "effelsberg", order=1)
+    assert len(list(cache.glob("objective-*.pkl"))) == 1
+    fit_mod._CACHE.clear()  # as in a new process
+    second = fit_mod.fit(data, "effelsberg", order=1)
+    np.testing.assert_array_equal(first.theta, second.theta)  # same compiled arithmetic
