@@ -62,6 +62,8 @@ CANDIDATES = {
     "student_t": {"kind": "student_t"},
     "disc_gls": {"kind": "discrepancy", "covariance": "gls", "envelope_power": 0.5},
     "disc_sandwich": {"kind": "discrepancy", "covariance": "sandwich", "envelope_power": 0.5},
+    "hac2": {"kind": "hac", "hac_bandwidth": 2.0},
+    "hac4": {"kind": "hac", "hac_bandwidth": 4.0},
     "disc_gls_e0": {"kind": "discrepancy", "covariance": "gls", "envelope_power": 0.0},
     "disc_gls_c2": {"kind": "discrepancy", "covariance": "gls", "envelope_power": 0.5,
                     "correlation": 2.0},
@@ -246,19 +248,44 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--workers", type=int, default=1, help="dask LocalCluster processes")
     p.add_argument("--json", default=None, help="write every record and the table here")
+    p.add_argument("--rows", default=None,
+                   help="append every record to this JSON-lines file as it completes")
+    p.add_argument("--table-from", default=None,
+                   help="only print the table of a --rows file (e.g. of a run still going)")
     a = p.parse_args(argv)
-    jobs = [(s, i) for s in a.settings for i in range(a.datasets)]
+    if a.table_from:
+        with open(a.table_from) as fh:
+            rows = [json.loads(line) for line in fh if line.strip()]
+        print_table(summarise(rows))
+        return 0
+    # datasets interleaved across settings, so that a partial run covers every setting
+    jobs = [(s, i) for i in range(a.datasets) for s in a.settings]
     t0 = time.perf_counter()
-    if a.workers > 1:
-        from dask.distributed import Client, LocalCluster
+    sink = open(a.rows, "a") if a.rows else None  # noqa: SIM115 - closed below
+    rows = []
 
-        with LocalCluster(n_workers=a.workers, threads_per_worker=1,
-                          processes=True, dashboard_address=None) as cluster, \
-                Client(cluster) as client:
-            futures = client.map(lambda job: one(job[0], job[1], a), jobs, pure=False)
-            rows = [r for f in futures for r in f.result()]
-    else:
-        rows = [r for s, i in jobs for r in one(s, i, a)]
+    def keep(recs):
+        rows.extend(recs)
+        if sink:
+            sink.write("".join(json.dumps(r) + "\n" for r in recs))
+            sink.flush()
+
+    try:
+        if a.workers > 1:
+            from dask.distributed import Client, LocalCluster, as_completed
+
+            with LocalCluster(n_workers=a.workers, threads_per_worker=1,
+                              processes=True, dashboard_address=None) as cluster, \
+                    Client(cluster) as client:
+                futures = client.map(lambda job: one(job[0], job[1], a), jobs, pure=False)
+                for fut in as_completed(futures):
+                    keep(fut.result())
+        else:
+            for s, i in jobs:
+                keep(one(s, i, a))
+    finally:
+        if sink:
+            sink.close()
     table = summarise(rows)
     print(f"misspecification study: {a.datasets} datasets per setting, n_grid {a.n_grid}, "
           f"SNR {a.snr:g}, fit order {a.order or 'default'}; "

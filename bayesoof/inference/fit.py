@@ -52,6 +52,8 @@ from bayesoof.data.containers import BeamMaps, DataError
 from bayesoof.data.noise import resolve_sigma
 from bayesoof.inference import compiled_cache
 from bayesoof.inference.likelihood import (
+    HACCovariance,
+    hac_score_covariance,
     misfit_model,
     predict,
     pyoof_normalised_residuals,
@@ -513,6 +515,21 @@ def misfit_refit(result, kind: str | None = None, **options):
     offsets = last.space.params_dict()["offset"][forward.map_index]
     signal = (observed - sig * last.residuals - offsets) / sig
     beam_width = forward.wavelength / (2.0 * result.telescope.radius)
+    if m["model"] == "hac":  # θ stays; spatial-HAC sandwich covariance around it
+        t0 = time.perf_counter()
+        jac = last.jacobian
+        pos = [(mm.u, mm.v) for mm in forward.data.maps]
+        meat = hac_score_covariance(jac, last.residuals, forward.map_slices, pos,
+                                    m["hac_bandwidth"] * beam_width)
+        cov = last.cov @ meat @ last.cov
+        rec = OrderResult(
+            order=last.order, space=last.space, cov=cov, chi2=last.chi2, dof=last.dof,
+            residuals=last.residuals, jacobian=jac, converged=last.converged,
+            status=last.status, message=last.message, n_eval=0, n_jac=0, n_iter=0,
+            wall_time=time.perf_counter() - t0, at_bound=list(last.at_bound),
+            rcond=last.rcond, init=last.init,
+        )
+        return rec, HACCovariance(m["hac_bandwidth"])
     model = misfit_model(m["model"], forward, signal, beam_width, m["correlation"],
                          m["envelope_power"], m["nu"])
     t0 = time.perf_counter()

@@ -16,7 +16,9 @@ __all__ = [
     "MISFIT_MODELS",
     "Discrepancy",
     "NoisePerMap",
+    "HACCovariance",
     "StudentT",
+    "hac_score_covariance",
     "misfit_model",
     "predict",
     "pyoof_normalised_residuals",
@@ -64,7 +66,7 @@ def pyoof_normalised_residuals(power, observed, map_slices):
 # ``logp_tensor`` is the same log-likelihood as a PyTensor graph for the PyMC model
 # (hyper-parameters fixed at the quick fit's values: empirical Bayes).
 
-MISFIT_MODELS = ("discrepancy", "noise_per_map", "student_t")
+MISFIT_MODELS = ("discrepancy", "noise_per_map", "student_t", "hac")
 
 
 class NoisePerMap:
@@ -335,3 +337,60 @@ def misfit_model(kind: str, forward, signal, beam_width: float, correlation: flo
         pos = [(m.u, m.v) for m in forward.data.maps]
         return Discrepancy(slices, pos, signal, beam_width, correlation, envelope_power)
     raise ValueError(f"misfit model {kind!r}; expected one of {MISFIT_MODELS}")
+
+
+def hac_score_covariance(jac, r, map_slices, positions, bandwidth: float) -> np.ndarray:
+    """Spatial HAC estimate of the variance of the score Jᵀr under correlated residuals.
+
+    ``B = Σ_i Σ_j w_ij (J_i r_i)(J_j r_j)ᵀ`` over pairs of samples of the same map, with the
+    product Bartlett weight ``w = (1 - |Δu|/L)(1 - |Δv|/L)`` for |Δu|, |Δv| < L (a positive
+    semi-definite kernel; Conley 1999).  With white residuals it reduces to Σ r_i² J_iᵀ J_i
+    (about the noise-only information times the reduced χ²); structured residuals add the
+    cross terms.  The least-squares covariance under misfit is then ``A⁻¹ B A⁻¹``.
+    ``positions`` per map (u, v) and ``bandwidth`` L in the same unit (rad).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.spatial import cKDTree
+
+    jac, r = np.asarray(jac, float), np.asarray(r, float)
+    out = np.zeros((jac.shape[1], jac.shape[1]))
+    for sl, (u, v) in zip(map_slices, positions, strict=True):
+        g = jac[sl] * r[sl, None]
+        pts = np.column_stack([u, v])
+        tree = cKDTree(pts)
+        pairs = tree.query_pairs(bandwidth, p=np.inf, output_type="ndarray")
+        d = np.abs(pts[pairs[:, 0]] - pts[pairs[:, 1]]) / bandwidth
+        w = (1.0 - d[:, 0]) * (1.0 - d[:, 1])
+        n = g.shape[0]
+        W = coo_matrix((w, (pairs[:, 0], pairs[:, 1])), shape=(n, n)).tocsr()
+        cross = g.T @ (W @ g)
+        out += g.T @ g + cross + cross.T
+    return out
+
+
+class HACCovariance:
+    """Record of the spatial-HAC sandwich (not a likelihood: θ stays the least-squares one).
+
+    The posterior has no counterpart: ``logp_tensor`` is the noise-only Gaussian.
+    """
+
+    name = "hac"
+
+    def __init__(self, bandwidth: float):
+        self.bandwidth = float(bandwidth)
+
+    def describe(self) -> dict:
+        """For summary.json."""
+        return {"model": self.name, "bandwidth_beamwidths": self.bandwidth,
+                "meaning": ("least-squares estimate; covariance A^-1 B A^-1 with B the "
+                            "spatial-HAC (product Bartlett, bandwidth in lambda/D) variance of "
+                            "the score J'r under correlated residuals")}
+
+    def sentence(self) -> str:
+        """Short account for the CLI line."""
+        return (f"spatial-HAC sandwich covariance (residual correlation within "
+                f"{self.bandwidth:g} beam widths)")
+
+    def logp_tensor(self, r):
+        """Noise-only Gaussian log-likelihood (constants dropped)."""
+        return -0.5 * pt.sum(r * r)

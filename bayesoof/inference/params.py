@@ -71,7 +71,7 @@ _SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "pointing": {"free": (bool,), "limit": (int, float)},
     "misfit": {"remedy": (str,), "model": (str,), "correlation": (int, float),
                "envelope_power": (int, float), "nu": (int, float), "iterations": (int,),
-               "covariance": (str,)},
+               "covariance": (str,), "hac_bandwidth": (int, float)},
 }
 MISFIT_REMEDIES = ("auto", "always", "never")
 _ILLUM_KEYS = {"free": (bool,), "value": (int, float), "lower": (int, float), "upper": (int, float)}

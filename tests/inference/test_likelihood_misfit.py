@@ -106,3 +106,47 @@ def test_noise_per_map():
     np.testing.assert_allclose(m.whiten(r), np.concatenate([np.ones(400), -np.ones(600)]))
     x = pt.vector("r")
     assert float(pytensor.function([x], m.logp_tensor(x))(r)) == pytest.approx(-500.0)
+
+
+def test_hac_score_covariance_matches_its_definition():
+    from bayesoof.inference.likelihood import hac_score_covariance
+
+    slices, pos, _, rng = _two_maps(n=400)
+    n = 800
+    jac, r = rng.standard_normal((n, 3)), rng.standard_normal(n)
+    L = 0.25  # 2.5 lattice steps
+    got = hac_score_covariance(jac, r, slices, pos, L)
+    want = np.zeros((3, 3))
+    for sl, (u, v) in zip(slices, pos, strict=True):
+        g = jac[sl] * r[sl, None]
+        du = np.abs(u[:, None] - u[None, :]) / L
+        dv = np.abs(v[:, None] - v[None, :]) / L
+        w = np.clip(1 - du, 0, None) * np.clip(1 - dv, 0, None)
+        want += g.T @ w @ g
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    assert np.all(np.linalg.eigvalsh(got) > 0)
+
+
+def test_hac_is_neutral_on_white_and_inflates_on_correlated_residuals():
+    from bayesoof.inference.likelihood import hac_score_covariance
+
+    rng = np.random.default_rng(8)
+    side = 60
+    ax = np.arange(side, dtype=float)
+    u, v = (a.ravel() for a in np.meshgrid(ax, ax))
+    n = u.size
+    jac = np.column_stack([np.ones(n), np.sin(u / 9.0), np.cos(v / 7.0)])
+    info = jac.T @ jac
+    white = hac_score_covariance(jac, rng.standard_normal(n), [slice(0, n)], [(u, v)], 3.0)
+    # white residuals: the meat equals Jᵀ J up to sampling noise (each entry a sum of ~n·25
+    # products; relative sd ≈ sqrt(25·... )/n ≈ 10 % for the diagonal, tolerance 35 %)
+    np.testing.assert_allclose(np.diag(white), np.diag(info), rtol=0.35)
+    # residuals correlated over ~3 samples (a moving average of white noise, unit variance):
+    # the variance of Jᵀr grows by about the correlation area (≈ 9 here), so the HAC meat
+    # must be several times Jᵀ J along the smooth columns
+    k = np.ones(3) / 3.0
+    field = rng.standard_normal((side + 2, side + 2))
+    smooth = np.apply_along_axis(lambda x: np.convolve(x, k, "valid"), 0, field)
+    smooth = np.apply_along_axis(lambda x: np.convolve(x, k, "valid"), 1, smooth) * 3.0
+    corr = hac_score_covariance(jac, smooth.ravel(), [slice(0, n)], [(u, v)], 5.0)
+    assert corr[0, 0] > 3 * info[0, 0]
