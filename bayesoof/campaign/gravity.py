@@ -34,6 +34,7 @@ K prior of ``presets/priors/default.toml``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -49,6 +50,7 @@ __all__ = [
     "design",
     "fit_gravity",
     "joint_laplace",
+    "load_gravity",
     "marginal_loglik",
     "stage1_from_fits",
     "stage1_from_posteriors",
@@ -480,28 +482,75 @@ class GravityResult:
         }
 
     def to_inference_data(self):
-        """InferenceData with the stage-1 input and the thermal part as extra groups."""
+        """InferenceData of the gravity model.
+
+        Groups: posterior (τ, A, B, C), sample_stats, and two extra groups: ``stage1`` (each
+        observation's K̂ and covariance over all J terms, elevation, the modelled terms) and
+        ``thermal`` (measured minus gravity model, with sd).
+        """
+        import warnings
+
         import xarray as xr
 
         s1 = self.stage1
         th = self.thermal()
-        idata = self.idata.copy()
-        coords = {"obs": list(map(str, s1.labels)), "term": s1.term_names,
-                  "elevation": ("obs", s1.elevation)}
+        obs = list(map(str, s1.labels))
+        names = [f"K({n},{l})" for n, l in s1.nl]
         thermal = xr.Dataset({"mean": (("obs", "term"), th["mean"]),
-                              "sd": (("obs", "term"), th["sd"])}, coords=coords,
+                              "sd": (("obs", "term"), th["sd"])},
+                             coords={"obs": obs, "term": s1.term_names,
+                                     "elevation": ("obs", s1.elevation)},
                              attrs={"definition": "measured K minus gravity model, waves"})
         stage = xr.Dataset(
-            {"K": (("obs", "term"), s1.y), "K_cov": (("obs", "term", "term_"), s1.S)},
-            coords=coords | {"term_": s1.term_names},
-            attrs={"source": s1.source, "wavelength_m": s1.wavelength},
+            {"K": (("obs", "zernike"), s1.K), "K_cov": (("obs", "zernike", "zernike_"), s1.cov),
+             "elevation": ("obs", s1.elevation), "modelled": ("term", s1.terms)},
+            coords={"obs": obs, "zernike": names, "zernike_": names, "term": s1.term_names,
+                    "n": ("zernike", [n for n, _ in s1.nl]),
+                    "l": ("zernike", [l for _, l in s1.nl])},
+            attrs={"source": s1.source, "wavelength_m": s1.wavelength,
+                   "coef_rms": self.coef_rms, "scatter_rms": self.scatter_rms},
         )
-        import warnings
-
+        idata = self.idata.copy()
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*group.*")
             idata.add_groups({"thermal": thermal, "stage1": stage})
         return idata
+
+    def save(self, run_dir, telescope: str | None = None) -> Path:
+        """Write ``summary.json``, ``gravity.nc`` and ``thermal.csv`` into ``run_dir``."""
+        from bayesoof.io import write_csv, write_json, write_netcdf
+        from bayesoof.io.jsonclean import clean
+
+        run_dir = Path(run_dir)
+        summ = self.summary()
+        summ["telescope"] = telescope
+        write_json(run_dir / "summary.json", clean(summ))
+        write_netcdf(run_dir / "gravity.nc", self.to_inference_data())
+        s1 = self.stage1
+        th = self.thermal()
+        rows = [["observation", "elevation_deg", "n", "l", "thermal_wave", "sd_wave"]]
+        for i in range(s1.n_obs):
+            for k, j in enumerate(s1.terms):
+                rows.append([s1.labels[i], f"{s1.elevation[i]:.4f}", s1.nl[j][0], s1.nl[j][1],
+                             repr(float(th["mean"][i, k])), repr(float(th["sd"][i, k]))])
+        write_csv(run_dir / "thermal.csv", rows)
+        return run_dir
+
+
+def load_gravity(run_dir) -> GravityResult:
+    """Rebuild a :class:`GravityResult` from a gravity run directory (``gravity.nc``)."""
+    import arviz as az
+
+    path = Path(run_dir) / "gravity.nc"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir}: no gravity.nc (not a 'bayesoof gravity' run)")
+    idata = az.from_netcdf(path)
+    st = idata.stage1
+    nl = list(zip(st["n"].values.tolist(), st["l"].values.tolist(), strict=True))
+    s1 = Stage1(st["elevation"].values, st["K"].values, st["K_cov"].values, nl,
+                float(st.attrs["wavelength_m"]), st["obs"].values.tolist(),
+                str(st.attrs.get("source", "laplace")), np.asarray(st["modelled"].values))
+    return GravityResult(idata, s1, float(st.attrs["coef_rms"]), float(st.attrs["scatter_rms"]))
 
 
 def fit_gravity(stage1: Stage1, draws: int = 1000, tune: int = 1000, chains: int = 4,

@@ -8,6 +8,9 @@ Subcommands (``bayesoof SUBCOMMAND --help`` for each):
 * ``plot RUN_DIR``     (re)make all plots of a run
 * ``info FILE|RUN``    what is in a beam-map file or a run directory
 * ``convert IN OUT``   between the pyoof and Nikolic FITS formats
+* ``batch FILES|DIR``  fit many observations on Dask -> campaign folder and table
+* ``gravity CAMPAIGN`` elevation model K(el) = A sin el + B cos el + C with scatter
+* ``surface RUN_DIR``  active-surface commands (Effelsberg table, GBT Zernike, CSV) with sd
 
 Exit status: 0 on success; 1 with a one-line ``bayesoof: error: ...`` on stderr for bad
 input (missing or non-FITS file, unknown telescope, malformed configuration, ...); 2 for
@@ -36,7 +39,7 @@ from bayesoof.cli.common import PROG, CLIError, warn_line
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: subcommand modules, in the order of ``bayesoof --help``
-COMMANDS = ("simulate", "fit", "sample", "plot", "info", "convert")
+COMMANDS = ("simulate", "fit", "sample", "plot", "info", "convert", "batch", "gravity", "surface")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -46,10 +46,37 @@ def fit_table(result) -> list[str]:
     return lines
 
 
+def order_arg(text: str):
+    """``--order``: a positive integer or 'auto' (chosen by the Laplace evidence)."""
+    return "auto" if text.strip().lower() == "auto" else positive_int(text)
+
+
+def config_order(args):
+    """The order to put into the fit configuration (None with ``--order auto``)."""
+    return None if args.order == "auto" else args.order
+
+
 def run_fit(args, data, tel, order: int):
-    """Run the quick fit with a progress ticker; its per-order lines go to stderr."""
+    """Run the quick fit with a progress ticker; its per-order lines go to stderr.
+
+    With ``--order auto`` orders 1..``--max-order`` are fitted and the one chosen by the
+    Laplace evidence (:mod:`bayesoof.campaign.order`) is returned; the criterion per
+    order and the choice are printed.
+    """
     from bayesoof.inference.fit import fit
 
+    if args.order == "auto":
+        from bayesoof.campaign.order import fit_auto
+
+        label = (f"quick fit of {input_stem(args.file)} ({tel.name}, orders "
+                 f"1..{args.max_order}, order chosen by the Laplace evidence)")
+        with Ticker(label, quiet=args.quiet), contextlib.redirect_stdout(sys.stderr):
+            result, selection = fit_auto(data, tel, max_order=args.max_order,
+                                         config=args.config, illumination=args.illumination,
+                                         verbose=not args.quiet)
+        for line in selection.lines():
+            say(line)
+        return result
     label = f"quick fit of {input_stem(args.file)} ({tel.name}, orders 1..{order})"
     with Ticker(label, quiet=args.quiet), contextlib.redirect_stdout(sys.stderr):
         return fit(data, telescope=tel, order=args.order, config=args.config,
@@ -62,7 +89,8 @@ def run(args) -> int:
 
     data = read_data(args.file, args.dz, args.sigma_fraction)
     tel = telescope_for(data, args.telescope)
-    cfg = load_fit_config(args.config, order=args.order, illumination=args.illumination)
+    cfg = load_fit_config(args.config, order=config_order(args),
+                          illumination=args.illumination)
     say(f"{data.source}: {data.n_maps} maps, {sum(m.size for m in data.maps)} samples, "
          f"wavelength {data.wavelength * 1e3:.4g} mm, telescope {tel.name}")
     stem = input_stem(args.file)
@@ -94,8 +122,12 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                         "fields, one per map (with --dz)")
     p.add_argument("--telescope", default=None,
                    help="preset name or telescope TOML path (default: the file's TELESC)")
-    p.add_argument("--order", type=positive_int, default=None,
-                   help="largest Zernike order N (default: fit.order of the configuration, 5)")
+    p.add_argument("--order", type=order_arg, default=None,
+                   help="largest Zernike order N (default: fit.order of the configuration, "
+                        "5), or 'auto': orders 1..--max-order, the one the Laplace evidence "
+                        "prefers (criterion per order printed, selected_order in summary.json)")
+    p.add_argument("--max-order", type=positive_int, default=5,
+                   help="with --order auto: the largest candidate order")
     p.add_argument("--config", default=None,
                    help="fit configuration: a preset name (default, pyoof) or a TOML file "
                         "overriding bayesoof/presets/fit/default.toml")

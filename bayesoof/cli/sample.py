@@ -19,7 +19,7 @@ from bayesoof.cli.common import (
     staged_run,
     telescope_for,
 )
-from bayesoof.cli.fit import add_fit_options, fit_table, run_fit
+from bayesoof.cli.fit import add_fit_options, config_order, fit_table, run_fit
 
 NAME = "sample"
 
@@ -54,7 +54,8 @@ def run(args) -> int:
 
     data = read_data(args.file, args.dz, args.sigma_fraction)
     tel = telescope_for(data, args.telescope)
-    cfg = load_fit_config(args.config, order=args.order, illumination=args.illumination)
+    cfg = load_fit_config(args.config, order=config_order(args),
+                          illumination=args.illumination)
     say(f"{data.source}: {data.n_maps} maps, {sum(m.size for m in data.maps)} samples, "
          f"wavelength {data.wavelength * 1e3:.4g} mm, telescope {tel.name}")
     stem = input_stem(args.file)
