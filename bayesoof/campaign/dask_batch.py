@@ -317,5 +317,8 @@ def batch(inputs, out="bayesoof_campaign", options: BatchOptions | None = None, 
                    f"{nc_path} ({time.perf_counter() - t_start:.0f} s)")
     for r in ordered:
         if r["status"] != "ok":
-            _say(progress, f"  failed: {r['file']}: {r['reason']}")
+            reason = r["reason"]
+            if r["file"] not in reason:
+                reason = f"{r['file']}: {reason}"
+            _say(progress, f"  failed: {reason}")
     return ordered

@@ -250,6 +250,25 @@ def prior_sd(s1: Stage1, coef_rms: float = COEF_RMS) -> np.ndarray:
     return np.tile(coef_rms / s1.mode_rms, (3, 1))
 
 
+def _normal_equations(s1: Stage1, tau, coef_rms: float):
+    """``W_i = (Σ_i + diag(τ²))⁻¹``, ``Λ = P₀ + Σ_i (x_i x_iᵀ) ⊗ W_i``, ``b = Σ_i x_i ⊗ W_i K̂_i``.
+
+    β flattened as (coefficient A/B/C, term): index ``a J' + j``.
+    """
+    X = design(s1.elevation)
+    Jp = s1.terms.size
+    tau = np.broadcast_to(np.asarray(tau, float), (Jp,))
+    V = s1.S + np.diag(tau**2)[None]
+    W = np.linalg.inv(V)
+    W = 0.5 * (W + np.swapaxes(W, 1, 2))
+    xx = (X[:, :, None] * X[:, None, :]).reshape(-1, 9)  # (n, 9): x_ia x_ib
+    Lam = (xx.T @ W.reshape(-1, Jp * Jp)).reshape(3, 3, Jp, Jp).transpose(0, 2, 1, 3)
+    Lam = Lam.reshape(3 * Jp, 3 * Jp) + np.diag(1.0 / prior_sd(s1, coef_rms).ravel() ** 2)
+    Wy = np.einsum("ijk,ik->ij", W, s1.y)
+    b = (X.T @ Wy).ravel()
+    return V, W, Lam, b, xx
+
+
 def conditional_coefficients(s1: Stage1, tau, coef_rms: float = COEF_RMS):
     """Gaussian posterior of β = (A, B, C) given τ (exact: everything is linear-Gaussian).
 
@@ -258,19 +277,10 @@ def conditional_coefficients(s1: Stage1, tau, coef_rms: float = COEF_RMS):
     mean : (3, J') waves
     cov : (3 J', 3 J') over β flattened as (term A/B/C, zernike term), waves²
     """
-    X = design(s1.elevation)
-    Jp = s1.terms.size
-    tau = np.broadcast_to(np.asarray(tau, float), (Jp,))
-    prec = np.diag(1.0 / prior_sd(s1, coef_rms).ravel() ** 2)
-    rhs = np.zeros(3 * Jp)
-    for i in range(s1.n_obs):
-        Vi = np.linalg.inv(s1.S[i] + np.diag(tau**2))
-        # K_i = (X_i ⊗ I) β with β flattened (coef, term): kron(X_i, I)
-        M = np.kron(X[i][None, :], np.eye(Jp))  # (J', 3J')
-        prec += M.T @ Vi @ M
-        rhs += M.T @ Vi @ s1.y[i]
-    cov = np.linalg.inv(prec)
-    return (cov @ rhs).reshape(3, Jp), cov
+    _, _, Lam, b, _ = _normal_equations(s1, tau, coef_rms)
+    cov = np.linalg.inv(Lam)
+    cov = 0.5 * (cov + cov.T)
+    return (cov @ b).reshape(3, s1.terms.size), cov
 
 
 # ------------------------------------------------------------------ the hierarchical model
@@ -290,25 +300,22 @@ def marginal_loglik(s1: Stage1, tau, coef_rms: float = COEF_RMS, grad: bool = Fa
     X = design(s1.elevation)
     Jp = s1.terms.size
     tau = np.asarray(tau, float)
-    V = s1.S + np.diag(tau**2)[None]
+    V, W, Lam, b, xx = _normal_equations(s1, tau, coef_rms)
     Lv = np.linalg.cholesky(V)
-    W = np.linalg.inv(V)
-    W = 0.5 * (W + np.swapaxes(W, 1, 2))
-    y = s1.y
-    p0 = 1.0 / prior_sd(s1, coef_rms).ravel() ** 2
-    Lam = np.einsum("ia,ib,ijk->ajbk", X, X, W).reshape(3 * Jp, 3 * Jp) + np.diag(p0)
-    b = np.einsum("ia,ij->aj", X, np.einsum("ijk,ik->ij", W, y)).ravel()
     Ll = np.linalg.cholesky(Lam)
-    beta = np.linalg.solve(Lam, b)
-    r = y - X @ beta.reshape(3, Jp)
+    Li = np.linalg.inv(Lam)
+    beta = Li @ b
+    r = s1.y - X @ beta.reshape(3, Jp)
     Wr = np.einsum("ijk,ik->ij", W, r)
+    p0 = 1.0 / prior_sd(s1, coef_rms).ravel() ** 2
     ll = (-np.sum(np.log(np.diagonal(Lv, axis1=1, axis2=2))) - 0.5 * np.sum(Wr * r)
           - 0.5 * np.sum(p0 * beta**2) - np.sum(np.log(np.diag(Ll))))
     if not grad:
         return float(ll)
-    Li = np.linalg.inv(Lam).reshape(3, Jp, 3, Jp)
-    Gi = np.einsum("ia,ib,ajbk->ijk", X, X, Li)
-    WGW = np.einsum("ijk,ikl,ilm->ijm", W, Gi, W)
+    # G_i = Σ_ab x_ia x_ib (Λ⁻¹)_ab with (Λ⁻¹)_ab the (a, b) block of J' × J'
+    blocks = Li.reshape(3, Jp, 3, Jp).transpose(0, 2, 1, 3).reshape(9, Jp * Jp)
+    Gi = (xx @ blocks).reshape(-1, Jp, Jp)
+    WGW = W @ Gi @ W
     g = tau * np.sum(-np.diagonal(W, axis1=1, axis2=2) + Wr**2
                      + np.diagonal(WGW, axis1=1, axis2=2), axis=0)
     return float(ll), g
@@ -320,13 +327,22 @@ def _marginal_op(s1: Stage1, coef_rms: float):
     from pytensor.graph.basic import Apply
     from pytensor.graph.op import Op
 
+    cache = {}
+
+    def value_and_grad(tau):  # NUTS asks for both at the same τ: compute them once
+        key = np.asarray(tau, float).tobytes()
+        if key not in cache:
+            cache.clear()
+            cache[key] = marginal_loglik(s1, tau, coef_rms, True)
+        return cache[key]
+
     class MarginalGrad(Op):
         def make_node(self, tau):
             tau = pt.as_tensor_variable(tau)
             return Apply(self, [tau], [tau.type()])
 
         def perform(self, node, inputs, outputs):
-            outputs[0][0] = np.asarray(marginal_loglik(s1, inputs[0], coef_rms, True)[1])
+            outputs[0][0] = np.asarray(value_and_grad(inputs[0])[1])
 
     class MarginalLogLik(Op):
         def make_node(self, tau):
@@ -334,7 +350,7 @@ def _marginal_op(s1: Stage1, coef_rms: float):
             return Apply(self, [tau], [pt.dscalar()])
 
         def perform(self, node, inputs, outputs):
-            outputs[0][0] = np.asarray(marginal_loglik(s1, inputs[0], coef_rms))
+            outputs[0][0] = np.asarray(value_and_grad(inputs[0])[0])
 
         def grad(self, inputs, output_grads):
             return [output_grads[0] * MarginalGrad()(inputs[0])]

@@ -44,14 +44,71 @@ def random_gravity(order: int, scale: float = 0.03, scatter: float = 0.005, seed
     return beta, tau
 
 
+class _Simulator:
+    """One compiled forward model (symbolic K) for many observations of one geometry.
+
+    Reproduces :func:`bayesoof.simulate.simulate` on a lattice (same graph, same noise
+    rule: σ = peak of the in-focus map / snr) without recompiling for every K.
+    """
+
+    def __init__(self, telescope, order: int, wavelength=0.009, d_z=(-0.022, 0.0, 0.022),
+                 n_grid: int = 97, extent: float = 9.5, illumination=None,
+                 illumination_kind: str = "parabolic"):
+        import pytensor
+        import pytensor.tensor as pt
+
+        from bayesoof.data.containers import BeamMap, BeamMaps
+        from bayesoof.physics.forward import ForwardModel
+        from bayesoof.physics.telescope import get_telescope
+        from bayesoof.simulate import DEFAULT_ILLUMINATION, beam_grid
+
+        self.tel = get_telescope(telescope)
+        self.wavelength = float(wavelength)
+        self.dz = np.asarray(d_z, float)
+        u, v = beam_grid(self.wavelength, self.tel.radius, n_grid, extent)
+        self.u, self.v = u, v
+        geometry = BeamMaps(tuple(BeamMap(u, v, np.zeros(u.size), d, name=f"map{i}")
+                                  for i, d in enumerate(self.dz)), self.wavelength, {})
+        self.fm = ForwardModel(geometry, self.tel, max(order, 1), illumination_kind, "direct")
+        illum = dict(DEFAULT_ILLUMINATION if illumination is None else illumination)
+        if illumination_kind == "gaussian":
+            illum.pop("q", None)
+        K = pt.dvector("K")
+        self._f = pytensor.function([K], self.fm.power(K, illum, None), mode="FAST_RUN")
+        self.J = zernike.n_coeffs(max(order, 1))
+
+    def __call__(self, K, snr: float = 200.0, seed: int = 0, meta=None):
+        from bayesoof.data.containers import BeamMap, BeamMaps
+        from bayesoof.simulate import _names
+
+        Kf = np.zeros(self.J)
+        Kf[: np.size(K)] = K
+        power = self._f(Kf)
+        rng = np.random.default_rng(seed)
+        fm = self.fm
+        focus = fm.map_slices[int(np.flatnonzero(self.dz == 0)[0])]
+        sigma = float(np.max(power[focus])) / snr
+        noisy = power + rng.normal(0.0, sigma, power.size)
+        names = _names(self.dz)
+        maps = tuple(BeamMap(self.u, self.v, noisy[fm.map_slices[i]], d,
+                             np.full(self.u.size, sigma), names[i])
+                     for i, d in enumerate(self.dz))
+        info = {"OBJECT": "simulated", "MEANEL": 45.0, "DATE_OBS": "simulated",
+                "TELESC": self.tel.name, "SIM_SNR": float(snr), "SIM_SEED": int(seed)}
+        info.update(meta or {})
+        out = BeamMaps(maps, self.wavelength, info)
+        out.validate()
+        return out
+
+
 def simulate_campaign(elevations, beta, tau, telescope="effelsberg", seed: int = 0,
-                      **simulate_kwargs):
+                      snr: float = 200.0, **geometry):
     """Simulate one observation per elevation (deg); returns ``(list of BeamMaps, truth)``.
 
-    ``simulate_kwargs`` go to :func:`bayesoof.simulate.simulate` (n_grid, snr, ...).
+    ``geometry``: wavelength, d_z, n_grid, extent, illumination, illumination_kind (as
+    :func:`bayesoof.simulate.simulate`; lattice maps, unit amplitude, no offset).  The
+    forward model is compiled once for the whole campaign.
     """
-    from bayesoof.simulate import simulate
-
     el = np.asarray(elevations, float)
     beta = np.asarray(beta, float)
     tau = np.asarray(tau, float)
@@ -59,12 +116,12 @@ def simulate_campaign(elevations, beta, tau, telescope="effelsberg", seed: int =
     rng = np.random.default_rng(seed)
     K = design(el) @ beta + rng.normal(size=(el.size, beta.shape[1])) * tau
     K[:, 0] = 0.0
+    sim = _Simulator(telescope, order, **geometry)
     maps = []
     for i, e in enumerate(el):
         meta = {"MEANEL": float(e), "OBJECT": f"sim-el{e:.0f}",
                 "DATE_OBS": f"2026-01-01T{i // 60:02d}:{i % 60:02d}:00"}
-        maps.append(simulate(telescope, K[i], seed=seed * 100003 + i, meta=meta,
-                             **simulate_kwargs))
+        maps.append(sim(K[i], snr=snr, seed=seed * 100003 + i, meta=meta))
     return maps, CampaignTruth(el, beta, tau, K, order)
 
 

@@ -98,8 +98,12 @@ def write_table(rows: list[dict], folder) -> tuple[Path, Path]:
 def _cell(v):
     if v is None:
         return ""
-    if isinstance(v, float):
-        return "" if not np.isfinite(v) else repr(v)
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        return "" if not np.isfinite(v) else repr(float(v))
     return v
 
 
