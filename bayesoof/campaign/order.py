@@ -36,8 +36,7 @@ import numpy as np
 
 from bayesoof.physics import zernike
 
-__all__ = ["OrderSelection", "fit_auto", "gbt_checks", "laplace_evidence", "select_order",
-           "truncate"]
+__all__ = ["OrderSelection", "fit_auto", "gbt_checks", "laplace_evidence", "select_order"]
 
 THRESHOLD = 1.0  # nats: |Δ ln Z| below this, orders cannot be told apart
 PRIOR_RMS = 0.1  # waves of rms phase per mode (presets/priors/default.toml [zernike] rms)
@@ -189,22 +188,25 @@ def select_order(result, prior_rms: float = PRIOR_RMS, tilt_rms: float = TILT_RM
     return OrderSelection(rows, min(close), close, orders[best].order, threshold)
 
 
-def truncate(result, order: int):
-    """The same FitResult ending at ``order`` (the orders above it dropped)."""
-    from bayesoof.inference.results import FitResult
-
-    keep = [o for o in result.orders if o.order <= order]
-    out = FitResult(result.data, result.telescope, result.forward, result.sigma,
-                    result.sigma_origin, result.config, keep, result.wall_time,
-                    result.compile_time)
-    return out
+def _start_at(o) -> dict:
+    """Start values (the ``params`` form of ``fit``) from one order of a fit."""
+    sp = o.space
+    J = len(sp.nl)
+    start = {"K": sp.values[:J].copy(), "amp": sp.values[sp.amp_slice].copy(),
+             "offset": sp.values[sp.offset_slice].copy()}
+    for k, i in sp.illum_index.items():
+        start[k] = float(sp.values[i])
+    if sp.pointing_slice:
+        start["pointing"] = sp.values[sp.pointing_slice].copy()
+    return start
 
 
 def fit_auto(data, telescope="effelsberg", max_order: int = 5, config=None,
              selection_kwargs=None, **fit_kwargs):
     """Fit orders 1..max_order (each to full tolerance), choose one; ``(result, selection)``.
 
-    The returned FitResult ends at the selected order; ``result.order_selection`` holds
+    The returned FitResult is the fit at the selected order (refitted from the solution
+    found, so its parameter space is that order's); ``result.order_selection`` holds
     the :class:`OrderSelection` (also written into summary.json by ``save``).
     """
     from bayesoof.inference.fit import fit
@@ -216,6 +218,13 @@ def fit_auto(data, telescope="effelsberg", max_order: int = 5, config=None,
     cfg["fit"]["chi2_tol_intermediate"] = cfg["fit"]["chi2_tol"]
     full = fit(data, telescope, order=max_order, config=cfg, **fit_kwargs)
     sel = select_order(full, **(selection_kwargs or {}))
-    res = truncate(full, sel.selected_order)
+    res = full
+    if sel.selected_order != full.order:
+        # the result at the selected order is a fit of that order (its own forward model
+        # and parameter space), started at the solution already found: a few iterations
+        chosen = next(o for o in full.orders if o.order == sel.selected_order)
+        kw = {k: v for k, v in fit_kwargs.items() if k not in ("orders", "start")}
+        res = fit(full.data, full.telescope, order=sel.selected_order, config=cfg,
+                  orders=[sel.selected_order], start=_start_at(chosen), **kw)
     res.order_selection = sel
     return res, sel

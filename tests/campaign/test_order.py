@@ -91,3 +91,22 @@ def test_says_when_orders_cannot_be_told_apart():
 
 
 TIE = 0.0066  # waves
+
+
+def test_cli_fit_order_auto_prints_the_criterion_and_writes_selected_order(tmp_path, capsys):
+    import json
+
+    from bayesoof.cli.app import main
+
+    fits = tmp_path / "obs.fits"
+    assert main(["simulate", str(fits), "--order", "2", "--n-grid", "21", "--extent", "6",
+                 "--snr", "300", "--seed", "3"]) == 0
+    capsys.readouterr()
+    assert main(["fit", str(fits), "--order", "auto", "--max-order", "3", "--out",
+                 str(tmp_path / "runs"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "ln Z" in out and "selected order 2" in out
+    run = next((tmp_path / "runs").iterdir())
+    summ = json.loads((run / "summary.json").read_text())
+    assert summ["selected_order"] == 2 and summ["order"] == 2
+    assert [r["order"] for r in summ["order_selection"]["per_order"]] == [1, 2, 3]
