@@ -9,16 +9,31 @@
   file, truth of order 4): default configuration.
 
 Each fit is run ``--repeat`` times in one process.  The first run includes building the
-PyTensor graph of the residuals and their Jacobian and compiling it (C backend); later
-runs reuse the compiled function (same geometry), so their time is the fit alone.
+PyTensor graph of the residuals and their Jacobian and compiling it (C backend) -- or
+loading it from the on-disk cache of an earlier run (``bayesoof.inference.compiled_cache``);
+later runs reuse the compiled function (same geometry), so their time is the fit alone.
+
+``--cli`` also times the whole command ``bayesoof fit FILE --telescope effelsberg`` in fresh
+processes (``--cli-repeat`` each, the first one possibly compiling, the later ones loading
+the compiled objective from disk): wall and CPU (user + sys) seconds of the process, the
+import time, compile (or load) and solve times inside it, and its peak RSS; on pyoof's
+example and on a real-looking on-the-fly observation of 3 × 10 000 scattered samples
+(``bench/otf_scan.py``).  CPU seconds are the figure to compare on a loaded machine
+(the load average is printed).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -64,18 +79,82 @@ def run(path, label: str, config, order: int, repeat: int) -> list[float]:
     return times
 
 
+_CHILD = """
+import json, sys, time
+t0 = time.perf_counter()
+from bayesoof.cli import main
+t1 = time.perf_counter()
+sys.argv = ["bayesoof", "fit", *sys.argv[1:]]
+try:
+    main()
+except SystemExit:
+    pass
+print(json.dumps({"import_s": t1 - t0, "main_s": time.perf_counter() - t1}))
+"""
+
+
+def cli_runs(path: Path, label: str, repeat: int, out: Path) -> None:
+    """Time ``bayesoof fit`` in fresh processes (see the module docstring)."""
+    print(f"\nwhole process: bayesoof fit {path.name} --telescope effelsberg ({label})")
+    print("    run   wall s    cpu s  import s  compile s  solve s  peak RSS MB")
+    for i in range(repeat):
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(path), "--telescope", "effelsberg", "--quiet",
+             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        stdout = proc.stdout.read()
+        proc.stdout.close()
+        if status != 0:
+            print(f"    {i + 1:3d}  failed (status {status})")
+            continue
+        inner = json.loads(stdout.strip().splitlines()[-1])
+        runs = sorted(out.glob(f"{path.stem}-*"), key=lambda p: p.stat().st_mtime)
+        summ = json.loads((runs[-1] / "summary.json").read_text())
+        compile_s = summ.get("compile_time_s", float("nan"))
+        solve_s = summ.get("wall_time_s", float("nan")) - compile_s
+        print(f"    {i + 1:3d}  {wall:7.2f}  {usage.ru_utime + usage.ru_stime:7.2f}"
+              f"  {inner['import_s']:8.2f}  {compile_s:9.2f}  {solve_s:7.2f}"
+              f"  {usage.ru_maxrss / 1024:11.0f}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--order", type=int, default=5)
     p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--cli", action="store_true", help="also time whole `bayesoof fit` processes")
+    p.add_argument("--cli-repeat", type=int, default=3)
+    p.add_argument("--cli-only", action="store_true", help="only the whole-process timings")
     args = p.parse_args()
+    t0 = time.perf_counter()
     import pytensor
+
+    import bayesoof.inference.fit  # noqa: F401  (timed: the quick fit's imports)
+
+    import_s = time.perf_counter() - t0
 
     from bayesoof.simulate import example_path
 
     print(f"bayesoof quick-fit benchmark; {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; PyTensor "
           f"{pytensor.__version__}, linker {pytensor.config.linker}, BLAS threads 1 while fitting")
+    print(f"imports of the quick fit (pytensor, scipy, astropy, bayesoof): {import_s:.2f} s")
+    if args.cli or args.cli_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            if PYOOF_EXAMPLE.exists():
+                cli_runs(PYOOF_EXAMPLE, "pyoof's example, default config", args.cli_repeat,
+                         Path(tmp))
+            sys.path.insert(0, str(Path(__file__).parent))
+            from otf_scan import otf_observation
+
+            from bayesoof.data.fitsio import write_beam_maps
+
+            otf = Path(tmp) / "otf_3x10000.fits"
+            write_beam_maps(otf_observation(10000)[0], otf)
+            cli_runs(otf, "on-the-fly, 3 x 10 000 scattered samples", args.cli_repeat, Path(tmp))
+        if args.cli_only:
+            return
     summary = {}
     if PYOOF_EXAMPLE.exists():
         summary["pyoof example"] = run(PYOOF_EXAMPLE, "pyoof example (preset 'pyoof')", "pyoof",
@@ -87,6 +166,9 @@ def main() -> None:
     print(f"\nfit time of orders 1..{args.order} without compilation [s]:")
     for k, v in summary.items():
         print(f"  {k:16s} " + "  ".join(f"{t:.2f}" for t in v) + f"   (best {np.min(v):.2f})")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of this process (all fits): {rss:.0f} MB; load average now "
+          f"{os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
