@@ -28,6 +28,11 @@ __all__ = [
 ]
 
 SPEED_OF_LIGHT = 299_792_458.0  # m s^-1
+#: largest sub-reflector offset accepted, m (real OOF offsets are a few to ~50 mm)
+MAX_ABS_DZ = 1.0
+#: widest map accepted by :meth:`BeamMaps.check_extent`, in beam widths λ/(2R) (OOF maps
+#: span about ±10; the default aperture sampling grows linearly with the extent)
+MAX_BEAM_WIDTHS = 100.0
 
 
 class DataError(ValueError):
@@ -239,6 +244,33 @@ class BeamMap:
             raise DataError(f"{where}: field 'sigma' must be > 0 everywhere")
         if not np.isfinite(self.d_z):
             raise DataError(f"{where}: d_z must be finite, got {self.d_z!r}")
+        if abs(self.d_z) > MAX_ABS_DZ:
+            raise DataError(
+                f"{where}: d_z = {self.d_z!r} m is not a sub-reflector offset; expected "
+                f"|d_z| <= {MAX_ABS_DZ:g} m (offsets in mm written as m?)"
+            )
+        for attr in ("u", "v"):
+            big = float(np.max(np.abs(getattr(self, attr))))
+            if big > 1.0:
+                raise DataError(
+                    f"{where}: field {attr!r} reaches |{attr}| = {big:.6g}; expected "
+                    "direction cosines in rad, |u|, |v| <= 1 (degrees or arcsec given?)"
+                )
+        if n > 1 and (np.ptp(self.u) == 0 or np.ptp(self.v) == 0):
+            axis = "u" if np.ptp(self.u) == 0 else "v"
+            raise DataError(
+                f"{where}: every sample has the same {axis} = {getattr(self, axis)[0]!r} rad; "
+                "expected a map covering an area of the sky"
+            )
+
+    def check_signal(self, source: str = "<arrays>") -> None:
+        """Raise :class:`DataError` when the beam is constant (no signal, e.g. all zeros)."""
+        b = self.beam
+        if b.size and np.ptp(b) <= 1e-12 * float(np.max(np.abs(b))):
+            raise DataError(
+                f"{source}: map {self.name or repr(self.d_z)}: field 'beam' is constant "
+                f"({float(b[0])!r} everywhere): the map has no signal; expected a beam pattern"
+            )
 
     def dropping_nonfinite(self) -> tuple[BeamMap, int]:
         """Copy without samples where any field is NaN/inf, and the number dropped."""
@@ -333,8 +365,12 @@ class BeamMaps:
         """Where the data came from (file name or '<arrays>')."""
         return str(self.meta.get("source", "<arrays>"))
 
-    def validate(self) -> None:
-        """Raise :class:`DataError` when the set cannot be fitted (see the messages)."""
+    def validate(self, require_signal: bool = False) -> None:
+        """Raise :class:`DataError` when the set cannot be fitted (see the messages).
+
+        ``require_signal``: also reject maps whose beam is constant (no signal); the
+        readers and the fits ask for it, forward models of positions only do not.
+        """
         src = self.source
         if not np.isfinite(self.wavelength) or self.wavelength <= 0:
             raise DataError(
@@ -356,6 +392,25 @@ class BeamMaps:
                 f"{src}: no in-focus map (d_z = 0) among d_z = {dz.tolist()} m; "
                 "expected one in-focus and at least one defocused map"
             )
+        if require_signal:
+            for m in self.maps:
+                m.check_signal(src)
+
+    def check_extent(self, radius: float) -> None:
+        """Raise :class:`DataError` when a map spans more than :data:`MAX_BEAM_WIDTHS`.
+
+        ``radius``: dish radius, m; the beam width is λ/(2R).  Maps far wider than the
+        beam (coordinates in the wrong unit) would need an absurdly fine aperture grid.
+        """
+        width = self.wavelength / (2.0 * radius)
+        for m in self.maps:
+            ext = float(max(np.max(np.abs(m.u)), np.max(np.abs(m.v))))
+            if ext > MAX_BEAM_WIDTHS * width:
+                raise DataError(
+                    f"{self.source}: map {m.name or repr(m.d_z)}: fields 'u', 'v' reach "
+                    f"{ext:.4g} rad = {ext / width:.0f} beam widths λ/(2R) of a {radius:g} m "
+                    f"dish; expected at most {MAX_BEAM_WIDTHS:g} (coordinates in rad?)"
+                )
 
     def with_maps(self, maps: Sequence[BeamMap]) -> BeamMaps:
         """Copy with other maps (same wavelength and metadata)."""

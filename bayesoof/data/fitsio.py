@@ -33,12 +33,14 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
+from astropy.utils.exceptions import AstropyWarning
 
 from bayesoof.data.containers import (
     SPEED_OF_LIGHT,
     BeamMap,
     BeamMaps,
     DataError,
+    DeadSampleWarning,
     mask_dead_samples,
 )
 from bayesoof.io.atomic import write_fits
@@ -82,6 +84,8 @@ _FITS_KEY = re.compile(r"^[A-Z0-9_-]{1,8}$")
 # relative disagreement of FREQ and WAVEL tolerated without a warning (Nikolic's tools
 # use c = 3e8 m/s, i.e. 7e-4 relative)
 _FREQ_WAVEL_RTOL = 1e-3
+# beyond this the file contradicts itself (which of the two is right cannot be told): error
+_FREQ_WAVEL_ERROR = 1e-2
 
 
 class DataWarning(UserWarning):
@@ -104,6 +108,8 @@ def _open(path) -> fits.HDUList:
     with open(src, "rb") as fh:  # our own handle: closed even when astropy fails midway
         try:
             with warnings.catch_warnings():
+                # astropy's header-verification notices are moot: the file reads or fails
+                warnings.simplefilter("ignore", AstropyWarning)
                 # astropy only warns about a truncated file; a half-copied file is an error
                 warnings.filterwarnings("error", message=r".*may have been truncated.*")
                 hdul = fits.open(fh, memmap=False, lazy_load_hdus=False)
@@ -170,6 +176,12 @@ def _primary_meta(hdr: fits.Header, src: str, fmt: str) -> tuple[float, dict]:
         wavel = SPEED_OF_LIGHT / freq
     elif freq is None:
         freq = SPEED_OF_LIGHT / wavel
+    elif abs(freq * wavel / SPEED_OF_LIGHT - 1.0) > _FREQ_WAVEL_ERROR:
+        raise DataError(
+            f"{where}: {freq_card[0]} = {freq!r} Hz and {wavel_card[0]} = {wavel!r} m disagree "
+            f"(c / FREQ = {SPEED_OF_LIGHT / freq!r} m); expected FREQ * WAVEL = c within "
+            f"{_FREQ_WAVEL_ERROR:.0%} (remove the wrong keyword)"
+        )
     elif abs(freq * wavel / SPEED_OF_LIGHT - 1.0) > _FREQ_WAVEL_RTOL:
         warnings.warn(
             f"{where}: {freq_card[0]} = {freq!r} Hz and {wavel_card[0]} = {wavel!r} m disagree "
@@ -182,6 +194,11 @@ def _primary_meta(hdr: fits.Header, src: str, fmt: str) -> tuple[float, dict]:
 
     el = _find_card(hdr, "MEANEL")
     meta["MEANEL"] = None if el is None else _number(el[1], where, el[0], "deg")
+    if meta["MEANEL"] is not None and not 0.0 <= meta["MEANEL"] <= 90.0:
+        raise DataError(
+            f"{where}: keyword {el[0]} = {meta['MEANEL']!r} is not an elevation; expected "
+            "0 to 90 deg"
+        )
     for key in ("OBJECT", "DATE_OBS"):
         card = _find_card(hdr, key)
         meta[key] = None if card is None else str(card[1]).strip()
@@ -231,10 +248,14 @@ def _read_table(
     data = hdu.data
     cols = []
     for name in names:
-        try:
-            arr = np.asarray(data[lookup[name]] if data is not None else [], dtype=np.float64)
-        except (TypeError, ValueError) as err:
-            raise DataError(f"{where}: column {name} must be numeric ({err})") from err
+        raw = data[lookup[name]] if data is not None else np.zeros(0)
+        kind = np.asarray(raw).dtype.kind
+        if kind not in "fiu":
+            raise DataError(
+                f"{where}: column {name} must be numeric (float or integer); "
+                f"its FITS format is {hdu.columns[lookup[name]].format!r}"
+            )
+        arr = np.asarray(raw, dtype=np.float64)
         if arr.ndim != 1:
             raise DataError(
                 f"{where}: column {name} must hold one value per row, got shape {arr.shape}"
@@ -282,11 +303,34 @@ def _read_table(
     )
 
 
+@contextlib.contextmanager
+def _one_warning(src: str):
+    """Gather the DataWarnings of reading ``src`` into one (one line for the user).
+
+    Emitted only when reading succeeds: after an error the warnings are moot.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    notes, kinds = [], set()
+    for w in caught:
+        if issubclass(w.category, DataWarning | DeadSampleWarning):
+            notes.append(str(w.message))
+            kinds.add(w.category)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if notes:
+        prefix = f"{src}: "
+        parts = [n[len(prefix):] if n.startswith(prefix) else n for n in notes]
+        kind = kinds.pop() if len(kinds) == 1 else DataWarning
+        warnings.warn(prefix + "; ".join(parts), kind, stacklevel=4)
+
+
 def _finish(maps: list[BeamMap], wavelength: float, meta: dict, dropped: dict) -> BeamMaps:
     if dropped:
         meta["dropped_nonfinite"] = dict(dropped)
     out = mask_dead_samples(BeamMaps(tuple(maps), wavelength, meta))
-    out.validate()
+    out.validate(require_signal=True)
     return out
 
 
@@ -392,7 +436,7 @@ def read_pyoof(path, drop_nonfinite: bool = False) -> BeamMaps:
         Not a FITS file, or anything missing or invalid (message names file and field).
     """
     src = _source(path)
-    with _open(path) as hdul:
+    with _one_warning(src), _open(path) as hdul:
         return _read_pyoof_hdul(hdul, src, drop_nonfinite)
 
 
@@ -424,7 +468,7 @@ def read_nikolic(path, drop_nonfinite: bool = False) -> BeamMaps:
         Not a FITS file, or anything missing or invalid (message names file and field).
     """
     src = _source(path)
-    with _open(path) as hdul:
+    with _one_warning(src), _open(path) as hdul:
         return _read_nikolic_hdul(hdul, src, drop_nonfinite)
 
 
@@ -448,7 +492,7 @@ def read_beam_maps(path, format: str = "auto", drop_nonfinite: bool = False) -> 
     if format not in ("auto", *FORMATS):
         raise ValueError(f"format must be 'auto', 'pyoof' or 'nikolic', got {format!r}")
     src = _source(path)
-    with _open(path) as hdul:
+    with _one_warning(src), _open(path) as hdul:
         fmt = _detect(hdul, src) if format == "auto" else format
         reader = _read_pyoof_hdul if fmt == "pyoof" else _read_nikolic_hdul
         return reader(hdul, src, drop_nonfinite)

@@ -597,7 +597,7 @@ def _apply_misfit_policy(result) -> None:
 # ------------------------------------------------------------------ public entry point
 def _as_beam_maps(data) -> BeamMaps:
     if isinstance(data, BeamMaps):
-        data.validate()
+        data.validate(require_signal=True)
         return data
     if isinstance(data, (str, Path)):
         from bayesoof.data.fitsio import read_beam_maps

@@ -506,22 +506,28 @@ def assemble(model, density, raw, lap, settings: dict, t0: float, products: bool
         "d_z": info.coords["d_z"],
         "K_start": np.asarray(info.start["K"], float),
     }
-    if info.sigma is not None:
-        consts["sigma"] = info.sigma
-    cdims = {"u": ["sample"], "v": ["sample"], "map_index": ["sample"], "sigma": ["sample"],
+    cdims = {"u": ["sample"], "v": ["sample"], "map_index": ["sample"],
              "d_z": ["map"], "K_start": ["zernike_all"]}
+    if info.sigma is not None:
+        # known per-sample noise; with per-map noise 'sigma' is a posterior variable
+        # (dims 'map') and must not be given the constant's dim 'sample'
+        consts["sigma"] = info.sigma
+        cdims["sigma"] = ["sample"]
     coords_all = dict(coords)
     coords_all["sample"] = np.arange(fm.observed.size)
     coords_all["zernike_all"] = zernike.coeff_names(fm.order)
     stats = {k: v for k, v in raw.stats.items()} if draws else None
-    idata = az.from_dict(
-        posterior=posterior or None,
-        sample_stats=stats,
-        observed_data={"beam": fm.observed},
-        constant_data=consts,
-        coords=coords_all,
-        dims={**dims, "beam": ["sample"], **cdims},
-    ) if draws else None
+    with warnings.catch_warnings():
+        # emcee: walkers are chains, often more than the draws; ArviZ's shape guess is moot
+        warnings.filterwarnings("ignore", message=r"More chains \(\d+\) than draws")
+        idata = az.from_dict(
+            posterior=posterior or None,
+            sample_stats=stats,
+            observed_data={"beam": fm.observed},
+            constant_data=consts,
+            coords=coords_all,
+            dims={**dims, "beam": ["sample"], **cdims},
+        ) if draws else None
     if idata is not None:
         aux = {"n": ("zernike", info.coords["n"]), "l": ("zernike", info.coords["l"]),
                "d_z": ("map", info.coords["d_z"])}

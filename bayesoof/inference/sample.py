@@ -499,12 +499,32 @@ class RawDraws:
     info: dict = field(default_factory=dict)
 
 
+def _progress(progressbar, label: str, total: int, unit: str = "iterations"):
+    """A :class:`bayesoof.inference.progress.Progress` when wanted (None: in notebooks)."""
+    from bayesoof.inference import progress
+
+    return progress.Progress(label, total, unit=unit) if progress.wanted(progressbar) else None
+
+
+@contextlib.contextmanager
+def _logging_off():
+    """Silence the logging module (emcee logs multi-line notices through the root logger)."""
+    import logging
+
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+
+
 def _jitter(rng, chains: int, dim: int, scale: float) -> np.ndarray:
     return rng.normal(0.0, scale, size=(chains, dim))
 
 
 def _run_numpyro(density, z0, draws, tune, seed, target_accept, max_tree_depth,
-                 chain_method, chunk, progressbar=False) -> RawDraws:
+                 chain_method, chunk, progressbar=None) -> RawDraws:
     """numpyro's NUTS kernel driven in fixed-size chunks of iterations.
 
     One jitted function advances every chain by ``chunk`` iterations (``lax.scan`` of
@@ -556,6 +576,7 @@ def _run_numpyro(density, z0, draws, tune, seed, target_accept, max_tree_depth,
     out: list = []
     interrupted = False
     t_compiled = None
+    prog = _progress(progressbar, f"numpyro NUTS, {chains} chains", chains * total)
     try:
         done = 0
         while done < total:
@@ -566,14 +587,13 @@ def _run_numpyro(density, z0, draws, tune, seed, target_accept, max_tree_depth,
             done += chunk
             if t_compiled is None:
                 t_compiled = time.perf_counter()
-            if progressbar:
-                phase = "warm-up" if done <= tune else "sampling"
-                print(f"\rnumpyro NUTS: {min(done, total)}/{total} iterations ({phase}), "
-                      f"{time.perf_counter() - t0:.0f} s", end="", file=sys.stderr, flush=True)
-        if progressbar:
-            print(file=sys.stderr)
+            if prog is not None:
+                prog.update(chains * min(done, total), "warm-up" if done <= tune else "sampling")
     except KeyboardInterrupt:
         interrupted = True
+    finally:
+        if prog is not None:
+            prog.close("interrupted" if interrupted else "")
     wall = time.perf_counter() - t0
     names = ("z", "diverging", "num_steps", "energy", "potential_energy", "accept_prob",
              "step_size")
@@ -608,7 +628,7 @@ def _run_numpyro(density, z0, draws, tune, seed, target_accept, max_tree_depth,
 
 
 def _run_pymc(density, z0, draws, tune, seed, target_accept, max_tree_depth, cores,
-              compile_mode, progressbar=False) -> RawDraws:
+              compile_mode, progressbar=None) -> RawDraws:
     from pytensor.graph.replace import graph_replace
 
     t0 = time.perf_counter()
@@ -620,15 +640,24 @@ def _run_pymc(density, z0, draws, tune, seed, target_accept, max_tree_depth, cor
     kw = {}
     if compile_mode:
         kw["compile_kwargs"] = {"mode": compile_mode}
-    with zmodel, warnings.catch_warnings():
+    prog = _progress(progressbar, f"PyMC NUTS, {chains} chains", chains * (tune + draws))
+    callback = None
+    if prog is not None:
+        counted = [0]
+
+        def callback(trace, draw, _prog=prog, _n=counted):  # once per iteration of a chain
+            _n[0] += 1
+            _prog.update(_n[0], "warm-up" if draw.tuning else "sampling")
+
+    with zmodel, warnings.catch_warnings(), prog or contextlib.nullcontext():
         warnings.filterwarnings("ignore", message=".*[Tt]he number of samples is too small.*")
         step = pm.NUTS(target_accept=target_accept, max_treedepth=max_tree_depth, **kw)
         t_start = time.perf_counter()
         idata = pm.sample(
             draws=draws, tune=tune, chains=chains, cores=cores, step=step,
             initvals=[{"z": z0[c]} for c in range(chains)], random_seed=int(seed),
-            progressbar=progressbar, compute_convergence_checks=False,
-            discard_tuned_samples=False,
+            progressbar=False, compute_convergence_checks=False,
+            discard_tuned_samples=False, callback=callback,
             return_inferencedata=True,
         )
     wall = time.perf_counter() - t0
@@ -657,7 +686,7 @@ def _run_pymc(density, z0, draws, tune, seed, target_accept, max_tree_depth, cor
 
 
 def _run_emcee(density, draws, tune, seed, walkers, init_scale, thin, mode,
-               progressbar=False) -> RawDraws:
+               progressbar=None) -> RawDraws:
     import emcee
 
     t0 = time.perf_counter()
@@ -673,19 +702,25 @@ def _run_emcee(density, draws, tune, seed, walkers, init_scale, thin, mode,
     sampler.random_state = np.random.RandomState(seed % 2**32).get_state()
     n_iter = 0
     interrupted = False
+    total = tune + draws * thin
+    prog = _progress(progressbar, f"emcee, {walkers} walkers", total, unit="steps")
     try:
-        for _ in sampler.sample(p0, iterations=tune + draws * thin, store=True,
-                                progress=progressbar):
+        for _ in sampler.sample(p0, iterations=total, store=True, progress=False):
             n_iter += 1
+            if prog is not None:
+                prog.update(n_iter, "burn-in" if n_iter <= tune else "sampling")
     except KeyboardInterrupt:
         interrupted = True
+    finally:
+        if prog is not None:
+            prog.close("interrupted" if interrupted else "")
     chain = sampler.get_chain()  # (steps, walkers, d)
     lp = sampler.get_log_prob()
     keep = slice(min(tune, chain.shape[0]), chain.shape[0], thin)
     z = np.swapaxes(chain[keep], 0, 1)
     lps = np.swapaxes(lp[keep], 0, 1)
     try:
-        with np.errstate(all="ignore"), warnings.catch_warnings():
+        with np.errstate(all="ignore"), warnings.catch_warnings(), _logging_off():
             warnings.simplefilter("ignore")  # emcee's "chain too short" notice: reported below
             tau = sampler.get_autocorr_time(discard=min(tune, chain.shape[0]), quiet=True)
     except Exception:  # noqa: BLE001 - too short chains
@@ -719,7 +754,7 @@ def run_sampler(
     emcee_init: float = 1.0,
     thin: int = 1,
     chunk: int = 50,
-    progressbar: bool = False,
+    progressbar: bool | None = None,
 ) -> RawDraws:
     """Run one sampler on a whitened density; return draws of ``z`` and statistics.
 
@@ -748,8 +783,10 @@ def run_sampler(
         (the Laplace approximation).
     chunk : int
         numpyro: iterations per compiled call (Ctrl-C is honoured between calls).
-    progressbar : bool
-        Report progress on stderr.
+    progressbar : bool or None
+        Report progress on stderr (:mod:`bayesoof.inference.progress`: a live line on a
+        terminal or in a notebook, a log line every 10 % or 30 s otherwise).  None
+        (default): on in a Jupyter notebook, off in scripts.
     """
     sampler = resolve_sampler(sampler)
     rng = np.random.default_rng(seed)

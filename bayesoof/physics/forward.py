@@ -99,6 +99,7 @@ class ForwardModel:
         data.validate()
         self.data = data
         self.telescope = get_telescope(telescope)
+        data.check_extent(self.telescope.radius)
         self.order = int(order)
         self.illumination = illumination
         self.wavelength = data.wavelength

@@ -311,13 +311,19 @@ def test_pyoof_freq_only_and_wavel_only(tmp_path):
     assert maps.meta["FREQ"] == pytest.approx(SPEED_OF_LIGHT / 0.01)
 
 
-def test_freq_wavel_disagree_warns(tmp_path):
+def test_freq_wavel_disagree_warns_then_fails(tmp_path):
+    """0.5 % apart: a warning, the wavelength wins; 2x apart: an error (which is right?)."""
     primary, tables = _pyoof_spec()
-    primary["WAVEL"] = 0.02
+    lam = SPEED_OF_LIGHT / primary["FREQ"]
+    primary["WAVEL"] = lam * 1.005
     path = _raw_fits(tmp_path / "d.fits", primary, tables)
     with pytest.warns(DataWarning, match=_q(path) + r".*FREQ.*WAVEL.*disagree"):
         maps = read_pyoof(path)
-    assert maps.wavelength == 0.02
+    assert maps.wavelength == lam * 1.005
+    primary["WAVEL"] = 0.02
+    path = _raw_fits(tmp_path / "e.fits", primary, tables)
+    with pytest.raises(DataError, match=_q(path) + r".*FREQ.*WAVEL.*disagree.*within 1%"):
+        read_pyoof(path)
 
 
 def test_pyoof_dz_sign_mismatch_warns(tmp_path):
@@ -326,9 +332,9 @@ def test_pyoof_dz_sign_mismatch_warns(tmp_path):
     with pytest.warns(DataWarning) as record:
         maps = read_pyoof(path)
     messages = [str(w.message) for w in record]
-    assert len(messages) == 2
-    assert "'MINUS OOF' has DZ = 0.02 m; expected DZ < 0" in messages[0]
-    assert "'PLUS OOF' has DZ = -0.02 m; expected DZ > 0" in messages[1]
+    assert len(messages) == 1  # one warning (one line) per file, naming both tables
+    assert messages[0].startswith(f"{path}: table 'MINUS OOF' has DZ = 0.02 m; expected DZ < 0")
+    assert "; table 'PLUS OOF' has DZ = -0.02 m; expected DZ > 0" in messages[0]
     assert maps.d_z.tolist() == [0.02, 0.0, -0.02]
 
 
@@ -506,11 +512,11 @@ def test_nonfinite_samples_dropped(tmp_path):
     tables[2][2]["FNu"][[0, 7]] = np.nan
     tables[2][2]["UFNu"][4] = np.inf
     path = _raw_fits(tmp_path / "nan.fits", primary, tables)
-    with (
-        pytest.warns(DataWarning, match=_q(path) + r": table 'MAP2': dropped 1 of 12 samples"),
-        pytest.warns(DeadSampleWarning, match=r"map MAP2: 2 of 11 \(2 NaN/inf\)"),
-    ):
+    with pytest.warns(DataWarning) as record:  # one warning (one line) for the file
         maps = read_beam_maps(path, drop_nonfinite=True)
+    (msg,) = [str(w.message) for w in record]
+    assert msg.startswith(f"{path}: table 'MAP2': dropped 1 of 12 samples"), msg
+    assert re.search(r"; masked dead samples .*map MAP2: 2 of 11 \(2 NaN/inf\)", msg), msg
     assert [m.size for m in maps.maps] == [12, 12, 9]
     keep = np.ones(12, bool)
     keep[[0, 4, 7]] = False
@@ -536,11 +542,10 @@ def test_all_nonfinite_dropped_leaves_empty_map(tmp_path):
     primary, tables = _pyoof_spec()
     tables[0][2]["BEAM"][:] = np.nan
     path = _raw_fits(tmp_path / "e.fits", primary, tables)
-    with (
-        pytest.warns(DeadSampleWarning, match="MINUS OOF: 16 of 16"),
-        pytest.raises(DataError, match=_q(path) + r": map MINUS OOF: the map has no samples"),
-    ):
-        read_pyoof(path, drop_nonfinite=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the error alone: no warning line before it
+        with pytest.raises(DataError, match=_q(path) + r": map MINUS OOF: the map has no samp"):
+            read_pyoof(path, drop_nonfinite=True)
 
 
 def test_duplicate_dz(tmp_path):
