@@ -339,7 +339,10 @@ def test_pyoof_normalised_residual_option():
 # ------------------------------------------------------------------ bad inputs
 @pytest.fixture(scope="module")
 def geometry_only():
-    return make_case(TEL, order=1, n_grid=11, values=False).maps
+    maps = make_case(TEL, order=1, n_grid=11, values=False).maps
+    # zero beams are rejected as signal-less; any non-constant values serve these checks
+    return maps.with_maps([dataclasses.replace(m, beam=np.arange(m.size, dtype=float))
+                           for m in maps.maps])
 
 
 def test_order_below_one(geometry_only):
