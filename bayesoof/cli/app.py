@@ -56,10 +56,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"bayesoof.cli.{name}").register(
-            sub, argparse.ArgumentDefaultsHelpFormatter
-        )
+        importlib.import_module(f"bayesoof.cli.{name}").register(sub, DefaultsOnce)
     return parser
+
+
+class DefaultsOnce(argparse.ArgumentDefaultsHelpFormatter):
+    """Show each option's default once: not when the help already says it, nor None/False."""
+
+    def _get_help_string(self, action) -> str:
+        text = action.help or ""
+        if "default" in text.lower() or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,11 +81,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     debug = args.debug
-    with warnings.catch_warnings():
+    from bayesoof.cli import console
+
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(warnings.catch_warnings())
         warnings.filterwarnings("ignore", message=r".*BLAS.*")
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"pytensor\..*")
+        # PyTensor's JAX backend drops assertions such as sigma > 0 (the model keeps them
+        # true by construction): an internal notice, not the user's concern
+        warnings.filterwarnings("ignore", message=r"Skipping .* Op \(assertion")
+        stack.enter_context(console.signals_as_interrupt())
         if not debug:
             warnings.showwarning = warn_line
+            stack.enter_context(console.quiet_library_loggers(PROG))
+            stack.enter_context(console.native_output_captured())
         try:
             return int(args.func(args) or 0)
         except BrokenPipeError:  # e.g. 'bayesoof info RUN | head': the reader left
@@ -85,8 +102,11 @@ def main(argv: list[str] | None = None) -> int:
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, sys.stdout.fileno())
             return 0
+        except console.Terminated:
+            sys.stderr.write(f"{PROG}: terminated (SIGTERM); nothing was kept\n")
+            return 143
         except KeyboardInterrupt:
-            sys.stderr.write(f"{PROG}: interrupted\n")
+            sys.stderr.write(f"{PROG}: interrupted; nothing was kept\n")
             return 130
         except Exception as exc:
             if debug:

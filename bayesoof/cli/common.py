@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-import threading
-import time
 from pathlib import Path
+
+from bayesoof.inference.progress import Spinner
 
 PROG = "bayesoof"
 
@@ -108,44 +108,9 @@ def positive_int(text: str) -> int:
     return val
 
 
-class Ticker:
-    """Elapsed-time indicator on stderr while a long step runs (only on a terminal)."""
-
-    def __init__(self, label: str, stream=None, quiet: bool = False):
-        self.label = label
-        self.stream = stream or sys.stderr
-        self.quiet = quiet
-        self.live = not quiet and hasattr(self.stream, "isatty") and self.stream.isatty()
-        self._stop = threading.Event()
-        self._thread = None
-
-    def _run(self) -> None:
-        t0 = time.perf_counter()
-        spin = "|/-\\"
-        k = 0
-        while not self._stop.wait(0.25):
-            el = time.perf_counter() - t0
-            self.stream.write(f"\r{self.label} {spin[k % 4]} {el:6.0f} s")
-            self.stream.flush()
-            k += 1
-
-    def __enter__(self):
-        if self.live:
-            self._thread = threading.Thread(target=self._run, daemon=True)
-            self._thread.start()
-        elif not self.quiet:
-            self.stream.write(f"{self.label} ...\n")
-            self.stream.flush()
-        return self
-
-    def __exit__(self, *exc):
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-            self.stream.write("\r" + " " * (len(self.label) + 12) + "\r")
-            self.stream.flush()
-        return False
-
+# the elapsed-time indicator of the subcommands: a live line on a terminal, log lines
+# every 30 s otherwise; other output goes through its ``lines`` so that nothing glues
+Ticker = Spinner
 
 
 @contextlib.contextmanager

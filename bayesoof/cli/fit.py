@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
 
 from bayesoof.cli.common import (
     Ticker,
@@ -78,7 +77,7 @@ def run_fit(args, data, tel, order: int):
             say(line)
         return result
     label = f"quick fit of {input_stem(args.file)} ({tel.name}, orders 1..{order})"
-    with Ticker(label, quiet=args.quiet), contextlib.redirect_stdout(sys.stderr):
+    with Ticker(label, quiet=args.quiet) as ticker, contextlib.redirect_stdout(ticker.lines):
         return fit(data, telescope=tel, order=args.order, config=args.config,
                    illumination=args.illumination, verbose=not args.quiet)
 

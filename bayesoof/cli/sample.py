@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import inspect
-import sys
 import warnings
 
 from bayesoof.cli.common import (
@@ -64,17 +61,10 @@ def run(args) -> int:
         extra["walkers"] = args.walkers
     with staged_run(args.out, stem) as (staging, finish):
         fit_result = run_fit(args, data, tel, cfg["fit"]["order"])
-        what = (f"sampling ({args.sampler}, "
-                + (f"{args.chains} chains x " if args.sampler != "emcee" else "ensemble, ")
-                + f"({args.tune} tune + {args.draws} draws))")
-        # a sampler's own progress bar when bayesoof.inference.sample offers one, else a ticker
-        from bayesoof.inference.sample import run_sampler
-
-        own_bar = "progressbar" in inspect.signature(run_sampler).parameters
-        if own_bar:
-            extra["progressbar"] = sys.stderr.isatty() and not args.quiet
-        ticker = contextlib.nullcontext() if own_bar else Ticker(what, quiet=args.quiet)
-        with ticker, warnings.catch_warnings():
+        # progress of the sampler: a live line on a terminal, a line every 10 % or 30 s in
+        # logs and batch jobs (bayesoof.inference.progress)
+        extra["progressbar"] = not args.quiet
+        with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=PosteriorWarning)
             post = sample(data, telescope=tel, order=fit_result.order, sampler=args.sampler,
                           draws=args.draws, tune=args.tune, chains=args.chains,
