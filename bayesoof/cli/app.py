@@ -5,6 +5,7 @@ Subcommands (``bayesoof SUBCOMMAND --help`` for each):
 * ``simulate OUT``     beam maps from a telescope preset and Zernike coefficients -> FITS
 * ``fit FILE``         quick fit (MAP + Laplace covariance) of orders 1..N -> run directory
 * ``sample FILE``      posterior with NUTS or emcee -> run directory, diagnostics verdict
+* ``finish RUN_DIR``   complete a run whose sampling ended but whose assembly failed
 * ``plot RUN_DIR``     (re)make all plots of a run
 * ``info FILE|RUN``    what is in a beam-map file or a run directory
 * ``convert IN OUT``   between the pyoof and Nikolic FITS formats
@@ -39,7 +40,8 @@ from bayesoof.cli.common import PROG, CLIError, warn_line
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: subcommand modules, in the order of ``bayesoof --help``
-COMMANDS = ("simulate", "fit", "sample", "plot", "info", "convert", "batch", "gravity", "surface")
+COMMANDS = ("simulate", "fit", "sample", "finish", "plot", "info", "convert", "batch",
+            "gravity", "surface")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -45,6 +45,7 @@ def verdict(post) -> list[str]:
 
 def run(args) -> int:
     """Posterior (NUTS or emcee from the quick fit) into a new run directory."""
+    from bayesoof.inference import checkpoint
     from bayesoof.inference.params import load_fit_config
     from bayesoof.inference.posterior import PosteriorWarning
     from bayesoof.inference.sample import sample
@@ -61,18 +62,32 @@ def run(args) -> int:
         extra["walkers"] = args.walkers
     with staged_run(args.out, stem) as (staging, finish):
         fit_result = run_fit(args, data, tel, cfg["fit"]["order"])
+        # the quick fit is saved first and the raw draws join it as soon as sampling ends
+        # (and every minute of a long run): a failure afterwards loses no sampling time
+        built = fit_result.save(staging, stem=stem)
+        recipe = checkpoint.recipe(
+            args.file, args.telescope or data.meta.get("TELESC"), fit_result.order,
+            {"config": args.config, "illumination": args.illumination}, None, None)
         # progress of the sampler: a live line on a terminal, a line every 10 % or 30 s in
         # logs and batch jobs (bayesoof.inference.progress)
         extra["progressbar"] = not args.quiet
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=PosteriorWarning)
-            post = sample(data, telescope=tel, order=fit_result.order, sampler=args.sampler,
-                          draws=args.draws, tune=args.tune, chains=args.chains,
-                          seed=args.seed, fit_result=fit_result, **extra)
-        if post.idata is None:
-            raise CLIError("sampling stopped before any draw was kept; nothing written")
-        built = fit_result.save(staging, stem=stem)
-        post.save(built)
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", category=PosteriorWarning)
+                post = sample(data, telescope=tel, order=fit_result.order,
+                              sampler=args.sampler, draws=args.draws, tune=args.tune,
+                              chains=args.chains, seed=args.seed, fit_result=fit_result,
+                              checkpoint=built, recipe=recipe, **extra)
+            if post.idata is None:
+                raise CLIError("sampling stopped before any draw was kept; nothing written")
+            post.save(built)
+        except (Exception, KeyboardInterrupt) as exc:
+            if not (built / checkpoint.RAW_FILE).is_file() or isinstance(exc, CLIError):
+                raise
+            run = finish(built)  # visible, with the quick fit and the raw draws
+            cause = " ".join(str(exc).split()) or type(exc).__name__
+            raise CLIError(f"{cause}; the draws are kept in {run}: complete the run with "
+                           f"'bayesoof finish {run}'") from exc
         if args.plots:
             from bayesoof.plots.figures import fit_figures, posterior_figures
 
@@ -97,6 +112,10 @@ def run(args) -> int:
         say(f"cost: {t['n_grad_sampling']} gradient/density evaluations after warm-up, "
              f"sampling {t.get('sampling', float('nan')):.1f} s, total "
              f"{t.get('total', float('nan')):.1f} s")
+    if post.interrupted:
+        kept = post.idata.posterior.sizes["draw"]
+        say(f"sampling was interrupted: kept {kept} of {args.draws} draws per chain, "
+            "assembled and saved (the verdict below is for those)")
     for line in verdict(post):
         say(line)
     ad = (post.products or {}).get("adequacy") or fit_result.adequacy

@@ -52,6 +52,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pymc as pm
@@ -519,12 +520,18 @@ def _logging_off():
         logging.disable(previous)
 
 
+def _ckpt_interval() -> float:
+    from bayesoof.inference.checkpoint import INTERVAL
+
+    return INTERVAL
+
+
 def _jitter(rng, chains: int, dim: int, scale: float) -> np.ndarray:
     return rng.normal(0.0, scale, size=(chains, dim))
 
 
 def _run_numpyro(density, z0, draws, tune, seed, target_accept, max_tree_depth,
-                 chain_method, chunk, progressbar=None) -> RawDraws:
+                 chain_method, chunk, progressbar=None, on_checkpoint=None) -> RawDraws:
     """numpyro's NUTS kernel driven in fixed-size chunks of iterations.
 
     One jitted function advances every chain by ``chunk`` iterations (``lax.scan`` of
@@ -576,7 +583,41 @@ def _run_numpyro(density, z0, draws, tune, seed, target_accept, max_tree_depth,
     out: list = []
     interrupted = False
     t_compiled = None
+    def collect(interrupted: bool) -> RawDraws:
+        wall = time.perf_counter() - t0
+        names = ("z", "diverging", "num_steps", "energy", "potential_energy", "accept_prob",
+                 "step_size")
+        if out:
+            cols = {n: np.concatenate([o[k] for o in out], axis=1)[:, :total]
+                    for k, n in enumerate(names)}
+        else:
+            cols = {n: np.zeros((chains, 0) + ((d,) if n == "z" else ())) for n in names}
+        n_steps_all = cols["num_steps"]
+        keep = slice(min(tune, n_steps_all.shape[1]), None)
+        n_steps = n_steps_all[:, keep]
+        depth = np.ceil(np.log2(n_steps + 1.0)).astype(int)
+        stats = {
+            "diverging": cols["diverging"][:, keep].astype(bool),
+            "n_steps": n_steps,
+            "tree_depth": depth,
+            "energy": cols["energy"][:, keep],
+            "lp": -cols["potential_energy"][:, keep],
+            "acceptance_rate": cols["accept_prob"][:, keep],
+            "step_size": cols["step_size"][:, keep],
+            "reached_max_treedepth": depth >= max_tree_depth,
+        }
+        per_iter = (wall - ((t_compiled or t0) - t0)) / max(len(out) - 1, 1) / chunk
+        return RawDraws(
+            z=cols["z"][:, keep], stats=stats, n_grad=int(np.sum(n_steps_all)),
+            n_grad_sampling=int(np.sum(n_steps)), wall_time=wall,
+            sampling_time=per_iter * max(n_steps.shape[1], 0),
+            interrupted=interrupted or n_steps.shape[1] < draws,
+            info={"chain_method": chain_method, "devices": int(groups), "chunk": int(chunk),
+                  "first_chunk_time": (t_compiled - t0) if t_compiled else None},
+        )
+
     prog = _progress(progressbar, f"numpyro NUTS, {chains} chains", chains * total)
+    last_saved = time.perf_counter()
     try:
         done = 0
         while done < total:
@@ -589,42 +630,15 @@ def _run_numpyro(density, z0, draws, tune, seed, target_accept, max_tree_depth,
                 t_compiled = time.perf_counter()
             if prog is not None:
                 prog.update(chains * min(done, total), "warm-up" if done <= tune else "sampling")
+            if on_checkpoint is not None and time.perf_counter() - last_saved > _ckpt_interval():
+                on_checkpoint(collect(True))
+                last_saved = time.perf_counter()
     except KeyboardInterrupt:
         interrupted = True
     finally:
         if prog is not None:
             prog.close("interrupted" if interrupted else "")
-    wall = time.perf_counter() - t0
-    names = ("z", "diverging", "num_steps", "energy", "potential_energy", "accept_prob",
-             "step_size")
-    if out:
-        cols = {n: np.concatenate([o[k] for o in out], axis=1)[:, :total]
-                for k, n in enumerate(names)}
-    else:
-        cols = {n: np.zeros((chains, 0) + ((d,) if n == "z" else ())) for n in names}
-    n_steps_all = cols["num_steps"]
-    keep = slice(min(tune, n_steps_all.shape[1]), None)
-    n_steps = n_steps_all[:, keep]
-    depth = np.ceil(np.log2(n_steps + 1.0)).astype(int)
-    stats = {
-        "diverging": cols["diverging"][:, keep].astype(bool),
-        "n_steps": n_steps,
-        "tree_depth": depth,
-        "energy": cols["energy"][:, keep],
-        "lp": -cols["potential_energy"][:, keep],
-        "acceptance_rate": cols["accept_prob"][:, keep],
-        "step_size": cols["step_size"][:, keep],
-        "reached_max_treedepth": depth >= max_tree_depth,
-    }
-    per_iter = (wall - ((t_compiled or t0) - t0)) / max(len(out) - 1, 1) / chunk
-    return RawDraws(
-        z=cols["z"][:, keep], stats=stats, n_grad=int(np.sum(n_steps_all)),
-        n_grad_sampling=int(np.sum(n_steps)), wall_time=wall,
-        sampling_time=per_iter * max(n_steps.shape[1], 0),
-        interrupted=interrupted or n_steps.shape[1] < draws,
-        info={"chain_method": chain_method, "devices": int(groups), "chunk": int(chunk),
-              "first_chunk_time": (t_compiled - t0) if t_compiled else None},
-    )
+    return collect(interrupted)
 
 
 def _run_pymc(density, z0, draws, tune, seed, target_accept, max_tree_depth, cores,
@@ -686,13 +700,16 @@ def _run_pymc(density, z0, draws, tune, seed, target_accept, max_tree_depth, cor
 
 
 def _run_emcee(density, draws, tune, seed, walkers, init_scale, thin, mode,
-               progressbar=None) -> RawDraws:
+               progressbar=None, on_checkpoint=None) -> RawDraws:
     import emcee
 
     t0 = time.perf_counter()
     d = density.dim
     walkers = int(walkers or max(2 * d + 2, 32))
     walkers += walkers % 2
+    if walkers < 2 * d:
+        raise ValueError(f"emcee needs at least 2 x {d} = {2 * d} walkers for {d} free "
+                         f"parameters (its stretch move pairs them), got {walkers}")
     logp = density.logp_batch(mode)
     rng = np.random.default_rng(seed)
     p0 = rng.normal(0.0, init_scale, size=(walkers, d))
@@ -703,38 +720,47 @@ def _run_emcee(density, draws, tune, seed, walkers, init_scale, thin, mode,
     n_iter = 0
     interrupted = False
     total = tune + draws * thin
+    def collect(interrupted: bool, final: bool = True) -> RawDraws:
+        chain = sampler.get_chain()  # (steps, walkers, d)
+        lp = sampler.get_log_prob()
+        keep = slice(min(tune, chain.shape[0]), chain.shape[0], thin)
+        z = np.swapaxes(chain[keep], 0, 1)
+        lps = np.swapaxes(lp[keep], 0, 1)
+        try:
+            if not final:
+                raise ValueError("periodic checkpoint: no autocorrelation time yet")
+            with np.errstate(all="ignore"), warnings.catch_warnings(), _logging_off():
+                warnings.simplefilter("ignore")  # emcee's "chain too short" notice: reported below
+                tau = sampler.get_autocorr_time(discard=min(tune, chain.shape[0]), quiet=True)
+        except Exception:  # noqa: BLE001 - too short chains
+            tau = np.full(d, np.nan)
+        return RawDraws(
+            z=z, stats={"lp": lps}, n_grad=n_iter * walkers,
+            n_grad_sampling=max(n_iter - tune, 0) * walkers,
+            wall_time=time.perf_counter() - t0,
+            sampling_time=time.perf_counter() - t_start,
+            interrupted=interrupted,
+            info={"walkers": walkers, "thin": thin,
+                  "acceptance_fraction": float(np.mean(sampler.acceptance_fraction)),
+                  "autocorr_time_max": float(np.nanmax(tau)) if np.any(np.isfinite(tau)) else None},
+        )
+
     prog = _progress(progressbar, f"emcee, {walkers} walkers", total, unit="steps")
+    last_saved = time.perf_counter()
     try:
         for _ in sampler.sample(p0, iterations=total, store=True, progress=False):
             n_iter += 1
             if prog is not None:
                 prog.update(n_iter, "burn-in" if n_iter <= tune else "sampling")
+            if on_checkpoint is not None and time.perf_counter() - last_saved > _ckpt_interval():
+                on_checkpoint(collect(True, final=False))
+                last_saved = time.perf_counter()
     except KeyboardInterrupt:
         interrupted = True
     finally:
         if prog is not None:
             prog.close("interrupted" if interrupted else "")
-    chain = sampler.get_chain()  # (steps, walkers, d)
-    lp = sampler.get_log_prob()
-    keep = slice(min(tune, chain.shape[0]), chain.shape[0], thin)
-    z = np.swapaxes(chain[keep], 0, 1)
-    lps = np.swapaxes(lp[keep], 0, 1)
-    try:
-        with np.errstate(all="ignore"), warnings.catch_warnings(), _logging_off():
-            warnings.simplefilter("ignore")  # emcee's "chain too short" notice: reported below
-            tau = sampler.get_autocorr_time(discard=min(tune, chain.shape[0]), quiet=True)
-    except Exception:  # noqa: BLE001 - too short chains
-        tau = np.full(d, np.nan)
-    return RawDraws(
-        z=z, stats={"lp": lps}, n_grad=n_iter * walkers,
-        n_grad_sampling=max(n_iter - tune, 0) * walkers,
-        wall_time=time.perf_counter() - t0,
-        sampling_time=time.perf_counter() - t_start,
-        interrupted=interrupted,
-        info={"walkers": walkers, "thin": thin,
-              "acceptance_fraction": float(np.mean(sampler.acceptance_fraction)),
-              "autocorr_time_max": float(np.nanmax(tau)) if np.any(np.isfinite(tau)) else None},
-    )
+    return collect(interrupted)
 
 
 def run_sampler(
@@ -755,6 +781,7 @@ def run_sampler(
     thin: int = 1,
     chunk: int = 50,
     progressbar: bool | None = None,
+    on_checkpoint=None,
 ) -> RawDraws:
     """Run one sampler on a whitened density; return draws of ``z`` and statistics.
 
@@ -787,16 +814,19 @@ def run_sampler(
         Report progress on stderr (:mod:`bayesoof.inference.progress`: a live line on a
         terminal or in a notebook, a log line every 10 % or 30 s otherwise).  None
         (default): on in a Jupyter notebook, off in scripts.
+    on_checkpoint : callable, optional
+        numpyro and emcee: called with the :class:`RawDraws` so far every
+        :data:`bayesoof.inference.checkpoint.INTERVAL` s (to keep them on disk).
     """
     sampler = resolve_sampler(sampler)
     rng = np.random.default_rng(seed)
     if sampler == "emcee":
         return _run_emcee(density, draws, tune, seed, walkers, emcee_init, thin, compile_mode,
-                          progressbar)
+                          progressbar, on_checkpoint)
     z0 = _jitter(rng, chains, density.dim, jitter)
     if sampler == "numpyro":
         return _run_numpyro(density, z0, draws, tune, seed, target_accept, max_tree_depth,
-                            chain_method, chunk, progressbar)
+                            chain_method, chunk, progressbar, on_checkpoint)
     if cores is None:
         # PyMC runs parallel chains in fork()ed processes, which may deadlock once JAX's
         # thread pool exists (JAX warns so): chains run in turn then
@@ -817,6 +847,8 @@ def sample_model(
     products: bool = True,
     n_predictive: int = 100,
     prior_draws: int = 0,
+    checkpoint=None,
+    recipe: dict | None = None,
     **kwargs,
 ):
     """Sample the posterior of a model built by :func:`bayesoof.inference.model.build_model`.
@@ -826,7 +858,13 @@ def sample_model(
     :class:`bayesoof.inference.posterior.PosteriorResult`.  ``n_predictive`` thinned draws give the
     posterior predictive beams; ``prior_draws`` > 0 adds the ``prior`` and
     ``prior_predictive`` groups.  Extra keywords go to :func:`run_sampler`.
+
+    ``checkpoint``: a directory; the raw draws are written there
+    (:mod:`bayesoof.inference.checkpoint`) as soon as sampling ends, before assembly, and
+    every minute during long numpyro / emcee runs; ``recipe`` says how to rebuild the
+    model for :func:`bayesoof.inference.checkpoint.finish`.
     """
+    from bayesoof.inference import checkpoint as ckpt
     from bayesoof.inference.posterior import assemble
 
     t0 = time.perf_counter()
@@ -840,10 +878,17 @@ def sample_model(
     with blas_threads(1):
         lap = laplace_result or laplace(model, mode=mode)
         density = AffineDensity(model, lap.u_mode, _chol(lap.cov), mode=mode)
-        raw = run_sampler(density, name, draws=draws, tune=tune, chains=chains, seed=seed,
-                          **kwargs)
         settings = {"sampler": name, "draws": draws, "tune": tune, "chains": chains,
                     "seed": seed, **{k: v for k, v in kwargs.items() if _jsonable(v)}}
+        if checkpoint is not None:
+            def keep(partial_raw, _d=density):  # periodic: the draws so far
+                ckpt.save_raw(checkpoint, partial_raw, _d, lap, settings, recipe, partial=True)
+
+            kwargs["on_checkpoint"] = keep
+        raw = run_sampler(density, name, draws=draws, tune=tune, chains=chains, seed=seed,
+                          **kwargs)
+        if checkpoint is not None:  # before anything else can fail
+            ckpt.save_raw(checkpoint, raw, density, lap, settings, recipe)
         result = assemble(model, density, raw, lap, settings, t0, products=products,
                           n_predictive=n_predictive, seed=seed)
         if prior_draws and result.idata is not None:
@@ -926,11 +971,25 @@ def sample(
         fit_result = quick_fit(data, order=order, **kw)
     run_dir = None
     if save_dir is not None:
+        from bayesoof.inference import checkpoint as ckpt
+
         run_dir = fit_result.save(save_dir)
+        kwargs.setdefault("checkpoint", run_dir)
+        fk = dict(fit_kwargs or {})
+        fk.setdefault("seed", seed)
+        kwargs.setdefault("recipe", ckpt.recipe(data, telescope or fit_result.telescope,
+                                                fit_result.order, fk, priors, model_kwargs))
     model = build_model(fit_result, priors=priors, **(model_kwargs or {}))
     try:
         result = sample_model(model, sampler=sampler, draws=draws, tune=tune, chains=chains,
                               seed=seed, products=products, **kwargs)
+    except Exception as exc:
+        where = kwargs.get("checkpoint")
+        if where is not None and (Path(where) / "raw_draws.npz").is_file():
+            exc.add_note(f"the draws are kept in {where}: finish with "
+                         f"bayesoof.inference.checkpoint.finish({str(where)!r}) or "
+                         f"'bayesoof finish {where}'")
+        raise
     except KeyboardInterrupt:
         from bayesoof.inference.posterior import PosteriorResult
 

@@ -15,7 +15,7 @@ from bayesoof.cli.common import Ticker
 from bayesoof.data.fitsio import read_beam_maps
 from bayesoof.simulate import example_path
 
-SUBCOMMANDS = ["simulate", "fit", "sample", "plot", "info", "convert"]
+SUBCOMMANDS = ["simulate", "fit", "sample", "finish", "plot", "info", "convert"]
 
 
 def run(capsys, *argv):
