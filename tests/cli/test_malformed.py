@@ -184,6 +184,10 @@ def _corpus(root: Path) -> list[tuple[str, Path, tuple[str, ...], tuple[str, ...
         ["keyword DZ must be a number"])
     add("d_z twice", nikolic(src / "dz_twice.fits", dz=(0.0, 0.022, 0.022)),
         ["same d_z = 0.022 m"])
+    add("d_z twice (pyoof)", pyoof(src / "dz_twice_pyoof.fits", dz=[-0.022, 0.0, -0.022]),
+        ["same d_z = -0.022 m"])
+    add("d_z a boolean", pyoof(src / "dz_bool.fits", cards={"PLUS OOF": {"DZ": True}}),
+        ["keyword DZ must be a number"])
     add("no in-focus map", nikolic(src / "dz_no_focus.fits", dz=(-0.022, 0.022)),
         ["no in-focus map"])
     add("d_z in mm written as m", nikolic(src / "dz_mm.fits", dz=(-22.0, 0.0, 22.0)),
@@ -191,8 +195,17 @@ def _corpus(root: Path) -> list[tuple[str, Path, tuple[str, ...], tuple[str, ...
     # ---- sample values
     bad = _beam(0.0)
     bad[3] = np.nan
-    add("NaN in the beam", pyoof(src / "beam_nan.fits", cols={"ZERO OOF": {"BEAM": bad}}),
-        ["table 'ZERO OOF'", "non-finite", "BEAM"])
+    add("NaN in the beam (a dead sample)",
+        pyoof(src / "beam_nan.fits", cols={"ZERO OOF": {"BEAM": bad}}),
+        ["masked dead samples", "map ZERO OOF: 1 of 25 (1 NaN/inf)"], commands=("info",),
+        kind="warning")
+    bad_all = np.full(n, np.nan)
+    add("NaN everywhere in a map", nikolic(src / "fnu_all_nan.fits", cols={1: {"FNU": bad_all}}),
+        ["map OOF1", "no samples"])
+    vnan = u.copy()
+    vnan[4] = np.nan
+    add("NaN in v", nikolic(src / "dy_nan.fits", cols={0: {"DY": vnan}}),
+        ["table 'OOF0'", "non-finite", "DY"])
     uinf = u.copy()
     uinf[0] = np.inf
     add("inf in u", pyoof(src / "u_inf.fits", cols={"PLUS OOF": {"U": uinf}}),
