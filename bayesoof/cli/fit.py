@@ -100,7 +100,7 @@ def run(args) -> int:
             from bayesoof.plots.figures import fit_figures
 
             with Ticker("plots", quiet=args.quiet):
-                save_plots(fit_figures(result), built, args.pdf)
+                plots = save_plots(fit_figures(result), built, args.pdf)
         run = finish(built)
     for line in fit_table(result):
         say(line)
@@ -111,6 +111,8 @@ def run(args) -> int:
          f"{st['ruze_weighted']:.4f}")
     say(result.adequacy.line())
     say(f"run directory: {run}")
+    if args.plots:
+        say(f"plots: {run / 'plots'} ({', '.join(sorted(p.name for p in plots))})")
     return 0
 
 

@@ -19,6 +19,9 @@ from bayesoof.cli.common import (
 from bayesoof.cli.fit import add_fit_options, config_order, fit_table, run_fit
 
 NAME = "sample"
+#: the samplers of bayesoof.inference.sample.SAMPLERS (a test keeps them equal; importing
+#: that module here would load PyMC for every 'bayesoof --help')
+SAMPLERS = ("nuts", "numpyro", "pymc", "emcee")
 
 
 def verdict(post) -> list[str]:
@@ -94,14 +97,14 @@ def run(args) -> int:
             with Ticker("plots", quiet=args.quiet):
                 figs = fit_figures(fit_result)
                 figs.update(posterior_figures(post))
-                save_plots(figs, built, args.pdf)
+                plots = save_plots(figs, built, args.pdf)
         run = finish(built)
     for line in fit_table(fit_result):
         say(line)
     tab = post.table()
     say(f"posterior ({post.sampler}, chains {post.primary_chains}):")
     cols = [c for c in ("mean", "sd", "hdi_3%", "hdi_97%", "ess_bulk", "r_hat") if c in tab]
-    say(tab[cols].to_string())
+    say(tab[cols].to_string(float_format=lambda x: f"{x:.6g}"))
     rms = (post.products or {}).get("rms_summary", {})
     if rms.get("surface_rms"):
         s, r = rms["surface_rms"], rms.get("ruze", {})
@@ -121,6 +124,8 @@ def run(args) -> int:
     ad = (post.products or {}).get("adequacy") or fit_result.adequacy
     say(ad.line())
     say(f"run directory: {run}")
+    if args.plots:
+        say(f"plots: {run / 'plots'} ({', '.join(sorted(p.name for p in plots))})")
     return 0
 
 
@@ -133,8 +138,9 @@ def register(sub, fmt) -> None:
                     "(started from the quick fit) and print the diagnostics verdict.",
     )
     add_fit_options(p)
-    p.add_argument("--sampler", choices=("nuts", "emcee"), default="nuts",
-                   help="nuts: numpyro on JAX when installed, else PyMC; emcee: ensemble")
+    p.add_argument("--sampler", choices=SAMPLERS, default="nuts",
+                   help="nuts: numpyro on JAX when installed, else PyMC; numpyro or pymc: "
+                        "that NUTS; emcee: affine-invariant ensemble")
     p.add_argument("--draws", type=positive_int, default=1000, help="draws per chain")
     p.add_argument("--tune", type=positive_int, default=1000,
                    help="tuning (NUTS) or burn-in (emcee) steps per chain")

@@ -30,7 +30,7 @@ import numpy as np
 
 from bayesoof.inference.diagnostics import chain_modes, diagnose
 from bayesoof.inference.likelihood import standardized_residuals
-from bayesoof.io import add_posterior, clean, write_netcdf, write_summary
+from bayesoof.io import add_posterior, clean, write_fits, write_netcdf, write_summary
 from bayesoof.physics import zernike
 from bayesoof.physics.illumination import evaluate as evaluate_illumination
 from bayesoof.products.maps import NOT_ABERRATION, plain_rms, rms_summary, surface_um, weighted_rms
@@ -293,7 +293,8 @@ class PosteriorResult:
 
         post = self.primary_posterior()
         var_names = var_names or [v for v in post.data_vars if not v.startswith("__")]
-        return az.summary(post[var_names], hdi_prob=HDI_PROB)
+        # full precision (ArviZ rounds to 2-3 decimals by default: K in waves would lose it)
+        return az.summary(post[var_names], hdi_prob=HDI_PROB, round_to="none")
 
     # ---------------------------------------------------------------- products
     def compute_products(self, n_map: int = 101, n_predictive: int = 100, seed: int = 0,
@@ -418,8 +419,54 @@ class PosteriorResult:
             write_netcdf(target, self.idata)
         if self.products:
             write_netcdf(run_dir / "posterior_products.nc", self._products_dataset())
+            if "phase_mean" in self.products:
+                write_fits(run_dir / "posterior_phase.fits", self.phase_hdus())
         add_posterior(run_dir, clean(self.summary()))
         return run_dir
+
+    def phase_hdus(self):
+        """Posterior phase and surface maps as FITS (the layout of the quick fit's phase.fits).
+
+        Primary HDU PHASE_MEAN (rad), then PHASE_SD, PHASE_WIDTH (width of the equal-tailed
+        94% interval per pixel), SURFACE_MEAN, SURFACE_SD, SURFACE_WIDTH (µm, on-axis);
+        a linear WCS in aperture metres (CTYPE X / Y, CUNIT m), BUNIT per image.
+        """
+        from astropy.io import fits
+
+        p, fm = self.products, self.info.forward
+        x, y = np.asarray(p["x"], float), np.asarray(p["y"], float)
+
+        def hdr(unit: str, what: str) -> fits.Header:
+            h = fits.Header()
+            for ax, vals in ((1, x), (2, y)):
+                h[f"CTYPE{ax}"] = ("X" if ax == 1 else "Y", "aperture coordinate")
+                h[f"CUNIT{ax}"] = "m"
+                h[f"CRPIX{ax}"] = 1.0
+                h[f"CRVAL{ax}"] = float(vals[0])
+                h[f"CDELT{ax}"] = float(vals[1] - vals[0])
+            h["BUNIT"] = unit
+            h["CONTENT"] = what
+            h["ORDER"] = fm.order
+            h["WAVEL"] = (fm.wavelength, "m")
+            h["TELESC"] = fm.telescope.name
+            h["SAMPLER"] = self.sampler
+            h["COMMENT"] = "posterior over the primary chains; piston and tilt removed; " \
+                           "NaN outside the dish"
+            return h
+
+        hdus = []
+        for kind, unit, label in (("phase", "rad", "phase error"),
+                                  ("surface", "um", "surface error (on-axis)")):
+            width = p[f"{kind}_hi"] - p[f"{kind}_lo"]
+            for stat, img, what in (("MEAN", p[f"{kind}_mean"], "posterior mean"),
+                                    ("SD", p[f"{kind}_sd"], "posterior sd"),
+                                    ("WIDTH", width, "94% interval width")):
+                h = hdr(unit, f"{label}, {what}")
+                name = f"{kind.upper()}_{stat}"
+                hdus.append(fits.PrimaryHDU(img, h) if not hdus
+                            else fits.ImageHDU(img, h, name=name))
+        hdus[0].header["EXTNAME"] = "PHASE_MEAN"
+        return fits.HDUList(hdus)
 
     def _products_dataset(self):
         import xarray as xr

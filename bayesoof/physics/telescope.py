@@ -554,8 +554,12 @@ def get_telescope(spec: str | Path | Telescope) -> Telescope:
     name = s.lower()
     res = _preset_dir().joinpath(f"{name}.toml")
     if not res.is_file():
+        import difflib
+
+        close = difflib.get_close_matches(name, available_telescopes(), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise TelescopeError(
-            f"unknown telescope {s!r}; expected a preset name "
+            f"unknown telescope {s!r}; {hint}expected a preset name "
             f"({', '.join(available_telescopes())}) or the path of a TOML file"
         )
     return telescope_from_dict(tomllib.loads(res.read_text()), f"preset {name}")

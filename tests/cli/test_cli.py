@@ -237,6 +237,7 @@ def test_fit_writes_a_complete_run(fitted):
     assert [p.name for p in runs] == ["example_effelsberg-000"]  # no staging left behind
     run = runs[0]
     assert f"run directory: {run}" in stdout
+    assert f"plots: {run / 'plots'} (beam_maps.png, " in stdout  # says where the plots went
     names = {p.name for p in run.iterdir()}
     assert {"summary.json", "result.nc", "phase.fits", "fitpar_n1.csv", "cov_n1.csv",
             "corr_n1.csv", "phase_n1.csv", "plots"} <= names

@@ -82,17 +82,47 @@ def test_finish_completes_the_run(recovered):
         # per-map noise of a file without a noise column: dims ('chain', 'draw', 'map')
         assert post["sigma"].dims == ("chain", "draw", "map") and post.sizes["map"] == 3
         assert post.sizes["draw"] == 20
+        # summary.json keeps full precision: its means are those of the draws (float64
+        # sums of 640 numbers agree to ~1e-15 relative; ArviZ's default rounding gave 1e-3)
+        K = post["K"].values.reshape(-1, post.sizes["zernike"])
+        params = summary["posterior"]["parameters"]
+        for j, name in enumerate(post["zernike"].values):
+            assert params[str(name)]["mean"] == pytest.approx(K[:, j].mean(), rel=1e-12)
+    # the posterior maps also as FITS with units and a WCS in aperture metres
+    from astropy.io import fits
+
+    with fits.open(run / "posterior_phase.fits") as hdul:
+        names = [h.name for h in hdul]
+        assert names == ["PHASE_MEAN", "PHASE_SD", "PHASE_WIDTH", "SURFACE_MEAN",
+                         "SURFACE_SD", "SURFACE_WIDTH"]
+        assert [h.header["BUNIT"] for h in hdul] == ["rad"] * 3 + ["um"] * 3
+        h = hdul["SURFACE_SD"].header
+        assert h["CTYPE1"] == "X" and h["CUNIT1"] == "m" and h["CDELT1"] > 0
+        with xr.open_dataset(run / "posterior_products.nc", engine="h5netcdf") as prod:
+            np.testing.assert_array_equal(hdul["SURFACE_SD"].data, prod["surface_sd"].values)
+            np.testing.assert_array_equal(hdul["PHASE_WIDTH"].data,
+                                          prod["phase_hi"].values - prod["phase_lo"].values)
+            assert h["CRVAL1"] == pytest.approx(float(prod["x"][0]))
     assert main(["finish", str(run), "--quiet"]) == 1  # already complete: refused
 
 
 def test_same_seed_same_files(recovered, pyoof_file, tmp_path):
     """A fresh run with the same seed equals the recovered one, file by file.
 
-    Timing entries (seconds, dates) are the only differences allowed.
+    Timing entries (seconds, dates) are the only differences allowed.  Made under umask
+    027: every file 0640, every folder 0750 (quick-fit files used to be 0600).
     """
     _, _, run_a, _, _ = recovered
-    assert main(["sample", str(pyoof_file), *SAMPLE, "--out", str(tmp_path)]) == 0
+    old = os.umask(0o027)  # and every file and folder follows the umask (issue 8, item 3)
+    try:
+        assert main(["sample", str(pyoof_file), *SAMPLE, "--out", str(tmp_path)]) == 0
+    finally:
+        os.umask(old)
     (run_b,) = list(tmp_path.iterdir())
+    modes = {p.name: p.stat().st_mode & 0o777 for p in [run_b, *run_b.rglob("*")]}
+    want = {name: 0o750 if (run_b / name).is_dir() or name == run_b.name else 0o640
+            for name in modes}
+    assert modes == want, {k: oct(v) for k, v in modes.items() if v != want[k]}
     names = sorted(p.name for p in run_a.iterdir())
     assert names == sorted(p.name for p in run_b.iterdir())
     for name in names:
