@@ -68,9 +68,12 @@ def run(args) -> int:
         # the quick fit is saved first and the raw draws join it as soon as sampling ends
         # (and every minute of a long run): a failure afterwards loses no sampling time
         built = fit_result.save(staging, stem=stem)
-        recipe = checkpoint.recipe(
-            args.file, args.telescope or data.meta.get("TELESC"), fit_result.order,
-            {"config": args.config, "illumination": args.illumination}, None, None)
+        files = args.file if isinstance(args.file, list) else [args.file]
+        one_fits = len(files) == 1 and not str(files[0]).lower().endswith(".grd")
+        recipe = checkpoint.recipe(  # None (no 'finish') for GRASP inputs: not one FITS file
+            files[0], args.telescope or data.meta.get("TELESC"), fit_result.order,
+            {"config": args.config, "illumination": args.illumination}, None, None,
+        ) if one_fits else None
         # progress of the sampler: a live line on a terminal, a line every 10 % or 30 s in
         # logs and batch jobs (bayesoof.inference.progress)
         extra["progressbar"] = not args.quiet
