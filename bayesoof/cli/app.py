@@ -105,10 +105,12 @@ def main(argv: list[str] | None = None) -> int:
                 os.dup2(devnull, sys.stdout.fileno())
             return 0
         except console.Terminated:
-            sys.stderr.write(f"{PROG}: terminated (SIGTERM); nothing was kept\n")
+            sys.stderr.write(f"{PROG}: terminated (SIGTERM); finished outputs are kept, "
+                             "nothing half-written is left\n")
             return 143
         except KeyboardInterrupt:
-            sys.stderr.write(f"{PROG}: interrupted; nothing was kept\n")
+            sys.stderr.write(f"{PROG}: interrupted; finished outputs are kept, nothing "
+                             "half-written is left\n")
             return 130
         except Exception as exc:
             if debug:

@@ -964,7 +964,37 @@ def posterior_figures(source, n_vars: int = 4, angle_unit: str = "arcmin") -> di
         figs["trace"] = plot_trace(view.posterior, var_names=var_names, coords=coords)
         figs["rank"] = plot_rank(view.posterior, var_names=var_names, coords=coords)
         figs["pair"] = plot_pair(view.posterior, var_names=["K"], coords=coords)
+        n_free = int(view.posterior["K"].sizes.get("zernike", len(chosen)))
+        why = (f"the {len(chosen)} of {n_free} free Zernike terms with the largest "
+               "|mean| / sd (tilts last)" + ("; c_dB, the illumination taper" if
+                                             "c_dB" in var_names else ""))
+        for name in ("trace", "rank", "pair"):
+            _explain(figs[name], f"{name}: {', '.join(chosen)}"
+                     + (", c_dB" if "c_dB" in var_names and name != "pair" else ""), why)
     return figs
+
+
+#: units of the posterior variables in ArviZ panel titles and axis labels
+_UNITS = {"K": "waves", "c_dB": "dB", "q": "", "amp": "data units", "offset": "data units"}
+
+
+def _with_unit(text: str) -> str:
+    head = text.split("\n")[0].split("[")[0].strip()
+    unit = _UNITS.get(head)
+    return f"{text} [{unit}]" if unit and text and "[" + unit not in text else text
+
+
+def _explain(fig: Figure, what: str, why: str) -> None:
+    """Say which parameters an ArviZ figure shows and why; units in titles; sparse ticks."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig.suptitle(f"{what}\n({why}; K in waves, c_dB in dB)", fontsize=9)
+    for ax in fig.axes:
+        ax.set_title(_with_unit(ax.get_title()), fontsize=8)
+        ax.set_xlabel(_with_unit(ax.get_xlabel()))
+        ax.set_ylabel(_with_unit(ax.get_ylabel()))
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))  # no overlapping tick labels
+        ax.tick_params(labelsize=7)
 
 
 # ====================================================================== saving

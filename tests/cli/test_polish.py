@@ -86,3 +86,22 @@ def test_readme_cli_example_runs_in_a_scratch_folder(tmp_path, monkeypatch, caps
     assert main(["simulate", "sim.fits", "--order", "1", "--n-grid", "5", "--extent", "4"]) == 0
     assert (tmp_path / "sim.fits").is_file()
     assert "wrote sim.fits" in capsys.readouterr().out
+
+
+def test_sigterm_outside_sampling_exits_143_with_one_line(monkeypatch, capsys):
+    """SIGTERM while a command works (not sampling): exit 143, one line, staging cleaned."""
+    import signal
+
+    from bayesoof.cli import info
+
+    def killed(args):
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(10000):  # the handler runs between bytecodes
+            pass
+        return 0
+
+    monkeypatch.setattr(info, "run", killed)
+    assert main(["info", "anything"]) == 143
+    err = capsys.readouterr().err
+    assert err.startswith("bayesoof: terminated (SIGTERM)") and err.count("\n") == 1
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
