@@ -69,7 +69,8 @@ def run_fit(args, data, tel, order: int):
 
         label = (f"quick fit of {input_stem(args.file)} ({tel.name}, orders "
                  f"1..{args.max_order}, order chosen by the Laplace evidence)")
-        with Ticker(label, quiet=args.quiet), contextlib.redirect_stdout(sys.stderr):
+        with Ticker(label, quiet=args.quiet) as ticker, \
+                contextlib.redirect_stdout(ticker.lines):
             result, selection = fit_auto(data, tel, max_order=args.max_order,
                                          config=args.config, illumination=args.illumination,
                                          verbose=not args.quiet)
