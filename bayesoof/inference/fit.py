@@ -525,8 +525,9 @@ def misfit_refit(result, kind: str | None = None, **options):
         rec = OrderResult(
             order=last.order, space=last.space, cov=cov, chi2=last.chi2, dof=last.dof,
             residuals=last.residuals, jacobian=jac, converged=last.converged,
-            status=last.status, message=last.message, n_eval=0, n_jac=0, n_iter=0,
-            wall_time=time.perf_counter() - t0, at_bound=list(last.at_bound),
+            status=last.status, message=last.message, n_eval=last.n_eval, n_jac=last.n_jac,
+            n_iter=last.n_iter, wall_time=last.wall_time + time.perf_counter() - t0,
+            start_costs=list(last.start_costs), at_bound=list(last.at_bound),
             rcond=last.rcond, init=last.init,
         )
         return rec, HACCovariance(m["hac_bandwidth"])
@@ -544,8 +545,9 @@ def misfit_refit(result, kind: str | None = None, **options):
         rec = OrderResult(
             order=last.order, space=space, cov=cov, chi2=last.chi2, dof=last.dof,
             residuals=r, jacobian=jac, converged=last.converged, status=last.status,
-            message=last.message, n_eval=0, n_jac=0, n_iter=0,
-            wall_time=time.perf_counter() - t0, at_bound=list(last.at_bound),
+            message=last.message, n_eval=last.n_eval, n_jac=last.n_jac, n_iter=last.n_iter,
+            wall_time=last.wall_time + time.perf_counter() - t0,
+            start_costs=list(last.start_costs), at_bound=list(last.at_bound),
             rcond=last.rcond, init=last.init,
         )
         return rec, model
