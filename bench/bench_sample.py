@@ -21,6 +21,11 @@ with τ emcee's integrated autocorrelation time.
 
 Run:  python bench/bench_sample.py            (all samplers, the full case; ~12 min)
       python bench/bench_sample.py --quick    (31 × 31 maps, order 3: a smoke test)
+      python bench/bench_sample.py --samplers numpyro,nutpie --tune 100,200,300
+                                              (the warm-up study, nutpie beside numpyro)
+      python bench/bench_sample.py --scattered 10000   (3 × 10 000 on-the-fly samples)
+
+The peak RSS of the process (quick fit + all posteriors) is printed at the end.
 """
 
 from __future__ import annotations
@@ -103,6 +108,34 @@ def run_nuts(model, sampler, draws, tune, chains, seed, max_doublings):
     }
 
 
+def run_nutpie(model, draws, tune, chains, seed):
+    """nutpie (JAX backend: bayesoof's kernel Ops have JAX versions, no Numba ones) on the
+    un-whitened model; nutpie adapts its own mass matrix during ``tune``."""
+    import arviz as az
+    import nutpie
+
+    import bayesoof.physics.jax_ops  # noqa: F401  (JAX versions of the transform Ops)
+
+    t0 = time.perf_counter()
+    compiled = nutpie.compile_pymc_model(model, backend="jax", gradient_backend="jax")
+    t_compile = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
+                          progress_bar=False)
+    t_sample = time.perf_counter() - t1
+    post = idata.posterior[[v for v in idata.posterior.data_vars if v.startswith("K")]]
+    ess = np.concatenate([np.ravel(v) for v in az.ess(post, method="bulk").data_vars.values()])
+    rhat = np.concatenate([np.ravel(v) for v in az.rhat(post).data_vars.values()])
+    ess, rhat = ess[np.isfinite(ess)], rhat[np.isfinite(rhat)]  # fixed (constant) terms
+    n_steps = int(idata.sample_stats["n_steps"].sum()) if "n_steps" in idata.sample_stats else None
+    div = int(idata.sample_stats["diverging"].sum())
+    return {"sampler": "nutpie (jax)", "chains": chains, "tune": tune, "draws": draws,
+            "ess_bulk_min_K": float(ess.min()), "r_hat_max_K": float(rhat.max()),
+            "divergences": div, "compile_s": t_compile, "sampling_s": t_sample,
+            "wall_s": time.perf_counter() - t0, "n_grad_sampling": n_steps,
+            "converged_K": bool(rhat.max() <= 1.01 and ess.min() >= 400 and div == 0)}
+
+
 def run_emcee(model, steps, burn, seed, walkers):
     from bayesoof.inference.sample import sample_model
 
@@ -144,7 +177,9 @@ def main(argv=None) -> int:
     p.add_argument("--order", type=int, default=5)
     p.add_argument("--n-grid", type=int, default=97)
     p.add_argument("--draws", type=int, default=1000)
-    p.add_argument("--tune", type=int, default=300)
+    p.add_argument("--tune", default="300",
+                   help="warm-up steps; a comma-separated list runs each NUTS sampler once per"
+                        " value (the warm-up study)")
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--max-doublings", type=int, default=2)
     p.add_argument("--emcee-steps", type=int, default=4000)
@@ -154,6 +189,9 @@ def main(argv=None) -> int:
     p.add_argument("--devices", type=int, default=os.cpu_count() or 1,
                    help="JAX CPU devices (one per core) for parallel numpyro chains")
     p.add_argument("--quick", action="store_true", help="31 x 31 maps, order 3")
+    p.add_argument("--scattered", type=int, default=0, metavar="N",
+                   help="N scattered samples per map (an on-the-fly scan, bench/otf_scan.py)"
+                        " instead of the n_grid lattice")
     p.add_argument("--json", default=None, help="also write the results to this file")
     a = p.parse_args(argv)
     if a.quick:
@@ -166,8 +204,18 @@ def main(argv=None) -> int:
     from bayesoof.simulate import random_coefficients, simulate
 
     truth = random_coefficients(a.order, scale=0.05, seed=a.seed)
-    data = simulate("effelsberg", truth, wavelength=0.009, n_grid=a.n_grid, snr=200.0,
-                    seed=a.seed, amp=1000.0, offset=2.0)
+    if a.scattered:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from otf_scan import otf_positions
+
+        rng = np.random.default_rng(a.seed)
+        pos = [otf_positions(a.scattered, rng) for _ in range(3)]
+        data = simulate("effelsberg", truth, wavelength=0.0093685, u=[q[0] for q in pos],
+                        v=[q[1] for q in pos], snr=200.0, seed=a.seed, amp=1000.0, offset=2.0,
+                        method="auto")
+    else:
+        data = simulate("effelsberg", truth, wavelength=0.009, n_grid=a.n_grid, snr=200.0,
+                        seed=a.seed, amp=1000.0, offset=2.0)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -175,7 +223,9 @@ def main(argv=None) -> int:
     t_fit = time.perf_counter() - t0
     model = build_model(fr)
     header = {
-        "case": f"effelsberg 9 mm, order {a.order}, 3 maps of {a.n_grid}x{a.n_grid}, SNR 200",
+        "case": f"effelsberg 9 mm, order {a.order}, 3 maps of "
+                + (f"{a.scattered} scattered samples" if a.scattered
+                   else f"{a.n_grid}x{a.n_grid}") + ", SNR 200",
         "forward": fr.forward.describe(),
         "free_parameters": len(fr.free_names),
         "quick_fit_s": t_fit,
@@ -184,13 +234,18 @@ def main(argv=None) -> int:
     }
     print(json.dumps(header, indent=1), flush=True)
     results = {"header": header}
+    tunes = [int(t) for t in str(a.tune).split(",")]
     for s in a.samplers.split(","):
-        if s == "emcee":
-            r = run_emcee(model, a.emcee_steps, a.emcee_burn, a.seed, a.walkers)
-        else:
-            r = run_nuts(model, s, a.draws, a.tune, a.chains, a.seed, a.max_doublings)
-        results[s] = r
-        print(json.dumps({s: r}, indent=1, default=str), flush=True)
+        for tune in tunes if s != "emcee" else [None]:
+            if s == "emcee":
+                r = run_emcee(model, a.emcee_steps, a.emcee_burn, a.seed, a.walkers)
+            elif s == "nutpie":
+                r = run_nutpie(model, a.draws, tune, a.chains, a.seed)
+            else:
+                r = run_nuts(model, s, a.draws, tune, a.chains, a.seed, a.max_doublings)
+            key = s if len(tunes) == 1 or s == "emcee" else f"{s}/tune={tune}"
+            results[key] = r
+            print(json.dumps({key: r}, indent=1, default=str), flush=True)
     nuts = [results[s] for s in ("numpyro", "pymc") if s in results]
     if nuts and "emcee" in results:
         e = results["emcee"]
@@ -201,6 +256,10 @@ def main(argv=None) -> int:
                   f"{e['ess_per_s_sampling']:.3f} -> x{gain_s:.0f}; ESS/s (wall) "
                   f"{r['ess_per_s_wall']:.2f} vs {e['ess_per_s_wall']:.3f} -> x{gain_w:.0f}")
     results["load_average_end"] = os.getloadavg()
+    import resource
+
+    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of this process (fit + posteriors): {results['peak_rss_mb']:.0f} MB")
     if a.json:
         with open(a.json, "w") as fh:
             json.dump(results, fh, indent=1, default=str)

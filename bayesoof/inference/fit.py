@@ -223,13 +223,15 @@ def _objective(forward: ForwardModel, space: ParameterSpace, residual: str) -> O
         obj.cached = True
         return obj
     t0 = time.perf_counter()
-    obj = compiled_cache.load(key) if key is not None else None
+    # on disk, also keyed by the full parameter layout (what the graph's inputs mean)
+    disk_key = None if key is None else key + repr(tuple(space.names))
+    obj = compiled_cache.load(disk_key) if disk_key is not None else None
     if obj is not None:  # compiled in an earlier run: only re-linked
         obj.compile_time = time.perf_counter() - t0
     else:
         obj = Objective(forward, space, residual)
         if key is not None:
-            compiled_cache.store(key, obj)
+            compiled_cache.store(disk_key, obj)
     obj.cached = False
     if key is not None:
         _CACHE[key] = obj
