@@ -334,6 +334,10 @@ class ForwardModel:
             extra = f", FFT box {self._fft.box[0]}x{self._fft.box[1]}" + (
                 " (bins on the samples)" if self.exact_fft else " (windowed-sinc interpolation)"
             )
+        if self.leg_coverage is not None:  # (part of the fit's cache key: keep the bounds)
+            free = ", ".join(f"{k} in [{lo:g}, {hi:g}]"
+                             for k, (lo, hi) in sorted(self.leg_coverage.bounds.items()))
+            extra += f"; free legs: {free} ({self.leg_coverage.n_pixels} pixels in the graph)"
         return (
             f"{self.method} transform, {s.n} x {s.n} aperture pixels of {s.dx:.4g} m"
             f" ({self.zernike_basis.shape[1]} Zernike terms{extra})"
