@@ -16,8 +16,13 @@ the co-polar power |E_co|² (the cross-polar component is read and dropped).  La
 GRASP files carry no d_z (sub-reflector offset): it is given per file.  Neither do they
 carry noise; ``sigma_fraction`` sets a nominal σ as a fraction of each map's peak.
 
-Sign of d_z: GRASP files do not state it; give d_z in bayesoof's convention (see
-``read_grasp``).
+Sign of d_z: GRASP files do not state it; give d_z in bayesoof's convention.  For the SRT
+files of ``shared/data/grasp_srt`` the residuals do not settle it (order-5 fits with the SRT
+residual path and a Gaussian taper: residual rms 1.70 / 0.18 / 1.04 % of the peaks with
+``ffmap_+out`` at +11.53 mm, 1.65 / 0.23 / 1.05 % at -11.53 mm); with +11.53 mm the fitted
+effective offsets stay within 1 mm of the commanded ones (-10.6, +11.3 mm) while the other
+sign needs 2-3 mm asymmetric shifts (+13.6, -8.3 mm): weak evidence that the files follow
+bayesoof's convention (``+out`` = +d_z).
 """
 
 from __future__ import annotations
