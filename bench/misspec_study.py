@@ -317,8 +317,12 @@ def main(argv=None) -> int:
                               processes=True, dashboard_address=None) as cluster, \
                     Client(cluster) as client:
                 futures = client.map(lambda job: one(job[0], job[1], a), jobs, pure=False)
-                for fut in as_completed(futures):
-                    keep(fut.result())
+                for fut, job in zip(as_completed(futures), jobs, strict=True):
+                    try:  # one failed job (e.g. a compile-lock timeout) must not end the run
+                        keep(fut.result())
+                    except Exception as err:  # noqa: BLE001
+                        keep([{"setting": job[0], "dataset": -1, "method": "job",
+                               "error": repr(err)[:300]}])
         else:
             for s, i in jobs:
                 keep(one(s, i, a))
