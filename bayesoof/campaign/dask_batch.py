@@ -85,7 +85,7 @@ def _one_line(exc: BaseException) -> str:
 
 def _row_from_results(path: Path, res, post, run: Path, sel, t0: float) -> dict:
     """The table row of one observation (see :mod:`bayesoof.campaign.table`)."""
-    from bayesoof.campaign.gravity import likelihood_from_posterior
+    from bayesoof.campaign.gravity import likelihood_from_posterior, posterior_K_draws
 
     data = res.data
     st = res.statistics
@@ -107,11 +107,11 @@ def _row_from_results(path: Path, res, post, run: Path, sel, t0: float) -> dict:
         "stage1_K": res.K.tolist(), "stage1_cov": res.last.K_cov().tolist(),
     }
     if post is not None:
-        d = post.idata.posterior["K"].values
-        d = d[post.primary_chains] if post.primary_chains else d
-        d = d.reshape(-1, d.shape[-1])
-        K_lik, C_lik = likelihood_from_posterior(d, res.space.nl,
-                                                 free=res.space.free[: len(res.space.nl)])
+        posterior = post.idata.posterior
+        if post.primary_chains:  # the mode the products use
+            posterior = posterior.isel(chain=post.primary_chains)
+        d, free = posterior_K_draws(posterior, res.space.nl, res.K)
+        K_lik, C_lik = likelihood_from_posterior(d, res.space.nl, free=free)
         rms = (post.products or {}).get("rms_summary", {})
         row.update({
             "estimate": "posterior", "K": d.mean(axis=0).tolist(),

@@ -52,6 +52,7 @@ __all__ = [
     "joint_laplace",
     "load_gravity",
     "marginal_loglik",
+    "posterior_K_draws",
     "stage1_from_fits",
     "stage1_from_posteriors",
 ]
@@ -225,15 +226,40 @@ def likelihood_from_posterior(draws_K, nl, prior_rms: float = 0.1, tilt_rms: flo
     return K, cov
 
 
+def posterior_K_draws(posterior, nl, fixed_values=None):
+    """Draws of the full K vector (n_draws, J) from a posterior group and a free mask.
+
+    The PyMC model samples only the free modes (coords ``zernike`` = labels ``K(n,l)``);
+    fixed terms take ``fixed_values`` (default 0).
+    """
+    K = posterior["K"]
+    d = K.values.reshape(-1, K.shape[-1])
+    labels = [str(x) for x in K.coords["zernike"].values] if "zernike" in K.coords else None
+    names = [f"K({n},{l})" for n, l in nl]
+    J = len(nl)
+    if labels is None:
+        if d.shape[1] != J:
+            raise GravityError(f"posterior K has {d.shape[1]} columns and no labels; "
+                               f"expected {J}")
+        return d, np.ones(J, bool)
+    out = np.tile(np.zeros(J) if fixed_values is None else np.asarray(fixed_values, float)[:J],
+                  (d.shape[0], 1))
+    free = np.zeros(J, bool)
+    for c, lab in enumerate(labels):
+        j = names.index(lab)
+        out[:, j] = d[:, c]
+        free[j] = True
+    return out, free
+
+
 def stage1_from_posteriors(posteriors, elevation=None, labels=None) -> Stage1:
     """Stage 1 from sampled posteriors (``PosteriorResult``), the K prior divided out."""
     Ks, covs, nls, lams = [], [], [], []
     for p in posteriors:
-        post = p.idata.posterior
-        d = post["K"].values.reshape(-1, post["K"].shape[-1])
-        nl = zernike.nl_list(zernike.j_to_nl(d.shape[1] - 1)[0])
-        pri = p.priors["zernike"] if hasattr(p, "priors") else {"rms": 0.1, "tilt_rms": 0.1}
-        K, C = likelihood_from_posterior(d, nl, pri.get("rms", 0.1), pri.get("tilt_rms", 0.1))
+        nl = p.fit.space.nl if getattr(p, "fit", None) is not None else \
+            p.info.forward.nl
+        d, free = posterior_K_draws(p.idata.posterior, nl)
+        K, C = likelihood_from_posterior(d, nl, free=free)
         Ks.append(K)
         covs.append(C)
         nls.append(nl)

@@ -28,9 +28,10 @@ def _single_result(run: Path, summary: dict):
     if post.is_file():
         import arviz as az
 
-        d = az.from_netcdf(post).posterior["K"].values
-        return {"draws": d.reshape(-1, d.shape[-1]), "nl": nl, "wavelength": lam,
-                "estimate": "posterior draws"}
+        from bayesoof.campaign.gravity import posterior_K_draws
+
+        d, _ = posterior_K_draws(az.from_netcdf(post).posterior, nl, K)
+        return {"draws": d, "nl": nl, "wavelength": lam, "estimate": "posterior draws"}
     import xarray as xr
 
     with xr.open_dataset(run / "result.nc", group="laplace", engine="h5netcdf") as lap:

@@ -119,7 +119,7 @@ def test_gravity_model_recovers_known_A_B_C_and_scatter():
     s1, beta, tau = _synthetic_stage1(n_obs=12, order=3, seed=5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = G.fit_gravity(s1, draws=400, tune=400, chains=2, seed=1)
+        res = G.fit_gravity(s1, draws=300, tune=300, chains=2, seed=1)
     terms, scatter = res.records()
     hits = [r["hdi_3%"] <= beta["ABC".index(r["term"]), zernike.nl_to_j(r["n"], r["l"])]
             <= r["hdi_97%"] for r in terms]
@@ -150,8 +150,8 @@ def test_two_stage_agrees_with_the_joint_model_on_a_small_campaign():
     from bayesoof.campaign.simulate import random_gravity, simulate_campaign
 
     beta, tau = random_gravity(2, 0.03, 0.005, seed=3)
-    maps, truth = simulate_campaign(np.linspace(15, 85, 5), beta, tau, n_grid=21,
-                                    extent=6.0, snr=300)
+    maps, truth = simulate_campaign(np.linspace(15, 85, 5), beta, tau, n_grid=17,
+                                    extent=5.0, snr=300)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         results = [bayesoof.fit(m, order=2) for m in maps]

@@ -93,6 +93,7 @@ def test_says_when_orders_cannot_be_told_apart():
 TIE = 0.0066  # waves
 
 
+@pytest.mark.slow  # the CLI layer over fit_auto (tested above); a simulate and two compiles
 def test_cli_fit_order_auto_prints_the_criterion_and_writes_selected_order(tmp_path, capsys):
     import json
 
