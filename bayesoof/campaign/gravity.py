@@ -465,7 +465,8 @@ class GravityResult:
         """R-hat (max), bulk ESS (min) and divergences of β and τ."""
         import arviz as az
 
-        s = az.summary(self.idata, var_names=["A", "B", "C", "tau"], kind="diagnostics")
+        s = az.summary(self.idata, var_names=["A", "B", "C", "tau"], kind="diagnostics",
+                       round_to="none")
         div = int(self.idata.sample_stats["diverging"].values.sum()) \
             if "diverging" in self.idata.sample_stats else 0
         return {"r_hat_max": float(s["r_hat"].max()), "ess_bulk_min": float(s["ess_bulk"].min()),
