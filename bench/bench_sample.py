@@ -117,7 +117,15 @@ def run_nutpie(model, draws, tune, chains, seed):
     import bayesoof.physics.jax_ops  # noqa: F401  (JAX versions of the transform Ops)
 
     t0 = time.perf_counter()
-    compiled = nutpie.compile_pymc_model(model, backend="jax", gradient_backend="jax")
+    # nutpie takes the start as initial_points, not as the model's initial values (the MAP)
+    initvals = dict(model.rvs_to_initial_values)
+    start = {rv.name: val for rv, val in initvals.items() if val is not None}
+    model.rvs_to_initial_values = dict.fromkeys(initvals)
+    try:
+        compiled = nutpie.compile_pymc_model(model, backend="jax", gradient_backend="jax",
+                                             initial_points=start or None)
+    finally:
+        model.rvs_to_initial_values = initvals
     t_compile = time.perf_counter() - t0
     t1 = time.perf_counter()
     idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
