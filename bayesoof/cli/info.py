@@ -17,6 +17,10 @@ def run(args) -> int:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or directory")
     if path.is_dir():
+        gravity = _gravity_summary(path)  # a 'bayesoof gravity' run has its own summary
+        if gravity is not None:
+            say(json.dumps(gravity, indent=2) if args.json else _describe_gravity(gravity, path))
+            return 0
         info = read_summary(path)
         if args.json:
             say(json.dumps(info, indent=2))
@@ -133,3 +137,25 @@ def register(sub, fmt) -> None:
     p.add_argument("path", help="FITS file or run directory")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
+
+
+def _gravity_summary(path: Path):
+    """The summary.json of a gravity run (``"kind": "gravity"``), else None."""
+    try:
+        doc = json.loads((path / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("kind") == "gravity" else None
+
+
+def _describe_gravity(doc: dict, path: Path) -> str:
+    d = doc.get("diagnostics", {})
+    lines = [f"{path}: gravity model of {doc['n_observations']} observations, "
+             f"{len(doc['scatter'])} terms, wavelength {doc['wavelength_m'] * 1e3:.4g} mm",
+             f"  {doc['model']}",
+             f"  diagnostics: R-hat max {d.get('r_hat_max', float('nan')):.3f}, bulk ESS min "
+             f"{d.get('ess_bulk_min', float('nan')):.0f}, {d.get('divergences')} divergences"]
+    for r in doc["terms"]:
+        lines.append(f"  K({r['n']},{r['l']}) {r['term']} {r['mean']:+.5f} ± {r['sd']:.5f} "
+                     f"[{r['hdi_3%']:+.5f}, {r['hdi_97%']:+.5f}] wave")
+    return "\n".join(lines)

@@ -97,6 +97,8 @@ def test_gravity_and_surface_commands_on_the_campaign(batched, tmp_path, capsys)
                                        zernike.nl_to_j(r["n"], r["l"])] <= r["hdi_97%"]
             for r in summ["terms"]]
     assert sum(hits) >= 12, summ["terms"]
+    assert main(["info", str(run)]) == 0
+    assert "gravity model of 5 observations" in capsys.readouterr().out
     assert main(["surface", str(run), "--format", "effelsberg"]) == 0
     lut = (run / "lookup_effelsberg.data").read_text().splitlines()
     assert len(lut) == 97 and lut[-1] == "**ENDE**" and len(lut[0].split()) == 14
