@@ -25,12 +25,17 @@ NAME = "fit"
 
 
 def fit_table(result) -> list[str]:
-    """One line per order: free parameters, chi2, rms phase and surface, iterations, time."""
-    from bayesoof.products.maps import plain_rms, surface_um
+    """One line per order: free parameters, chi2, plain disc rms phase and surface, time.
+
+    The per-order rms is the plain one (it needs no illumination); the final line of
+    ``bayesoof fit`` gives the illumination-weighted rms, the definition of bayesoof.
+    """
+    from bayesoof.products.maps import surface_um
+    from bayesoof.products.rms import plain_rms
 
     lam = result.data.wavelength
-    head = (f"{'order':>5s} {'free':>5s} {'chi2':>12s} {'chi2/dof':>9s} {'rms phase':>11s} "
-            f"{'surface rms':>12s} {'iter':>5s} {'time':>8s}  status")
+    head = (f"{'order':>5s} {'free':>5s} {'chi2':>12s} {'chi2/dof':>9s} {'plain rms':>11s} "
+            f"{'plain surf.':>12s} {'iter':>5s} {'time':>8s}  status")
     lines = [head]
     for o in result.orders:
         K = o.space.values[: len(o.space.nl)]
@@ -106,10 +111,11 @@ def run(args) -> int:
     for line in fit_table(result):
         say(line)
     st = result.statistics
-    say(f"order {result.order}: rms phase {st['phase_rms']:.4f} ± {st['phase_rms_sd']:.4f} rad "
-         f"(illumination-weighted {st['phase_rms_weighted']:.4f}), surface rms "
-         f"{st['surface_rms']:.1f} ± {st['surface_rms_sd']:.1f} µm, Ruze efficiency "
-         f"{st['ruze_weighted']:.4f}")
+    say(f"order {result.order}: rms phase {st['phase_rms_weighted']:.4f} ± "
+        f"{st['phase_rms_weighted_sd']:.4f} rad, surface rms {st['surface_rms_weighted']:.1f}"
+        f" ± {st['surface_rms_weighted_sd']:.1f} µm, Ruze efficiency "
+        f"{st['ruze_weighted']:.4f} (illumination-weighted; plain disc rms "
+        f"{st['phase_rms']:.4f} rad, {st['surface_rms']:.1f} µm)")
     say(result.adequacy.line())
     say(f"run directory: {run}")
     if args.plots:

@@ -109,10 +109,11 @@ def run(args) -> int:
     cols = [c for c in ("mean", "sd", "hdi_3%", "hdi_97%", "ess_bulk", "r_hat") if c in tab]
     say(tab[cols].to_string(float_format=lambda x: f"{x:.6g}"))
     rms = (post.products or {}).get("rms_summary", {})
-    if rms.get("surface_rms"):
-        s, r = rms["surface_rms"], rms.get("ruze", {})
+    if rms.get("surface_rms_weighted"):
+        s, r = rms["surface_rms_weighted"], rms.get("ruze_weighted", {})
         say(f"surface rms {s['mean']:.1f} ± {s['sd']:.1f} µm (94% HDI {s['hdi_3%']:.1f} to "
-             f"{s['hdi_97%']:.1f}), Ruze efficiency {r.get('mean', float('nan')):.4f}")
+            f"{s['hdi_97%']:.1f}), Ruze efficiency {r.get('mean', float('nan')):.4f} "
+            "(illumination-weighted)")
     t = post.timing or {}
     if t.get("n_grad_sampling"):
         say(f"cost: {t['n_grad_sampling']} gradient/density evaluations after warm-up, "

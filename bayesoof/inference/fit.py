@@ -59,7 +59,12 @@ from bayesoof.inference.likelihood import (
     pyoof_normalised_residuals,
     standardized_residuals,
 )
-from bayesoof.inference.params import FitConfigError, ParameterSpace, load_fit_config
+from bayesoof.inference.params import (
+    FitConfigError,
+    ParameterSpace,
+    load_fit_config,
+    map_labels,
+)
 from bayesoof.inference.results import FitResult, OrderResult
 from bayesoof.inference.threads import blas_threads
 from bayesoof.physics import zernike
@@ -101,31 +106,32 @@ class Objective:
     def __init__(self, forward: ForwardModel, space: ParameterSpace, residual: str = "likelihood"):
         t0 = time.perf_counter()
         n_full = space.n_full
-        lin = np.r_[np.arange(n_full)[space.amp_slice], np.arange(n_full)[space.offset_slice]]
+        lin = np.concatenate([np.arange(n_full)[space.slice_of(b.name)]
+                              for b in space.blocks if b.linear] or [np.zeros(0, int)])
         shape = np.setdiff1d(np.arange(n_full), lin)
         self.shape_index, self.lin_index = shape, lin
         xs, xl = pt.vector("theta_shape"), pt.vector("theta_linear")
-        # predict's arguments straight from the two parts, so that nothing upstream of the
-        # far field depends on the linear part (its Jacobian then costs no transform)
+        # predict's arguments straight from the two parts, through the space's one mapping
+        # (ParameterSpace.unpack_from), so that nothing upstream of the far field depends
+        # on the linear part (its Jacobian then costs no transform)
         pos = np.empty(n_full, int)
         pos[shape], pos[lin] = np.arange(shape.size), np.arange(lin.size)
-        J, nm = len(space.nl), space.n_maps
-        parts = {
-            "K": xs[pos[:J]],
-            "illum": {k: xs[pos[i]] for k, i in space.illum_index.items()},
-            "amp": xl[pos[space.amp_slice]],
-            "offset": xl[pos[space.offset_slice]],
-            "pointing": (
-                xs[pos[space.pointing_slice]].reshape((nm, 2)) if space.with_pointing else None
-            ),
-        }
+        is_lin = np.zeros(n_full, bool)
+        is_lin[lin] = True
+
+        def take(sl: slice):
+            idx = np.arange(n_full)[sl]
+            src = xl if is_lin[idx].all() else xs
+            return src[pos[idx]]
+
+        parts = space.unpack_from(take)
         observed, sigma = pt.vector("observed"), pt.vector("sigma")
+        power = forward.power(**{k: v for k, v in parts.items() if k not in ("amp", "offset")})
         if residual == "likelihood":
             r = standardized_residuals(predict(forward, **parts), observed, sigma)
         else:
-            power = forward.power(parts["K"], parts["illum"], parts["pointing"])
             r = pyoof_normalised_residuals(power, observed, forward.map_slices)
-        outs = [r]
+        outs = [r, power]
         self._dirs = []
         self._connected = []
         for x in (xs, xl):
@@ -145,6 +151,7 @@ class Objective:
             on_unused_input="ignore", mode=_mode(),
         )
         self.n_full = n_full
+        self._n_samples = forward.observed.size
         self.residual = residual
         self._one = (np.zeros((1, shape.size)), np.zeros((1, lin.size)))  # dummy directions
         self._select: dict[tuple, tuple] = {}
@@ -161,6 +168,11 @@ class Objective:
     def residuals(self, full, observed, sigma) -> np.ndarray:
         """Residuals (n_samples,) at the full parameter vector ``full``."""
         return self._call(full, *self._one, observed, sigma)[0]
+
+    def power(self, full) -> np.ndarray:
+        """Normalised power P (n_samples,) of the forward model at ``full``."""
+        zeros = np.zeros(self._n_samples)
+        return self._call(full, *self._one, zeros, zeros + 1.0)[1]
 
     def _directions(self, free_index) -> tuple:
         key = tuple(int(i) for i in free_index)
@@ -183,6 +195,7 @@ class Objective:
         ds, dl, order = self._directions(free_index)
         out = list(self._call(full, ds, dl, observed, sigma))
         r = out.pop(0)
+        out.pop(0)  # the power
         parts = [out.pop(0) if c else np.zeros((D.shape[0], r.size))
                  for c, D in zip(self._connected, (ds, dl), strict=True)]
         return r, np.vstack(parts)[order].T
@@ -207,7 +220,8 @@ def _fingerprint(forward: ForwardModel, space: ParameterSpace, residual: str) ->
     s = forward.sampling
     h.update(repr((tel.to_dict(), forward.order, forward.illumination, forward.method,
                    forward.wavelength, s.dx, s.n, s.supersample, residual,
-                   space.with_pointing, forward.describe())).encode())
+                   [(b.name, b.shape, b.arg, b.key, b.linear) for b in space.blocks],
+                   forward.describe())).encode())
     for m in forward.data.maps:
         h.update(np.float64(m.d_z).tobytes())
         h.update(m.u.tobytes())
@@ -310,10 +324,7 @@ def _linear_amp_offset(space: ParameterSpace, objective: Objective, observed, si
     free_b = space.free[space.offset_slice]
     if not (free_a.any() or free_b.any()):
         return
-    trial = space.values.copy()
-    trial[space.amp_slice], trial[space.offset_slice] = 1.0, 0.0
-    r = objective.residuals(trial, observed, sigma)
-    power = observed - sigma * r
+    power = objective.power(space.values)
     amps = space.values[space.amp_slice]
     offs = space.values[space.offset_slice]
     for i, sl in enumerate(slices):
@@ -402,6 +413,7 @@ def _fit_order(order, space, objective, observed, sigma, cfg, slices, rng, final
     at_bound = [sol.free_names[i] for i in np.flatnonzero(res.active_mask)]
     converged = bool(res.status > 0)
     return OrderResult(
+        power=objective.power(sol.values),
         order=order,
         space=sol,
         cov=cov,
@@ -431,28 +443,9 @@ def _apply_start(space: ParameterSpace, start) -> bool:
     or zero-padded).  Fixed entries keep their configured values.
     """
     p = start.params if hasattr(start, "params") and hasattr(start, "theta") else dict(start)
-    unknown = set(p) - {"K", "c_dB", "q", "x0", "y0", "amp", "offset", "pointing"}
-    if unknown:
-        raise FitConfigError(f"start: unknown parameters {sorted(unknown)}")
-    new = space.values.copy()
-    J = len(space.nl)
-    if p.get("K") is not None:
-        K = np.asarray(p["K"], float).ravel()[:J]
-        new[: K.size] = K
-        new[K.size : J] = 0.0
-    for k, i in space.illum_index.items():
-        if p.get(k) is not None:
-            new[i] = float(p[k])
-    for key, sl in (("amp", space.amp_slice), ("offset", space.offset_slice),
-                    ("pointing", space.pointing_slice)):
-        if p.get(key) is not None and sl is not None:
-            val = np.asarray(p[key], float).ravel()
-            if val.size != sl.stop - sl.start:
-                raise FitConfigError(
-                    f"start: '{key}' has {val.size} values, expected {sl.stop - sl.start}"
-                )
-            new[sl] = val
-    space.values[space.free] = new[space.free]
+    trial = space.copy()
+    trial.set_values(p, "start")
+    space.values[space.free] = trial.values[space.free]
     return p.get("amp") is not None
 
 
@@ -464,7 +457,8 @@ def _run(data, tel, cfg, orders, sigma, sampling, method, verbose, start=None):
     sig, origin = resolve_sigma(data, cfg["noise"]["source"], cfg["noise"]["outer_fraction"],
                                 sigma)
     beam_width = data.wavelength / (2.0 * tel.radius)
-    space = ParameterSpace.from_config(cfg, data.n_maps, beam_width)
+    space = ParameterSpace.from_config(cfg, data.n_maps, beam_width, d_z=data.d_z,
+                                       map_names=map_labels(data))
     given_amp = False
     if start is not None:  # the start of every coefficient; checked before compiling
         given_amp = _apply_start(space, start)
@@ -514,8 +508,8 @@ def misfit_refit(result, kind: str | None = None, **options):
     forward, sig, last = result.forward, np.asarray(result.sigma, float), result.last
     observed = np.ascontiguousarray(forward.observed, float)
     objective = _objective(forward, last.space, cfg["fit"]["residual"])
-    offsets = last.space.params_dict()["offset"][forward.map_index]
-    signal = (observed - sig * last.residuals - offsets) / sig
+    p = last.space.params_dict()
+    signal = p["amp"][forward.map_index] * last.power / sig  # a_i P_i / σ at the MAP
     beam_width = forward.wavelength / (2.0 * result.telescope.radius)
     if m["model"] == "hac":  # θ stays; spatial-HAC sandwich covariance around it
         t0 = time.perf_counter()
@@ -550,7 +544,7 @@ def misfit_refit(result, kind: str | None = None, **options):
             message=last.message, n_eval=last.n_eval, n_jac=last.n_jac, n_iter=last.n_iter,
             wall_time=last.wall_time + time.perf_counter() - t0,
             start_costs=list(last.start_costs), at_bound=list(last.at_bound),
-            rcond=last.rcond, init=last.init,
+            rcond=last.rcond, init=last.init, power=last.power,
         )
         return rec, model
     with blas_threads(cfg["fit"]["blas_threads"]):
@@ -570,7 +564,7 @@ def misfit_refit(result, kind: str | None = None, **options):
         converged=bool(res.status > 0), status=int(res.status), message=str(res.message),
         n_eval=n_eval, n_jac=n_jac, n_iter=n_jac, wall_time=time.perf_counter() - t0,
         at_bound=[space.free_names[i] for i in np.flatnonzero(res.active_mask)],
-        rcond=rcond, init=last.space.values.copy(),
+        rcond=rcond, init=last.space.values.copy(), power=objective.power(space.values),
     )
     return rec, model
 

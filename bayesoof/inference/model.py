@@ -1,35 +1,28 @@
-"""The PyMC model of a set of beam maps, built on the one forward graph.
+"""The PyMC model of a set of beam maps, composed from the parameter space and pieces.
 
-:func:`build_model` is a pure builder: it takes a quick-fit result (or a
-:class:`~bayesoof.physics.forward.ForwardModel` and a few settings) and returns a ``pm.Model``
-whose likelihood is ``likelihood.predict`` (the residual definition the quick fit and
-emcee also use) with priors from a declarative preset (``bayesoof/presets/priors/default.toml``).
+:func:`build_model` takes a quick-fit result (its :class:`~bayesoof.inference.params.ParameterSpace`
+says which parameters are free, their start values and their layout) or a
+:class:`~bayesoof.physics.forward.ForwardModel` (a standard space is made from the few
+settings below) and composes the model from two pieces, usable on their own for a model
+over several data sets:
 
-Parameters of the model (units as in DESIGN.md):
+* :func:`add_priors` -- one random variable per block with a free entry, its prior from the
+  block (:mod:`bayesoof.inference.priors`), dims and coords from the block; returns every
+  block's value (tensor: the free entries random, the fixed ones constants);
+* :func:`add_likelihood` -- the observed beams of one data set: Normal (or Student-t)
+  around ``likelihood.predict(forward, **space.predict_kwargs(values))``, with known σ
+  or one σ per map.
 
-* ``K`` (dims ``zernike``): the free Zernike coefficients, waves.  Piston is always fixed
-  at 0.  Tilts K(1, ±1) are free, or tied to per-map pointing offsets (then fixed at 0
-  here and ``pointing`` is free), or fixed.  Prior: ``Normal(0, rms / mode_rms(n, l))``,
-  i.e. ``rms`` waves of rms phase per mode over the disc.
-* free illumination coefficients (scalars ``c_dB`` dB, ``q``, ``x0`` m, ``y0`` m): bounded
-  priors (c_dB in [-25, -1], q in [1, 2], x0, y0 within ± a fraction of R); fixed ones
-  keep the quick fit's value.
-* ``amp``, ``offset`` (dims ``map``): per-map amplitude and offset, data units.
-* ``pointing`` (dims ``map``, ``uv``), rad, when the tilts are tied to pointing.
-* ``sigma`` (dims ``map``), data units, only when the noise is estimated per map.
-* observed ``beam`` (dims ``sample``): Normal (or Student-t) around ``predict``.
-
-The returned model carries a :class:`ModelInfo` as ``model.bayesoof`` (forward model,
-which parameters are free, start point, priors used) for the samplers and the
-posterior products.
+Parameters of the model (units as in DESIGN.md): ``K`` (dims ``zernike``: the free
+coefficients, waves; piston always fixed), the free illumination coefficients (scalars),
+``amp`` and ``offset`` (dims ``map``, data units), ``pointing`` (dims ``map``, ``uv``, rad),
+``sigma`` (dims ``map``) when the noise is estimated, observed ``beam`` (dims ``sample``).
+The model carries a :class:`ModelInfo` as ``model.bayesoof``.
 """
 
 from __future__ import annotations
 
-import copy
-import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -37,99 +30,31 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
+from bayesoof.inference.config import load_fit_config
 from bayesoof.inference.likelihood import predict
-from bayesoof.physics import zernike
-from bayesoof.physics.illumination import illumination_params
+from bayesoof.inference.params import TILTS, ParameterSpace, map_labels
+from bayesoof.inference.priors import (
+    available_priors,
+    block_prior,
+    inside,
+    load_priors,
+    prior_rv,
+    support,
+    zernike_sigma,
+)
 
 __all__ = [
     "ModelInfo",
+    "add_likelihood",
+    "add_priors",
     "available_priors",
     "build_model",
     "load_priors",
     "prior_predictive",
 ]
-
-TILTS = (1, 2)  # OSA indices of K(1,-1) and K(1,1)
 NOISE_KINDS = ("auto", "known", "per_map")
 LIKELIHOODS = ("normal", "student_t", "misfit")
 TILT_MODES = ("free", "pointing", "fixed")
-
-
-# ------------------------------------------------------------------ priors
-def _prior_dir():
-    return resources.files("bayesoof.presets").joinpath("priors")
-
-
-def available_priors() -> list[str]:
-    """Names of the bundled prior presets (``bayesoof/presets/priors/*.toml``)."""
-    return sorted(p.name[:-5] for p in _prior_dir().iterdir() if p.name.endswith(".toml"))
-
-
-def _merge(base: dict, over: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
-
-
-def load_priors(priors: str | Path | dict | None = None) -> dict:
-    """Return the prior settings: the default preset, updated by ``priors``.
-
-    ``priors`` is None (the default preset), a preset name, the path of a TOML file, or a
-    dict (nested like the TOML file); entries it lacks keep their default.
-    """
-    default = tomllib.loads(_prior_dir().joinpath("default.toml").read_text())
-    if priors is None:
-        return default
-    if isinstance(priors, dict):
-        return _merge(default, priors)
-    s = str(priors)
-    if s.endswith(".toml") or Path(s).is_file():
-        path = Path(s)
-        if not path.is_file():
-            raise FileNotFoundError(f"prior file {path} does not exist")
-        return _merge(default, tomllib.loads(path.read_text()))
-    res = _prior_dir().joinpath(f"{s}.toml")
-    if not res.is_file():
-        raise ValueError(
-            f"unknown prior preset {s!r}; expected one of {available_priors()} or a TOML path"
-        )
-    return _merge(default, tomllib.loads(res.read_text()))
-
-
-def _dist(name: str, spec: dict, unit: float = 1.0, **kw):
-    """Create a PyMC random variable from a declarative spec (scales times ``unit``)."""
-    kind = spec.get("dist", "uniform")
-    p = {k: v for k, v in spec.items() if k != "dist"}
-    if kind == "uniform":
-        return pm.Uniform(name, lower=p["lower"] * unit, upper=p["upper"] * unit, **kw)
-    if kind == "normal":
-        return pm.Normal(name, mu=p.get("mu", 0.0) * unit, sigma=p["sigma"] * unit, **kw)
-    if kind == "truncated_normal":
-        return pm.TruncatedNormal(
-            name, mu=p.get("mu", 0.0) * unit, sigma=p["sigma"] * unit,
-            lower=p["lower"] * unit, upper=p["upper"] * unit, **kw,
-        )
-    if kind == "halfnormal":
-        return pm.HalfNormal(name, sigma=p["sigma"] * unit, **kw)
-    if kind == "lognormal":
-        return pm.LogNormal(name, mu=p["mu"] + np.log(unit), sigma=p["sigma"], **kw)
-    raise ValueError(
-        f"prior of {name}: unknown dist {kind!r}; expected uniform, normal, "
-        "truncated_normal, halfnormal or lognormal"
-    )
-
-
-def _bounds(spec: dict, unit: float = 1.0) -> tuple[float, float]:
-    kind = spec.get("dist", "uniform")
-    if kind in ("uniform", "truncated_normal"):
-        return spec["lower"] * unit, spec["upper"] * unit
-    if kind in ("halfnormal", "lognormal"):
-        return 0.0, np.inf
-    return -np.inf, np.inf
 
 
 # ------------------------------------------------------------------ layout
@@ -140,6 +65,8 @@ class ModelInfo:
     Attributes
     ----------
     forward : ForwardModel
+    space : ParameterSpace
+        The layout sampled: values are the start point (fixed entries keep them).
     free_j : ndarray of int
         OSA indices of the free Zernike coefficients (the ``zernike`` coordinate).
     tilt : {'free', 'pointing', 'fixed'}
@@ -165,6 +92,7 @@ class ModelInfo:
     """
 
     forward: Any
+    space: ParameterSpace
     free_j: np.ndarray
     tilt: str
     free_illum: tuple[str, ...]
@@ -201,56 +129,170 @@ class ModelInfo:
         return out
 
 
-def _parse_free_names(names, nl) -> dict:
-    """Which parameter groups a quick fit left free, from its ``free_names`` labels."""
-    out = {"K": [], "illum": [], "amp": False, "offset": False, "pointing": False}
-    lookup = {f"K({n},{m})": j for j, (n, m) in enumerate(nl)}
-    for raw in names:
-        name = str(raw).replace(" ", "")
-        if name in lookup:
-            out["K"].append(lookup[name])
-        elif name.startswith("K["):
-            out["K"].append(int(name[2:].split("]")[0]))
-        elif name in ("c_dB", "q", "x0", "y0"):
-            out["illum"].append(name)
-        elif name.startswith("amp"):
-            out["amp"] = True
-        elif name.startswith("offset"):
-            out["offset"] = True
-        elif name.startswith(("pointing", "u0", "v0", "du", "dv")):
-            out["pointing"] = True
-    return out
-
-
-def _default_start(forward) -> dict:
-    from bayesoof.simulate import DEFAULT_ILLUMINATION
-
-    illum = {k: DEFAULT_ILLUMINATION[k] for k in illumination_params(forward.illumination)}
+# ------------------------------------------------------------------ the space of a model
+def _space_for_forward(forward, tilt: str, free_illumination, free_amp: bool,
+                       free_offset: bool, start: dict | None) -> ParameterSpace:
+    """Standard space of a forward model: defaults of the fit configuration as the start."""
+    data = forward.data
+    cfg = load_fit_config()
+    with_pointing = tilt == "pointing" or (start is not None and start.get("pointing") is not None)
+    sp = ParameterSpace.standard(forward.order, forward.illumination, data.n_maps,
+                                 with_pointing, data.d_z, map_labels(data))
+    for n in sp.illum_names:
+        t = cfg["illumination"][n]
+        sp.set(n, t["value"], lower=t["lower"], upper=t["upper"])
+    if free_illumination is None:
+        free_illumination = tuple(n for n in ("c_dB", "q") if n in sp.illum_names)
+    for n in free_illumination:
+        if sp.has(n):  # an unknown name is reported by _apply_choices
+            sp.set(n, free=True)
     peaks = np.array([np.max(forward.observed[sl]) for sl in forward.map_slices])
-    return {
-        "K": np.zeros(len(forward.nl)),
-        **illum,
-        "amp": np.full(forward.data.n_maps, peaks.max() / 0.6),
-        "offset": np.zeros(forward.data.n_maps),
-        "pointing": None,
-    }
+    sp.set("amp", peaks.max() / 0.6, free=free_amp)  # a normalised beam peaks near 0.6
+    sp.set("offset", 0.0, free=free_offset)
+    sp.set("K", free=True)
+    if with_pointing:
+        sp.set("pointing", 0.0, free=tilt == "pointing")
+    if start is not None:
+        sp.set_values(start, "start")
+    return sp
 
 
-def _map_labels(data) -> list[str]:
-    names = [m.name for m in data.maps]
-    if all(names) and len(set(names)) == len(names):
-        return names
-    return [f"dz={m.d_z * 1e3:+.2f}mm" for m in data.maps]
+def _tilt_mode(space: ParameterSpace) -> str:
+    if space.with_pointing and space.free_of("pointing").any():
+        return "pointing"
+    return "free" if all(space.free[j] for j in TILTS) else "fixed"
 
 
-def _inside(value: float, lo: float, hi: float) -> float:
-    """``value`` moved strictly inside (lo, hi) so that transforms stay finite."""
-    if np.isfinite(lo) and np.isfinite(hi):
-        eps = 1e-3 * (hi - lo)
-        return float(np.clip(value, lo + eps, hi - eps))
-    if np.isfinite(lo):
-        return float(max(value, lo + 1e-6 * max(abs(lo), 1.0)))
-    return float(value)
+def _apply_choices(space: ParameterSpace, tilt: str, free_illumination) -> ParameterSpace:
+    """Piston fixed at 0; tilts per ``tilt``; the free illumination coefficients."""
+    names = space.illum_names
+    bad = [n for n in free_illumination if n not in names]
+    if bad:
+        raise ValueError(
+            f"illumination {space.illumination!r} has no coefficient {bad}; expected {names}"
+        )
+    for n in names:
+        space.set(n, free=n in free_illumination)
+    k = space.slice_of("K")
+    space.values[k.start], space.free[k.start] = 0.0, False  # piston is unobservable
+    tilts = [k.start + j for j in TILTS]
+    if tilt == "pointing":
+        if not space.with_pointing:
+            raise ValueError("tilt='pointing' needs a pointing block in the parameter space "
+                             "(fit with [pointing] free = true)")
+        space.values[tilts], space.free[tilts] = 0.0, False
+        space.set("pointing", free=True)
+    elif tilt == "fixed":
+        space.free[tilts] = False
+    else:
+        space.free[tilts] = True
+        if space.with_pointing:
+            space.set("pointing", free=False)
+    return space
+
+
+# ------------------------------------------------------------------ pieces
+def add_priors(space: ParameterSpace, priors: dict, scales: dict, prefix: str = "") -> dict:
+    """Random variables of the free entries of every block (inside a ``pm.Model``).
+
+    Parameters
+    ----------
+    space : ParameterSpace
+        Free mask and start values (initial values of the variables; fixed entries become
+        constants).
+    priors : dict
+        Prior settings (:func:`load_priors`).
+    scales : dict
+        Values of the ``per`` units (:mod:`bayesoof.inference.priors`).
+    prefix : str
+        Prepended to the variable names (several data sets in one model).
+
+    Returns
+    -------
+    dict
+        Block name -> value (tensor of the block's shape, or float for a fixed scalar).
+    """
+    model = pm.modelcontext(None)
+    values = {}
+    for b in space.blocks:
+        sl = space.slice_of(b.name)
+        free = space.free[sl]
+        start = space.values[sl]
+        if not free.any():
+            values[b.name] = float(start[0]) if b.shape == () else start.reshape(b.shape).copy()
+            continue
+        spec = block_prior(b, priors, scales)
+        if spec["dist"] == "zernike":
+            nl = list(zip(b.coords["n"], b.coords["l"], strict=True))
+            spec = {"dist": "normal", "mu": 0.0,
+                    "sigma": zernike_sigma([nl[i] for i in np.flatnonzero(free)], spec)}
+        lo, hi = support(spec)
+        init = np.array([inside(v, lo, hi) for v in start[free]])
+        name = prefix + b.name
+        if free.all():
+            for d in b.dims:
+                if d not in model.coords:
+                    model.add_coord(d, list(b.coords.get(d, b.labels)))
+            if b.shape == ():
+                values[b.name] = prior_rv(name, spec, initval=float(init[0]))
+            else:
+                values[b.name] = prior_rv(name, spec, dims=b.dims, initval=init.reshape(b.shape))
+            continue
+        if len(b.shape) != 1:
+            raise ValueError(f"block {b.name}: a partly free block must be one-dimensional")
+        coord = [c for c, f in zip(b.coords.get(b.dims[0], b.labels), free, strict=True) if f]
+        dim = b.dims[0]
+        if dim in model.coords and list(model.coords[dim]) != coord:
+            dim = f"{name}_free"
+        if dim not in model.coords:
+            model.add_coord(dim, coord)
+        rv = prior_rv(name, spec, dims=dim, initval=init)
+        values[b.name] = pt.set_subtensor(pt.as_tensor_variable(start)[np.flatnonzero(free)], rv)
+    return values
+
+
+def add_likelihood(forward, values: dict, space: ParameterSpace, *, noise: str, sigma,
+                   likelihood: str, nu: float, sigma_prior: float, sigma_start,
+                   misfit=None, name: str = "beam", dims: tuple[str, str] = ("sample", "map")):
+    """Observed beams of one data set around ``predict`` (inside a ``pm.Model``).
+
+    Parameters
+    ----------
+    forward : ForwardModel
+        The data set's forward model (its ``observed`` beams, ``map_index``).
+    values : dict
+        Block values from :func:`add_priors`.
+    space : ParameterSpace
+        Maps the block values to ``predict``'s arguments.
+    noise : {'known', 'per_map'}
+        Known per-sample ``sigma`` (data units), or one σ per map
+        (``HalfNormal(sigma_prior)``, started at ``sigma_start``).
+    likelihood : {'normal', 'student_t', 'misfit'}
+        'misfit': ``misfit.logp_tensor`` of the standardised residuals (a misfit
+        likelihood of :mod:`bayesoof.inference.likelihood`) as a potential.
+    name, dims : str
+        Name of the observed variable (σ: ``sigma`` with the same suffix) and its dims
+        (samples, maps).
+
+    Returns
+    -------
+    mu, sigma : tensors
+        Model beam and per-sample σ.
+    """
+    mu = predict(forward, **space.predict_kwargs(values))
+    if noise == "known":
+        sig = pt.as_tensor_variable(sigma)
+    else:
+        sig_map = pm.HalfNormal("sigma" + name[len("beam"):], sigma=sigma_prior, dims=dims[1],
+                                initval=sigma_start)
+        sig = sig_map[forward.map_index]
+    if likelihood == "misfit":  # likelihood.py's definition, hyper-parameters of the quick fit
+        pm.Potential(f"{name}_misfit_loglike", misfit.logp_tensor((forward.observed - mu) / sig))
+    elif likelihood == "normal":
+        pm.Normal(name, mu=mu, sigma=sig, observed=forward.observed, dims=dims[0])
+    else:
+        pm.StudentT(name, nu=nu, mu=mu, sigma=sig, observed=forward.observed, dims=dims[0])
+    return mu, sig
 
 
 # ------------------------------------------------------------------ builder
@@ -273,9 +315,10 @@ def build_model(
     Parameters
     ----------
     source : FitResult or ForwardModel
-        A quick-fit result (its ``forward``, ``params`` (start point and fixed values),
-        ``free_names`` (which parameters are free) and ``sigma`` are used), or a forward
-        model (then the keywords below say what is free; start at ``start``).
+        A quick-fit result (its ``forward``, its ``space`` -- which parameters are free,
+        the MAP as the start, the layout -- and its ``sigma``), or a forward model (then
+        the keywords below say what is free; start at ``start``, else the defaults of the
+        fit configuration).
     priors : None, preset name, TOML path or dict
         Prior settings (see ``bayesoof/presets/priors/default.toml``); overrides merge into it.
     noise : {'auto', 'known', 'per_map'}, optional
@@ -293,7 +336,7 @@ def build_model(
     free_amp, free_offset : bool
         Only with a ForwardModel source: whether amplitudes / offsets are free.
     start : dict, optional
-        Start / fixed values in the form of the quick fit's ``params``.
+        Start / fixed values in the form of ``ParameterSpace.params_dict``.
     sigma : array, optional
         Known per-sample σ (data units), overriding the data's.
 
@@ -304,42 +347,25 @@ def build_model(
         ``sample`` and a :class:`ModelInfo` as ``model.bayesoof``.
     """
     pri = load_priors(priors)
+    if tilt is not None and tilt not in TILT_MODES:
+        raise ValueError(f"tilt must be one of {TILT_MODES}, got {tilt!r}")
     fit = None
-    if hasattr(source, "forward") and hasattr(source, "params"):
+    if hasattr(source, "forward") and hasattr(source, "space"):
         fit = source
         forward = fit.forward
-        st = {k: (None if v is None else np.array(v, float)) for k, v in fit.params.items()}
-        parsed = _parse_free_names(getattr(fit, "free_names", ()), forward.nl)
-        if tilt is None:
-            if parsed["pointing"]:
-                tilt = "pointing"
-            elif all(j in parsed["K"] for j in TILTS):
-                tilt = "free"
-            else:
-                tilt = "fixed"
-        if free_illumination is None:
-            free_illumination = tuple(parsed["illum"])
-        free_amp, free_offset = parsed["amp"], parsed["offset"]
+        space = fit.space.copy()
+        if start is not None:
+            space.set_values(start, "start")
         fit_sigma = getattr(fit, "sigma", None)
     else:
         forward = source
-        st = _default_start(forward)
-        if free_illumination is None:
-            free_illumination = tuple(
-                n for n in ("c_dB", "q") if n in illumination_params(forward.illumination)
-            )
+        space = _space_for_forward(forward, tilt or "free", free_illumination, free_amp,
+                                   free_offset, start)
         fit_sigma = None
-    if start is not None:
-        st.update({k: (None if v is None else np.array(v, float)) for k, v in start.items()})
-    tilt = tilt or "free"
-    if tilt not in TILT_MODES:
-        raise ValueError(f"tilt must be one of {TILT_MODES}, got {tilt!r}")
-    names = illumination_params(forward.illumination)
-    bad = [n for n in free_illumination if n not in names]
-    if bad:
-        raise ValueError(
-            f"illumination {forward.illumination!r} has no coefficient {bad}; expected {names}"
-        )
+    tilt = tilt or _tilt_mode(space)
+    if free_illumination is None:
+        free_illumination = tuple(n for n in space.illum_names if space.free_of(n).all())
+    space = _apply_choices(space, tilt, free_illumination)
 
     noise = noise or pri["noise"].get("kind", "auto")
     if noise not in NOISE_KINDS:
@@ -377,112 +403,32 @@ def build_model(
     if noise == "per_map":
         known = None
 
-    nm = forward.data.n_maps
-    nl = forward.nl
-    J = len(nl)
-    K0 = np.zeros(J)
-    K0[: np.asarray(st["K"]).size] = np.asarray(st["K"], float)[:J]
-    K0[0] = 0.0  # piston is unobservable
-    if tilt == "pointing":
-        K0[list(TILTS)] = 0.0
-    st["K"] = K0
-    free_j = [j for j in range(1, J) if tilt == "free" or j not in TILTS]
-    if fit is not None:  # coefficients the quick fit held fixed stay fixed
-        free_j = [j for j in free_j if j in parsed["K"] or j in TILTS]
-    free_j = np.array(free_j, dtype=int)
-
     R, lam = forward.telescope.radius, forward.wavelength
     data_scale = float(np.max(np.abs(forward.observed)))
-    labels = zernike.coeff_names(forward.order)
-    maps = _map_labels(forward.data)
-    coords = {
-        "zernike": [labels[j] for j in free_j],
-        "map": maps,
-        "uv": ["u", "v"],
-        "sample": np.arange(forward.observed.size),
-    }
-    rms = np.array([zernike.mode_rms(*nl[j]) for j in free_j])
-    k_rms = np.array([pri["zernike"]["tilt_rms"] if j in TILTS else pri["zernike"]["rms"]
-                      for j in free_j])
-    illum_pri = pri["illumination"]
-    frac = float(illum_pri.get("offset_fraction", 0.2))
-    illum_spec = {
-        "c_dB": illum_pri["c_dB"],
-        "q": illum_pri.get("q", {"dist": "uniform", "lower": 1.0, "upper": 2.0}),
-        "x0": illum_pri.get("x0", {"dist": "uniform", "lower": -frac * R, "upper": frac * R}),
-        "y0": illum_pri.get("y0", {"dist": "uniform", "lower": -frac * R, "upper": frac * R}),
-    }
-    amp_spec = dict(pri["amplitude"])
-    amp_spec.setdefault("sigma", amp_spec.pop("scale", 10.0))
-    amp_spec.pop("scale", None)
-    off_spec = dict(pri["offset"])
-    off_spec.setdefault("sigma", off_spec.pop("scale", 1.0))
-    off_spec.pop("scale", None)
-    beam_width = lam / (2.0 * R)
-
+    scales = {"data": data_scale, "beam": lam / (2.0 * R), "radius": R,
+              "offset_range": float(pri["illumination"].get("offset_fraction", 0.2)) * R}
+    amp = space.block("amp")
+    coords = {"map": list(amp.coords["map"]), "uv": ["u", "v"],
+              "sample": np.arange(forward.observed.size)}
     with pm.Model(coords=coords) as model:
-        K_free = pm.Normal(
-            "K", mu=0.0, sigma=k_rms / rms, dims="zernike",
-            initval=K0[free_j] if free_j.size else None,
+        values = add_priors(space, pri, scales)
+        mu, sig = add_likelihood(
+            forward, values, space, noise=noise, sigma=known, likelihood=lik, nu=nu,
+            sigma_prior=float(pri["noise"].get("scale", 1.0)) * data_scale,
+            sigma_start=_residual_sd_start(forward, fit_sigma), misfit=misfit,
         )
-        K_full = pt.set_subtensor(pt.as_tensor_variable(K0)[free_j], K_free)
-        illum = {}
-        for n in names:
-            if n in free_illumination:
-                lo, hi = _bounds(illum_spec[n])
-                illum[n] = _dist(n, illum_spec[n], initval=_inside(float(st[n]), lo, hi))
-                st[n] = float(st[n])
-            else:
-                illum[n] = float(st[n])
-        amp0 = np.broadcast_to(np.asarray(st["amp"], float), (nm,)).copy()
-        off0 = np.broadcast_to(np.asarray(st["offset"], float), (nm,)).copy()
-        st["amp"], st["offset"] = amp0, off0
-        if free_amp:
-            lo, _ = _bounds(amp_spec)
-            init = np.array([_inside(a, lo, np.inf) for a in amp0])
-            amp = _dist("amp", amp_spec, data_scale, dims="map", initval=init)
-        else:
-            amp = amp0
-        if free_offset:
-            offset = _dist("offset", off_spec, data_scale, dims="map", initval=off0)
-        else:
-            offset = off0
-        pointing = None
-        if tilt == "pointing":
-            p0 = st.get("pointing")
-            p0 = np.zeros((nm, 2)) if p0 is None else np.asarray(p0, float).reshape(nm, 2)
-            st["pointing"] = p0
-            pointing = pm.Normal(
-                "pointing", 0.0, float(pri["pointing"]["scale"]) * beam_width,
-                dims=("map", "uv"), initval=p0,
-            )
-        elif st.get("pointing") is not None:
-            pointing = np.asarray(st["pointing"], float).reshape(nm, 2)
-        mu = predict(forward, K_full, illum, amp, offset, pointing)
-        if noise == "known":
-            sig = pt.as_tensor_variable(known)
-        else:
-            resid_sd = _residual_sd_start(forward, fit_sigma)
-            sig_map = pm.HalfNormal(
-                "sigma", sigma=float(pri["noise"].get("scale", 1.0)) * data_scale, dims="map",
-                initval=resid_sd,
-            )
-            sig = sig_map[forward.map_index]
-        if lik == "misfit":  # likelihood.py's definition, hyper-parameters of the quick fit
-            pm.Potential("beam_misfit_loglike",
-                         misfit.logp_tensor((forward.observed - mu) / sig))
-        elif lik == "normal":
-            pm.Normal("beam", mu=mu, sigma=sig, observed=forward.observed, dims="sample")
-        else:
-            pm.StudentT("beam", nu=nu, mu=mu, sigma=sig, observed=forward.observed, dims="sample")
 
+    free_j = np.flatnonzero(space.free_of("K"))
+    nl = space.nl
     model.bayesoof = ModelInfo(
         forward=forward,
+        space=space,
         free_j=free_j,
         tilt=tilt,
-        free_illum=tuple(n for n in names if n in free_illumination),
-        start=st,
-        free={"amp": bool(free_amp), "offset": bool(free_offset),
+        free_illum=tuple(n for n in space.illum_names if space.free_of(n).all()),
+        start=space.params_dict(),
+        free={"amp": bool(space.free_of("amp").any()),
+              "offset": bool(space.free_of("offset").any()),
               "pointing": tilt == "pointing", "sigma": noise == "per_map"},
         sigma=None if known is None else np.asarray(known, float),
         noise=noise,

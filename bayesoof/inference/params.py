@@ -1,345 +1,212 @@
-"""Quick-fit configuration and the parameter vector (free, fixed, bounded).
+"""The parameter space: THE layout handed from the quick fit to the model and the samplers.
 
-The configuration is declarative TOML: ``bayesoof/presets/fit/default.toml`` (installed as the
-resource ``bayesoof.models``) holds every entry; a preset name (``"pyoof"``), a user TOML
-file or a dict overrides any subset.  Unknown keys, wrong types, bounds that exclude the
-start and configurations with nothing free raise :class:`FitConfigError` naming the
-source, the field and what was expected.
+A :class:`ParameterSpace` is an ordered list of :class:`Block` s plus four arrays over the
+*full vector* (the blocks' entries concatenated in order): ``values`` (start, then the
+fitted values), ``lower``, ``upper`` (bounds) and ``free`` (mask).  ``theta`` is the
+vector of the free entries only.  Plain floats in the block's ``unit`` throughout.
 
-The full parameter vector, in this order (plain floats, fixed units)::
+The standard blocks (:meth:`ParameterSpace.standard`)::
 
-    K (J,) waves | c_dB dB, q, x0 m, y0 m (those of the illumination) |
-    amp (n_maps,) data units | offset (n_maps,) data units | pointing u, v (n_maps, 2) rad
+    name      shape         unit   dims          predict argument
+    K         (J,)          wave   zernike       K            (coords n, l)
+    c_dB, q,  ()            dB, -, -             illum[name]  (those of the illumination
+    x0, y0                  m, m                               model, in its order)
+    amp       (n_maps,)     data   map           amp          (coord d_z; linear)
+    offset    (n_maps,)     data   map           offset       (coord d_z; linear)
+    pointing  (n_maps, 2)   rad    map, uv       pointing     (only when configured)
 
-``theta`` holds the free entries only.  :meth:`ParameterSpace.unpack` maps a tensor
-``theta`` to the keyword arguments of :func:`bayesoof.inference.likelihood.predict`: the one mapping
-used by the MAP fit, NUTS and emcee.
+One mapping, used everywhere: :meth:`ParameterSpace.unpack` turns a tensor ``theta`` into
+the keyword arguments of :func:`bayesoof.inference.likelihood.predict` (fixed entries
+become constants); the quick fit's :class:`~bayesoof.inference.fit.Objective` calls the same
+code through :meth:`ParameterSpace.unpack_from`; the PyMC builder
+(:func:`bayesoof.inference.model.build_model`) makes one random variable per block with a
+free entry (dims and coords from the block, prior from the block's ``prior`` key), and
+:meth:`ParameterSpace.predict_kwargs` assembles its arguments the same way.
+
+Adding a parameter (e.g. a nuisance of real observations) is ONE block::
+
+    space.add_block(Block("focus_scale", (n_maps,), "", dims=("map",),
+                          labels=tuple(f"focus_scale[{i}]" for i in range(n_maps)),
+                          arg="d_z_scale", prior="focus_scale"),
+                    value=1.0, lower=0.9, upper=1.1, free=True)
+
+* ``arg`` is the keyword of ``predict`` that receives the block's value (shape
+  ``shape``); with ``key`` set, ``predict`` receives a dict under ``arg`` and the block is
+  its entry ``key`` (as the illumination coefficients are ``illum[c_dB]``).  ``arg=None``:
+  the block is not an input of ``predict`` (e.g. a likelihood's ν or a discrepancy scale:
+  read it with :meth:`ParameterSpace.block_values`).
+* ``linear=True`` only for entries that enter after the far field (amp, offset): the
+  quick fit's Jacobian along them costs no transform.
+* ``prior`` names the table of the priors preset (``bayesoof/presets/priors``) that gives
+  its distribution in the model; ``per`` in that table names the scale its numbers are
+  in (``data``: the data peak, ``beam``: λ/(2R), ``radius``: R; default: the unit).
+
+Nothing else needs to change: the fit fits it, the model samples it, the summary and the
+InferenceData list it with its unit.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytensor.tensor as pt
 
+from bayesoof.inference.config import (
+    FitConfigError,
+    available_presets,
+    load_fit_config,
+    parse_label,
+)
 from bayesoof.physics import zernike
 from bayesoof.physics.illumination import illumination_params
 
 __all__ = [
+    "Block",
     "FitConfigError",
     "ParameterSpace",
     "available_presets",
     "load_fit_config",
+    "map_labels",
 ]
 
 ILLUM_UNITS = {"c_dB": "dB", "q": "", "x0": "m", "y0": "m"}
-RESIDUALS = ("likelihood", "pyoof")
-NOISE_SOURCES = ("auto", "file", "estimate")
-COV_SCALES = ("none", "chi2")
-
-# the schema: section -> key -> accepted python types
-_SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
-    "fit": {
-        "order": (int,),
-        "illumination": (str,),
-        "fit_previous": (bool,),
-        "residual": (str,),
-        "n_starts": (int,),
-        "start_scale": (int, float),
-        "seed": (int,),
-        "max_nfev": (int,),
-        "chi2_tol": (int, float),
-        "chi2_tol_intermediate": (int, float),
-        "ftol": (int, float),
-        "xtol": (int, float),
-        "gtol": (int, float),
-        "covariance_scale": (str,),
-        "blas_threads": (int,),
-    },
-    "noise": {"source": (str,), "outer_fraction": (int, float)},
-    "zernike": {
-        "init": (int, float), "lower": (int, float), "upper": (int, float), "fixed": (dict,),
-    },
-    "amplitude": {"free": (bool,)},
-    "offset": {"free": (bool,)},
-    "pointing": {"free": (bool,), "limit": (int, float)},
-    "misfit": {"remedy": (str,), "model": (str,), "correlation": (int, float),
-               "envelope_power": (int, float), "nu": (int, float), "iterations": (int,),
-               "covariance": (str,), "hac_bandwidth": (int, float)},
+TILTS = (1, 2)  # OSA indices of K(1,-1) and K(1,1)
+#: default priors of the illumination coefficients (PHYSICS.md ranges; x0, y0 within
+#: ± the priors preset's offset_fraction of the radius)
+ILLUM_PRIORS = {
+    "c_dB": {"dist": "uniform", "lower": -25.0, "upper": -1.0},
+    "q": {"dist": "uniform", "lower": 1.0, "upper": 2.0},
+    "x0": {"dist": "uniform", "lower": -1.0, "upper": 1.0, "per": "offset_range"},
+    "y0": {"dist": "uniform", "lower": -1.0, "upper": 1.0, "per": "offset_range"},
 }
-MISFIT_REMEDIES = ("auto", "always", "never")
-_ILLUM_KEYS = {"free": (bool,), "value": (int, float), "lower": (int, float), "upper": (int, float)}
 
 
-class FitConfigError(ValueError):
-    """Bad quick-fit configuration; the message names the source, the field and the expectation."""
-
-
-# ------------------------------------------------------------------ loading
-def _preset_dir():
-    return resources.files("bayesoof.presets").joinpath("fit")
-
-
-def available_presets() -> list[str]:
-    """Names of the bundled fit configurations (``bayesoof/presets/fit/*.toml``)."""
-    return sorted(p.name[:-5] for p in _preset_dir().iterdir() if p.name.endswith(".toml"))
-
-
-def _read_toml(text: str, source: str) -> dict:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise FitConfigError(f"{source}: not valid TOML ({err})") from err
-
-
-def _merge(base: dict, over: dict, source: str, path: str = "") -> dict:
-    out = copy.deepcopy(base)
-    for key, val in over.items():
-        where = f"{path}{key}"
-        if key not in base:
-            known = ", ".join(sorted(base)) or "none"
-            raise FitConfigError(f"{source}: unknown entry '{where}' (known here: {known})")
-        if isinstance(base[key], dict) and key != "fixed":
-            if not isinstance(val, dict):
-                raise FitConfigError(f"{source}: '{where}' must be a table, got {val!r}")
-            out[key] = _merge(base[key], val, source, where + ".")
-        else:
-            out[key] = copy.deepcopy(val)
-    return out
-
-
-def load_fit_config(config=None, **overrides) -> dict:
-    """Load and validate the fit configuration: defaults, ``config``, then ``overrides``.
-
-    Parameters
-    ----------
-    config : None, str, Path or dict
-        A preset name (:func:`available_presets`), the path of a TOML file, or a dict of the
-        same structure; None for the defaults.
-    **overrides
-        Entries of the ``[fit]`` table (e.g. ``order=3``, ``n_starts=4``); None is ignored.
-
-    Returns
-    -------
-    dict
-        The merged configuration, with ``"source"`` naming where it came from.
-    """
-    default_text = _preset_dir().joinpath("default.toml").read_text()
-    cfg = _read_toml(default_text, "bayesoof/presets/fit/default.toml")
-    source = "defaults"
-    if config is not None:
-        if isinstance(config, dict):
-            user, source = config, "<dict config>"
-        else:
-            spec = str(config)
-            preset = _preset_dir().joinpath(f"{spec}.toml")
-            if not spec.endswith(".toml") and preset.is_file():
-                user, source = _read_toml(preset.read_text(), f"preset {spec}"), f"preset {spec}"
-            else:
-                path = Path(spec)
-                if not path.is_file():
-                    raise FitConfigError(
-                        f"fit configuration {spec!r}: no such file, and not a preset "
-                        f"({', '.join(available_presets())})"
-                    )
-                user, source = _read_toml(path.read_text(), str(path)), str(path)
-        cfg = _merge(cfg, user, source)
-    extra = {k: v for k, v in overrides.items() if v is not None}
-    if extra:
-        cfg = _merge(cfg, {"fit": extra}, "arguments")
-    validate_config(cfg, source)
-    cfg["source"] = source
-    return cfg
-
-
-def _check_type(val, types, source: str, where: str) -> None:
-    # bool is an int in Python: refuse it where a number is expected
-    ok = isinstance(val, types) and not (isinstance(val, bool) and bool not in types)
-    if not ok:
-        names = " or ".join(t.__name__ for t in types)
-        raise FitConfigError(f"{source}: '{where}' must be {names}, got {val!r}")
-
-
-def _finite_bounds(lo, hi, source: str, where: str) -> None:
-    if not (lo < hi):
-        raise FitConfigError(f"{source}: '{where}' needs lower < upper, got [{lo}, {hi}]")
-
-
-def _validate_misfit(m: dict, source: str) -> None:
-    from bayesoof.inference.likelihood import MISFIT_MODELS
-
-    if m.get("remedy", "auto") not in MISFIT_REMEDIES:
-        raise FitConfigError(f"{source}: 'misfit.remedy' = {m['remedy']!r}; expected one of "
-                             f"{MISFIT_REMEDIES}")
-    if m.get("model", "discrepancy") not in MISFIT_MODELS:
-        raise FitConfigError(f"{source}: 'misfit.model' = {m['model']!r}; expected one of "
-                             f"{MISFIT_MODELS}")
-    if m.get("covariance", "gls") not in ("gls", "sandwich"):
-        raise FitConfigError(f"{source}: 'misfit.covariance' = {m['covariance']!r}; expected "
-                             "'gls' or 'sandwich'")
-    for key in ("correlation", "nu", "iterations"):
-        if key in m and not m[key] > 0:
-            raise FitConfigError(f"{source}: 'misfit.{key}' must be > 0, got {m[key]!r}")
-
-
-def validate_config(cfg: dict, source: str) -> None:
-    """Raise :class:`FitConfigError` naming ``source`` and the field for any bad entry."""
-    for section, keys in _SCHEMA.items():
-        table = cfg.get(section, {})
-        for key, types in keys.items():
-            if key in table:
-                _check_type(table[key], types, source, f"{section}.{key}")
-    f = cfg["fit"]
-    if f["order"] < 1:
-        raise FitConfigError(f"{source}: 'fit.order' must be an integer >= 1, got {f['order']}")
-    try:
-        illumination_params(f["illumination"])
-    except ValueError as err:
-        raise FitConfigError(f"{source}: 'fit.illumination': {err}") from None
-    for key, allowed in (("residual", RESIDUALS), ("covariance_scale", COV_SCALES)):
-        if f[key] not in allowed:
-            raise FitConfigError(f"{source}: 'fit.{key}' = {f[key]!r}; expected one of {allowed}")
-    if cfg["noise"]["source"] not in NOISE_SOURCES:
-        raise FitConfigError(
-            f"{source}: 'noise.source' = {cfg['noise']['source']!r}; "
-            f"expected one of {NOISE_SOURCES}"
-        )
-    _validate_misfit(cfg.get("misfit", {}), source)
-    if not 0.0 <= cfg["noise"]["outer_fraction"] < 1.0:
-        raise FitConfigError(f"{source}: 'noise.outer_fraction' must be in [0, 1)")
-    if f["blas_threads"] < 0:
-        raise FitConfigError(f"{source}: 'fit.blas_threads' must be >= 0, got {f['blas_threads']}")
-    for key in ("n_starts", "max_nfev"):
-        if f[key] < 1:
-            raise FitConfigError(f"{source}: 'fit.{key}' must be >= 1, got {f[key]}")
-    for key in ("ftol", "xtol", "gtol", "start_scale", "chi2_tol", "chi2_tol_intermediate"):
-        if not f[key] >= 0:
-            raise FitConfigError(f"{source}: 'fit.{key}' must be >= 0, got {f[key]}")
-    z = cfg["zernike"]
-    _finite_bounds(z["lower"], z["upper"], source, "zernike.lower/upper")
-    if not z["lower"] <= z["init"] <= z["upper"]:
-        raise FitConfigError(
-            f"{source}: 'zernike.init' = {z['init']} lies outside the bounds "
-            f"[{z['lower']}, {z['upper']}] waves"
-        )
-    for name, val in z["fixed"].items():
-        _parse_label(name, source)
-        _check_type(val, (int, float), source, f"zernike.fixed.{name}")
-    for name, table in cfg["illumination"].items():
-        if name not in ILLUM_UNITS:
-            raise FitConfigError(
-                f"{source}: unknown illumination coefficient 'illumination.{name}' "
-                f"(known: {', '.join(ILLUM_UNITS)})"
-            )
-        for key, val in table.items():
-            if key not in _ILLUM_KEYS:
-                raise FitConfigError(
-                    f"{source}: unknown entry 'illumination.{name}.{key}' "
-                    f"(known: {', '.join(_ILLUM_KEYS)})"
-                )
-            _check_type(val, _ILLUM_KEYS[key], source, f"illumination.{name}.{key}")
-        _finite_bounds(table["lower"], table["upper"], source, f"illumination.{name}")
-        if table["free"] and not table["lower"] <= table["value"] <= table["upper"]:
-            raise FitConfigError(
-                f"{source}: 'illumination.{name}' starts at {table['value']} {ILLUM_UNITS[name]}"
-                f", outside its bounds [{table['lower']}, {table['upper']}]"
-            )
-    if cfg["pointing"]["limit"] <= 0:
-        raise FitConfigError(f"{source}: 'pointing.limit' must be > 0 beam widths")
-
-
-def _parse_label(name: str, source: str = "") -> tuple[int, int]:
-    """``"K(n,l)"`` -> (n, l); FitConfigError naming ``source`` when malformed."""
-    s = name.replace(" ", "")
-    try:
-        if not (s.startswith("K(") and s.endswith(")")):
-            raise ValueError
-        n, l = (int(t) for t in s[2:-1].split(","))  # noqa: E741
-        zernike.nl_to_j(n, l)
-    except ValueError:
-        raise FitConfigError(
-            f"{source}: Zernike label {name!r} is not of the form 'K(n,l)' with |l| <= n, "
-            "n - l even"
-        ) from None
-    return n, l
-
-
-# ------------------------------------------------------------------ parameter space
-@dataclass
-class ParameterSpace:
-    """Layout of the full parameter vector and which entries are free.
+@dataclass(frozen=True)
+class Block:
+    """One named group of parameters: layout, labels, unit, where it goes, its prior.
 
     Attributes
     ----------
-    names : list of str
-        Labels: ``K(n,l)``, ``c_dB``, ``q``, ``x0``, ``y0``, ``amp[i]``, ``offset[i]``,
-        ``pointing_u[i]``, ``pointing_v[i]``.
-    units : list of str
-        Unit of each entry ('wave', 'dB', '', 'm', 'data', 'rad').
-    values : ndarray
-        Current values of all entries (start, then the fitted values).
-    lower, upper : ndarray
-        Bounds of all entries (only used for free ones).
-    free : ndarray of bool
+    name : str
+        Variable name (in the PyMC model, InferenceData and summary).
+    shape : tuple of int
+        Shape of the block's value (``()`` for a scalar).
+    unit : str
+        Unit of every entry ('wave', 'dB', '', 'm', 'data', 'rad', ...).
+    labels : tuple of str
+        One label per entry, in C order (``K(2,0)``, ``amp[1]``, ``pointing_u[0]``, ...).
+    dims : tuple of str
+        Named dimensions of the block (``("zernike",)``, ``("map",)``, ``("map", "uv")``).
+    coords : dict
+        Auxiliary coordinates along ``dims[0]``: ``{"n": (...), "l": (...)}`` for K.
+    arg : str or None
+        Keyword of :func:`~bayesoof.inference.likelihood.predict` receiving the block.
+    key : str or None
+        Entry of the dict passed as ``arg`` (illumination coefficients), else None.
+    linear : bool
+        Enters the model after the far field (amplitudes and offsets).
+    prior : str
+        Dotted path of the table of the priors preset that overrides ``default_prior``.
+    default_prior : dict
+        The block's prior: ``dist`` and its parameters (see
+        :mod:`bayesoof.inference.priors`), in units of ``per`` (default the block's unit).
     """
 
-    order: int
-    illumination: str
-    n_maps: int
-    with_pointing: bool
-    names: list[str] = field(default_factory=list)
-    units: list[str] = field(default_factory=list)
-    values: np.ndarray = None
-    lower: np.ndarray = None
-    upper: np.ndarray = None
-    free: np.ndarray = None
+    name: str
+    shape: tuple[int, ...]
+    unit: str
+    labels: tuple[str, ...]
+    dims: tuple[str, ...] = ()
+    coords: dict[str, Any] = field(default_factory=dict)
+    arg: str | None = None
+    key: str | None = None
+    linear: bool = False
+    prior: str = ""
+    default_prior: dict[str, Any] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        self.nl = zernike.nl_list(self.order)
-        self.illum_names = illumination_params(self.illumination)
-        J = len(self.nl)
-        self.k_slice = slice(0, J)
-        start = J
-        self.illum_index = {n: start + i for i, n in enumerate(self.illum_names)}
-        start += len(self.illum_names)
-        self.amp_slice = slice(start, start + self.n_maps)
-        self.offset_slice = slice(start + self.n_maps, start + 2 * self.n_maps)
-        start += 2 * self.n_maps
-        self.pointing_slice = slice(start, start + 2 * self.n_maps) if self.with_pointing else None
-        n_full = start + (2 * self.n_maps if self.with_pointing else 0)
-        if not self.names:
-            self.names = (
-                zernike.coeff_names(self.order)
-                + list(self.illum_names)
-                + [f"amp[{i}]" for i in range(self.n_maps)]
-                + [f"offset[{i}]" for i in range(self.n_maps)]
-                + (
-                    [f"pointing_{a}[{i}]" for i in range(self.n_maps) for a in ("u", "v")]
-                    if self.with_pointing
-                    else []
-                )
-            )
-            self.units = (
-                ["wave"] * J
-                + [ILLUM_UNITS[n] for n in self.illum_names]
-                + ["data"] * (2 * self.n_maps)
-                + (["rad"] * (2 * self.n_maps) if self.with_pointing else [])
-            )
-        for attr, fill in (("values", 0.0), ("lower", -np.inf), ("upper", np.inf)):
-            if getattr(self, attr) is None:
-                setattr(self, attr, np.full(n_full, fill))
-        if self.free is None:
-            self.free = np.zeros(n_full, bool)
+    @property
+    def size(self) -> int:
+        """Number of entries."""
+        return int(np.prod(self.shape, dtype=int))
+
+
+class ParameterSpace:
+    """Blocks of parameters and the full-vector values, bounds and free mask.
+
+    Parameters
+    ----------
+    blocks : sequence of Block
+    illumination : str
+        Name of the illumination model whose coefficients are blocks.
+    values, lower, upper, free : arrays over the full vector, optional
+        Defaults: 0, -inf, +inf, all fixed.
+    """
+
+    def __init__(self, blocks, illumination: str, values=None, lower=None, upper=None,
+                 free=None):
+        self.blocks: list[Block] = list(blocks)
+        self.illumination = illumination
+        n = sum(b.size for b in self.blocks)
+        self.values = np.zeros(n) if values is None else np.asarray(values, float).copy()
+        self.lower = np.full(n, -np.inf) if lower is None else np.asarray(lower, float).copy()
+        self.upper = np.full(n, np.inf) if upper is None else np.asarray(upper, float).copy()
+        self.free = np.zeros(n, bool) if free is None else np.asarray(free, bool).copy()
+        self._index()
+
+    def _index(self) -> None:
+        names = [b.name for b in self.blocks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"parameter blocks must have distinct names, got {names}")
+        self._slices: dict[str, slice] = {}
+        i = 0
+        for b in self.blocks:
+            self._slices[b.name] = slice(i, i + b.size)
+            i += b.size
 
     # ---------------------------------------------------------------- construction
     @classmethod
-    def from_config(cls, cfg: dict, n_maps: int, beam_width: float) -> ParameterSpace:
+    def standard(cls, order: int, illumination: str, n_maps: int, with_pointing: bool = False,
+                 d_z=None, map_names=None) -> ParameterSpace:
+        """Blocks K, the illumination coefficients, amp, offset (and pointing); all fixed at 0.
+
+        ``d_z`` (m, one per map) and ``map_names`` label the per-map blocks (coords ``d_z``
+        and ``map``).
+        """
+        nl = zernike.nl_list(order)
+        d_z = tuple(float(v) for v in (d_z if d_z is not None else [np.nan] * n_maps))
+        names = tuple(map_names) if map_names is not None else tuple(
+            f"map{i}" for i in range(n_maps))
+        per_map = {"map": names, "d_z": d_z}
+        labels = tuple(zernike.coeff_names(order))
+        blocks = [Block("K", (len(nl),), "wave", labels, ("zernike",),
+                        {"zernike": labels, "n": tuple(n for n, _ in nl),
+                         "l": tuple(l for _, l in nl)},
+                        arg="K", prior="zernike", default_prior={"dist": "zernike"})]
+        blocks += [Block(n, (), ILLUM_UNITS[n], (n,), arg="illum", key=n,
+                         prior=f"illumination.{n}", default_prior=ILLUM_PRIORS[n])
+                   for n in illumination_params(illumination)]
+        for name, prior, dist in (("amp", "amplitude", "halfnormal"),
+                                  ("offset", "offset", "normal")):
+            blocks.append(Block(name, (n_maps,), "data",
+                                tuple(f"{name}[{i}]" for i in range(n_maps)), ("map",),
+                                per_map, arg=name, linear=True, prior=prior,
+                                default_prior={"dist": dist, "per": "data"}))
+        if with_pointing:
+            blocks.append(Block("pointing", (n_maps, 2), "rad",
+                                tuple(f"pointing_{a}[{i}]" for i in range(n_maps)
+                                      for a in ("u", "v")),
+                                ("map", "uv"), per_map | {"uv": ("u", "v")}, arg="pointing",
+                                prior="pointing",
+                                default_prior={"dist": "normal", "per": "beam"}))
+        return cls(blocks, illumination)
+
+    @classmethod
+    def from_config(cls, cfg: dict, n_maps: int, beam_width: float, d_z=None,
+                    map_names=None) -> ParameterSpace:
         """Space for ``cfg`` (see :func:`load_fit_config`) at order ``cfg['fit']['order']``.
 
         ``beam_width`` (rad, λ/D) scales the pointing bounds.  All orders' K are free unless
@@ -347,42 +214,36 @@ class ParameterSpace:
         """
         source = cfg.get("source", "config")
         f = cfg["fit"]
-        sp = cls(f["order"], f["illumination"], n_maps, cfg["pointing"]["free"])
+        sp = cls.standard(f["order"], f["illumination"], n_maps, cfg["pointing"]["free"], d_z,
+                          map_names)
         z = cfg["zernike"]
-        J = len(sp.nl)
-        sp.values[:J] = z["init"]
-        sp.lower[:J], sp.upper[:J] = z["lower"], z["upper"]
-        sp.free[:J] = True
-        if "K(0,0)" not in {k.replace(" ", "") for k in z["fixed"]}:
+        k = sp.slice_of("K")
+        sp.values[k] = z["init"]
+        sp.lower[k], sp.upper[k] = z["lower"], z["upper"]
+        sp.free[k] = True
+        if "K(0,0)" not in {lab.replace(" ", "") for lab in z["fixed"]}:
             raise FitConfigError(
                 f"{source}: 'zernike.fixed' must hold K(0,0): piston does not change the beam "
                 "and cannot be fitted"
             )
         for label, val in z["fixed"].items():
-            n, l = _parse_label(label, source)  # noqa: E741
+            n, l = parse_label(label, source)  # noqa: E741
             if n > sp.order:
                 continue
             j = zernike.nl_to_j(n, l)
             sp.free[j], sp.values[j] = False, float(val)
         for name in sp.illum_names:
             t = cfg["illumination"][name]
-            i = sp.illum_index[name]
-            sp.values[i], sp.lower[i], sp.upper[i], sp.free[i] = (
-                t["value"], t["lower"], t["upper"], t["free"]
-            )
-        sp.values[sp.amp_slice] = 1.0
-        sp.lower[sp.amp_slice] = 0.0
-        sp.free[sp.amp_slice] = cfg["amplitude"]["free"]
-        sp.free[sp.offset_slice] = cfg["offset"]["free"]
+            sp.set(name, t["value"], lower=t["lower"], upper=t["upper"], free=t["free"])
+        sp.set("amp", 1.0, lower=0.0, free=cfg["amplitude"]["free"])
+        sp.set("offset", 0.0, free=cfg["offset"]["free"])
         if f["residual"] == "pyoof":  # min-max normalisation removes scale and offset
-            sp.values[sp.amp_slice], sp.values[sp.offset_slice] = 1.0, 0.0
-            sp.free[sp.amp_slice] = sp.free[sp.offset_slice] = False
+            sp.set("amp", 1.0, free=False)
+            sp.set("offset", 0.0, free=False)
         if sp.with_pointing:
             lim = cfg["pointing"]["limit"] * beam_width
-            sp.lower[sp.pointing_slice], sp.upper[sp.pointing_slice] = -lim, lim
-            sp.free[sp.pointing_slice] = True
-            tilts = [zernike.nl_to_j(1, -1), zernike.nl_to_j(1, 1)]
-            if any(sp.free[j] for j in tilts):
+            sp.set("pointing", 0.0, lower=-lim, upper=lim, free=True)
+            if any(sp.free[j] for j in TILTS):
                 raise FitConfigError(
                     f"{source}: [pointing] free = true with free tilts K(1,-1), K(1,1): the "
                     "tilts and a common pointing offset are degenerate; fix the tilts "
@@ -392,23 +253,121 @@ class ParameterSpace:
             raise FitConfigError(f"{source}: every parameter is fixed; nothing to fit")
         return sp
 
+    def add_block(self, block: Block, value=0.0, lower=-np.inf, upper=np.inf,
+                  free: bool = False) -> ParameterSpace:
+        """Append ``block`` with start ``value``, bounds and free flag (broadcast); return self."""
+        n = block.size
+        self.blocks.append(block)
+        self.values = np.r_[self.values, np.broadcast_to(np.asarray(value, float), n)]
+        self.lower = np.r_[self.lower, np.broadcast_to(np.asarray(lower, float), n)]
+        self.upper = np.r_[self.upper, np.broadcast_to(np.asarray(upper, float), n)]
+        self.free = np.r_[self.free, np.broadcast_to(np.asarray(free, bool), n)]
+        self._index()
+        return self
+
+    def set(self, name: str, value=None, *, lower=None, upper=None, free=None) -> None:
+        """Set the values, bounds or free flags of block ``name`` (broadcast to its entries)."""
+        sl = self.slice_of(name)
+        for arr, val in ((self.values, value), (self.lower, lower), (self.upper, upper),
+                         (self.free, free)):
+            if val is not None:
+                arr[sl] = np.ravel(np.broadcast_to(np.asarray(val, arr.dtype),
+                                                   self.block(name).shape))
+
     def copy(self) -> ParameterSpace:
-        """Independent copy (arrays copied)."""
+        """Independent copy (arrays copied; blocks are immutable and shared)."""
         out = copy.copy(self)
         for attr in ("values", "lower", "upper", "free"):
             setattr(out, attr, getattr(self, attr).copy())
-        out.names, out.units = list(self.names), list(self.units)
+        out.blocks = list(self.blocks)
+        out._index()
         return out
 
     def at_order(self, order: int) -> ParameterSpace:
         """Copy in which K with n > ``order`` are fixed at 0 (the space keeps its full length)."""
         out = self.copy()
+        k = out.slice_of("K")
         high = np.array([n > order for n, _ in self.nl])
-        out.free[: len(self.nl)][high] = False
-        out.values[: len(self.nl)][high] = 0.0
+        out.free[k][high] = False
+        out.values[k][high] = 0.0
         return out
 
-    # ---------------------------------------------------------------- views
+    # ---------------------------------------------------------------- layout
+    def block(self, name: str) -> Block:
+        """The block called ``name`` (KeyError naming the blocks otherwise)."""
+        for b in self.blocks:
+            if b.name == name:
+                return b
+        raise KeyError(f"no parameter block {name!r}; blocks: {[b.name for b in self.blocks]}")
+
+    def has(self, name: str) -> bool:
+        """Whether a block ``name`` exists."""
+        return name in self._slices
+
+    def slice_of(self, name: str) -> slice:
+        """Slice of block ``name`` in the full vector."""
+        if name not in self._slices:
+            self.block(name)  # raises the KeyError naming the blocks
+        return self._slices[name]
+
+    @property
+    def names(self) -> list[str]:
+        """Label of every entry of the full vector."""
+        return [lab for b in self.blocks for lab in b.labels]
+
+    @property
+    def units(self) -> list[str]:
+        """Unit of every entry of the full vector."""
+        return [b.unit for b in self.blocks for _ in range(b.size)]
+
+    @property
+    def nl(self) -> list[tuple[int, int]]:
+        """(n, l) of every Zernike coefficient."""
+        b = self.block("K")
+        return list(zip(b.coords["n"], b.coords["l"], strict=True))
+
+    @property
+    def order(self) -> int:
+        """Largest Zernike order."""
+        return max(n for n, _ in self.nl)
+
+    @property
+    def n_maps(self) -> int:
+        """Number of beam maps (entries of the amplitude block)."""
+        return self.block("amp").size
+
+    @property
+    def illum_names(self) -> tuple[str, ...]:
+        """Illumination coefficients (blocks with ``arg == 'illum'``), in model order."""
+        return tuple(b.name for b in self.blocks if b.arg == "illum")
+
+    @property
+    def with_pointing(self) -> bool:
+        """Whether a pointing block exists."""
+        return self.has("pointing")
+
+    # shorthands of slice_of for the standard blocks
+    @property
+    def k_slice(self) -> slice:  # noqa: D102
+        return self.slice_of("K")
+
+    @property
+    def amp_slice(self) -> slice:  # noqa: D102
+        return self.slice_of("amp")
+
+    @property
+    def offset_slice(self) -> slice:  # noqa: D102
+        return self.slice_of("offset")
+
+    @property
+    def pointing_slice(self) -> slice | None:  # noqa: D102
+        return self.slice_of("pointing") if self.with_pointing else None
+
+    @property
+    def illum_index(self) -> dict[str, int]:
+        """Position of each illumination coefficient in the full vector."""
+        return {n: self.slice_of(n).start for n in self.illum_names}
+
     @property
     def n_full(self) -> int:
         """Length of the full parameter vector."""
@@ -422,12 +381,17 @@ class ParameterSpace:
     @property
     def free_names(self) -> list[str]:
         """Labels of the free entries (the order of ``theta``)."""
-        return [self.names[i] for i in self.free_index]
+        names = self.names
+        return [names[i] for i in self.free_index]
 
     @property
     def theta(self) -> np.ndarray:
         """Current values of the free entries."""
         return self.values[self.free].copy()
+
+    def free_of(self, name: str) -> np.ndarray:
+        """Free mask of block ``name`` (its entries, flat)."""
+        return self.free[self.slice_of(name)].copy()
 
     def full(self, theta) -> np.ndarray:
         """Full vector with the free entries replaced by ``theta`` (NumPy)."""
@@ -441,30 +405,57 @@ class ParameterSpace:
 
     def check_start(self, source: str = "start") -> None:
         """FitConfigError naming the parameter when a free start lies outside its bounds."""
+        names, units = self.names, self.units
         for i in self.free_index:
             v, lo, hi = self.values[i], self.lower[i], self.upper[i]
             if not (lo <= v <= hi) or not math.isfinite(v):
                 raise FitConfigError(
-                    f"{source}: parameter {self.names[i]} starts at {v:g} {self.units[i]}, "
+                    f"{source}: parameter {names[i]} starts at {v:g} {units[i]}, "
                     f"outside its bounds [{lo:g}, {hi:g}]"
                 )
 
-    def split(self, full) -> dict:
-        """Full vector (NumPy or tensor) -> ``predict`` keyword arguments.
+    # ---------------------------------------------------------------- the one mapping
+    def block_values(self, full) -> dict:
+        """Full vector (NumPy or tensor) -> {block name: value of the block's shape}."""
+        return self.unpack_from(lambda sl: full[sl], by_block=True)
 
-        Returns ``{"K": (J,), "illum": {name: scalar}, "amp": (n_maps,), "offset":
-        (n_maps,), "pointing": (n_maps, 2) or None}``.
+    def predict_kwargs(self, values: dict) -> dict:
+        """{block name: value} -> keyword arguments of ``predict`` (blocks with an ``arg``).
+
+        Blocks with a ``key`` are gathered into a dict under ``arg``; ``pointing`` is None
+        when the space has no pointing block.
         """
-        pointing = None
-        if self.with_pointing:
-            pointing = full[self.pointing_slice].reshape((self.n_maps, 2))
-        return {
-            "K": full[self.k_slice],
-            "illum": {n: full[i] for n, i in self.illum_index.items()},
-            "amp": full[self.amp_slice],
-            "offset": full[self.offset_slice],
-            "pointing": pointing,
-        }
+        out: dict = {"pointing": None}
+        for b in self.blocks:
+            if b.arg is None:
+                continue
+            if b.key is None:
+                out[b.arg] = values[b.name]
+            else:
+                out.setdefault(b.arg, {})[b.key] = values[b.name]
+        out.setdefault("illum", {})
+        return out
+
+    def unpack_from(self, take, by_block: bool = False) -> dict:
+        """Like :meth:`unpack` with ``take(slice) -> entries of the full vector`` supplied.
+
+        The quick fit passes a ``take`` that reads two separate inputs (shape and linear
+        entries); everything else uses :meth:`unpack` / :meth:`split`.
+        """
+        vals = {}
+        for b in self.blocks:
+            v = take(self.slice_of(b.name))
+            vals[b.name] = v[0] if b.shape == () else v.reshape(b.shape)
+        return vals if by_block else self.predict_kwargs(vals)
+
+    def split(self, full) -> dict:
+        """Full vector (NumPy or tensor) -> ``predict`` keyword arguments."""
+        return self.predict_kwargs(self.block_values(full))
+
+    def full_tensor(self, theta):
+        """Tensor of the full vector: ``values`` with the free entries set to ``theta``."""
+        theta = pt.as_tensor_variable(theta)
+        return pt.set_subtensor(pt.as_tensor_variable(self.values)[self.free_index], theta)
 
     def unpack(self, theta) -> dict:
         """Free-parameter tensor ``theta`` (n_free,) -> ``predict`` keyword arguments (tensors).
@@ -472,16 +463,53 @@ class ParameterSpace:
         Fixed entries are constants at :attr:`values`.  ``predict(forward, **space.unpack(t))``
         is the model; a batched ``theta`` is not supported (vectorise the graph instead).
         """
-        theta = pt.as_tensor_variable(theta)
-        full = pt.set_subtensor(pt.as_tensor_variable(self.values)[self.free_index], theta)
-        return self.split(full)
+        return self.split(self.full_tensor(theta))
 
     def params_dict(self) -> dict:
-        """Return the current values as a dict: K, c_dB, q, x0, y0, amp, offset, pointing."""
-        parts = self.split(self.values)
-        out = {"K": np.asarray(parts["K"], float).copy()}
-        out.update({k: float(v) for k, v in parts["illum"].items()})
-        out["amp"] = np.asarray(parts["amp"], float).copy()
-        out["offset"] = np.asarray(parts["offset"], float).copy()
-        out["pointing"] = None if parts["pointing"] is None else np.array(parts["pointing"])
+        """Current values by block: K, the illumination coefficients, amp, offset, pointing.
+
+        Arrays are copies; scalars are floats; ``pointing`` is None without a pointing
+        block.
+        """
+        out = {"pointing": None}
+        for name, v in self.block_values(self.values).items():
+            out[name] = float(v) if np.ndim(v) == 0 else np.array(v, float)
         return out
+
+    def set_values(self, params: dict, source: str = "start") -> None:
+        """Set values from a :meth:`params_dict`-form dict (K of any length: cut or padded).
+
+        Entries that are None are skipped; unknown names raise FitConfigError.
+        """
+        unknown = set(params) - {b.name for b in self.blocks} - {"pointing"}
+        if unknown:
+            raise FitConfigError(f"{source}: unknown parameters {sorted(unknown)}")
+        for name, val in params.items():
+            if val is None or not self.has(name):
+                continue
+            sl = self.slice_of(name)
+            arr = np.asarray(val, float).ravel()
+            if name == "K":
+                J = sl.stop - sl.start
+                K = np.zeros(J)
+                K[: min(arr.size, J)] = arr[:J]
+                self.values[sl] = K
+            elif arr.size == 1 or arr.size == sl.stop - sl.start:
+                self.values[sl] = arr
+            else:
+                raise FitConfigError(
+                    f"{source}: '{name}' has {arr.size} values, expected {sl.stop - sl.start}"
+                )
+
+    def __repr__(self) -> str:
+        parts = [f"{b.name}{list(b.shape) if b.shape else ''}:{int(self.free_of(b.name).sum())}"
+                 f"/{b.size} free" for b in self.blocks]
+        return f"<ParameterSpace {self.illumination}; {', '.join(parts)}>"
+
+
+def map_labels(data) -> list[str]:
+    """Label of each map: its name when the names are unique, else its d_z in mm."""
+    names = [m.name for m in data.maps]
+    if all(names) and len(set(names)) == len(names):
+        return names
+    return [f"dz={m.d_z * 1e3:+.2f}mm" for m in data.maps]

@@ -1,15 +1,14 @@
-"""Posterior products and the :class:`PosteriorResult` of :func:`bayesoof.sample`.
+"""The :class:`PosteriorResult` of :func:`bayesoof.sample`: draws, diagnostics, products.
 
-Products are computed by pushing posterior draws through the same Zernike evaluation
-as the fits (:func:`bayesoof.physics.zernike.zernike_basis`), in batches so that memory stays
-bounded whatever the number of draws:
+Products push the posterior draws through the product maths of :mod:`bayesoof.products`
+(the same as the quick fit's):
 
-* phase-error map (rad) and surface-error map (µm, on-axis: surface = phase λ / (4π)):
-  posterior mean, sd and the equal-tailed 94% interval (3% and 97% quantiles) per pixel,
-  on the grid of the quick fit's map (:func:`bayesoof.products.maps.phase_map`);
-* posterior draws of the rms phase error, surface rms and Ruze efficiency, plain over
-  the disc and weighted by the aperture amplitude of each draw's illumination, with the
-  definitions (and functions) of :mod:`bayesoof.products.maps`;
+* phase-error map (rad) and surface-error map (µm): posterior mean, sd and the
+  equal-tailed 94% interval per pixel on the one display grid
+  (:func:`bayesoof.products.maps.phase_map_stats`);
+* posterior draws of the rms phase error, surface rms and Ruze efficiency
+  (:func:`bayesoof.products.rms.rms_draws`: illumination-weighted with each draw's
+  illumination, and plain by name);
 * posterior predictive beam maps (a thinned set of draws, noise added) and the
   standardised residuals of the posterior-mean model, per map.
 
@@ -32,139 +31,16 @@ from bayesoof.inference.diagnostics import chain_modes, diagnose
 from bayesoof.inference.likelihood import standardized_residuals
 from bayesoof.io import add_posterior, clean, write_fits, write_netcdf, write_summary
 from bayesoof.physics import zernike
-from bayesoof.physics.illumination import evaluate as evaluate_illumination
-from bayesoof.products.maps import NOT_ABERRATION, plain_rms, rms_summary, surface_um, weighted_rms
+from bayesoof.products.maps import phase_map_stats
+from bayesoof.products.rms import rms_draws
 
-__all__ = [
-    "PosteriorResult",
-    "assemble",
-    "phase_map_stats",
-    "rms_draws",
-]
+__all__ = ["PosteriorResult", "PosteriorWarning", "assemble"]
 
 HDI_PROB = 0.94
-_QUANTILES = (0.03, 0.97)  # the equal-tailed 94% interval per pixel
-_BATCH_BYTES = 32e6  # largest temporary array of the batched products
 
 
 class PosteriorWarning(UserWarning):
     """A posterior result failed a diagnostic (R-hat, ESS, divergences, modes, interruption)."""
-
-
-# ====================================================================== products
-def _aberration_K(K_draws) -> np.ndarray:
-    """Copy of K (S, J) with piston and tilts (:data:`products.NOT_ABERRATION`) zeroed."""
-    K = np.array(K_draws, dtype=float, ndmin=2)
-    nl = zernike.nl_list(zernike.j_to_nl(K.shape[1] - 1)[0])
-    for j, nm in enumerate(nl):
-        if nm in NOT_ABERRATION:
-            K[:, j] = 0.0
-    return K
-
-
-def phase_map_stats(K_draws, radius: float, n: int = 101, wavelength: float | None = None,
-                    max_bytes: float = _BATCH_BYTES) -> dict:
-    """Per-pixel posterior mean, sd and 94% interval of the aperture phase error.
-
-    The grid and the conventions are those of :func:`bayesoof.products.maps.phase_map` (the
-    quick fit's map): ``x = y = linspace(-R, R, n)``, ``[i, j]`` at ``(x[j], y[i])``, NaN
-    outside the dish, piston and tilts left out.
-
-    Parameters
-    ----------
-    K_draws : array (S, J)
-        Zernike coefficients in waves (OSA order), one row per draw.
-    radius : float
-        Dish radius R, m.
-    n : int
-        Grid points along each axis.
-    wavelength : float, optional
-        m; with it the surface-error maps in µm are returned too.
-
-    Returns
-    -------
-    dict
-        ``x``, ``y`` (m); ``phase_mean``, ``phase_sd``, ``phase_lo``, ``phase_hi`` (rad,
-        (n, n); lo/hi the 3% and 97% quantiles); with ``wavelength`` also ``surface_*``
-        in µm.  Computed in pixel batches of at most ``max_bytes`` of draws × pixels.
-    """
-    K = _aberration_K(K_draws)
-    S, J = K.shape
-    order = zernike.j_to_nl(J - 1)[0]
-    axis = np.linspace(-radius, radius, int(n))
-    X, Y = np.meshgrid(axis, axis, indexing="xy")
-    rho = (np.hypot(X, Y) / radius).ravel()
-    theta = np.arctan2(Y, X).ravel()
-    inside = np.flatnonzero(rho <= 1.0 + 1e-12)
-    stats = {k: np.full(rho.size, np.nan) for k in ("mean", "sd", "lo", "hi")}
-    batch = max(1, int(max_bytes // (8 * max(S, 1))))
-    for s in range(0, inside.size, batch):
-        idx = inside[s : s + batch]
-        basis = zernike.zernike_basis(order, rho[idx], theta[idx])  # (B, J)
-        ph = 2.0 * np.pi * (K @ basis.T)  # (S, B)
-        stats["mean"][idx] = ph.mean(axis=0)
-        stats["sd"][idx] = ph.std(axis=0, ddof=1) if S > 1 else 0.0
-        stats["lo"][idx], stats["hi"][idx] = np.quantile(ph, _QUANTILES, axis=0)
-    out = {"x": axis, "y": axis.copy()}
-    for k, v in stats.items():
-        out[f"phase_{k}"] = v.reshape(X.shape)
-    if wavelength is not None:
-        for k in ("mean", "sd", "lo", "hi"):
-            out[f"surface_{k}"] = surface_um(out[f"phase_{k}"], wavelength)
-    return out
-
-
-def rms_draws(K_draws, illum_draws: dict, forward, max_bytes: float = _BATCH_BYTES) -> dict:
-    """Posterior draws of the rms phase error, surface rms and Ruze efficiency.
-
-    Same definitions (and keys) as :func:`bayesoof.products.maps.aperture_statistics`, one
-    value per draw: ``phase_rms`` plain over the disc (pyoof's), ``phase_rms_weighted``
-    weighted by the aperture amplitude B·E_a of that draw's illumination about the
-    weighted mean (rad); ``surface_rms``, ``surface_rms_weighted`` (µm, on-axis);
-    ``ruze``, ``ruze_weighted`` = exp(-rms²).  Piston and tilts are left out.
-
-    Parameters
-    ----------
-    K_draws : array (S, J)
-        Waves.
-    illum_draws : dict
-        Illumination coefficients of ``forward.illumination``: arrays (S,) or scalars
-        (c_dB dB, q, x0 m, y0 m).
-    forward : ForwardModel
-        Supplies the aperture pixels, their blockage coverage, λ and R.
-    """
-    K = _aberration_K(K_draws)
-    S = K.shape[0]
-    X, Y = forward.sampling.coords()
-    block = np.asarray(forward.block, float).ravel()
-    keep = block > 0
-    Xk, Yk, Bk = X.ravel()[keep], Y.ravel()[keep], block[keep]
-    basis = np.asarray(forward.zernike_basis)[keep]  # (P, J)
-    R, lam = forward.telescope.radius, forward.wavelength
-    illum = {k: np.broadcast_to(np.asarray(v, float), (S,)) for k, v in illum_draws.items()}
-    fixed = all(np.ptp(v) == 0 for v in illum.values()) if S else True
-    weighted = np.empty(S)
-    batch = max(1, int(max_bytes // (8 * max(Xk.size, 1))))
-    w_fixed = None
-    if fixed and S:
-        w_fixed = Bk * evaluate_illumination(
-            forward.illumination, Xk, Yk, R, {k: float(v[0]) for k, v in illum.items()},
-            module=np,
-        )
-    for s in range(0, S, batch):
-        sl = slice(s, min(S, s + batch))
-        ph = 2.0 * np.pi * (K[sl] @ basis.T)  # (b, P)
-        if w_fixed is not None:
-            weighted[sl] = weighted_rms(ph, w_fixed)
-            continue
-        for i, k in enumerate(range(sl.start, sl.stop)):
-            w = Bk * evaluate_illumination(
-                forward.illumination, Xk, Yk, R, {n: float(v[k]) for n, v in illum.items()},
-                module=np,
-            )
-            weighted[k] = weighted_rms(ph[i], w)
-    plain = plain_rms(K)
-    return rms_summary(plain, weighted, lam)
 
 
 def _describe(x: np.ndarray) -> dict:
@@ -599,7 +475,7 @@ def assemble(model, density, raw, lap, settings: dict, t0: float, products: bool
         }
         idata.constant_data.attrs.update(attrs)
         idata.posterior.attrs.update({"sampler": settings.get("sampler", ""),
-                                      "whitening": "u = u_mode + chol(cov) z"})
+                                      "whitening": "u = u_MAP + chol(D cov_fit D^T) z"})
     var_names = [v.name for v in model.free_RVs]
     if idata is not None:
         diag = diagnose(idata, var_names=var_names, chains=modes["primary"],

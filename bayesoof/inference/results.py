@@ -49,7 +49,8 @@ from bayesoof.io import (
 )
 from bayesoof.io.summary import SCHEMA_VERSION, Summary
 from bayesoof.physics import zernike
-from bayesoof.products.maps import PhaseMap, aperture_statistics, phase_map
+from bayesoof.products.maps import PhaseMap, phase_map
+from bayesoof.products.rms import aperture_statistics
 
 __all__ = ["WAVE", "FitResult", "OrderResult"]
 
@@ -68,7 +69,8 @@ class OrderResult:
     are free; ``cov`` the Laplace covariance of the free ones (``space.free_names``).
     ``chi2`` is Σ r² of the standardised residuals ``residuals``; ``dof`` = samples - free
     parameters.  ``n_iter`` counts Jacobian evaluations (solver iterations), ``n_eval``
-    residual evaluations, over all starts.  ``init`` is the start of the best start.
+    residual evaluations, over all starts.  ``init`` is the start of the best start;
+    ``power`` the normalised power P of the forward model at the solution.
     """
 
     order: int
@@ -90,6 +92,7 @@ class OrderResult:
     rcond: float = 1.0
     covariance_scaled: bool = False
     init: np.ndarray | None = None
+    power: np.ndarray | None = None
 
     @property
     def reduced_chi2(self) -> float:
@@ -292,24 +295,24 @@ class FitResult:
 
     @property
     def model_beam(self) -> np.ndarray:
-        """Model beam a_i P_i + b_i at every sample, data units.
+        """Model beam a_i P_i + b_i at every sample, data units (forward model at the MAP).
 
-        With the pyoof residual: the min-max normalised model.
+        With the pyoof residual: the min-max normalised P of each map (what that residual
+        compares with the min-max normalised data).
         """
+        P = self.power
         if self.config["fit"]["residual"] == "pyoof":
-            parts = []
-            for sl in self.forward.map_slices:
-                d = self.forward.observed[sl]
-                parts.append((d - d.min()) / (d.max() - d.min()) - self.residuals[sl])
+            parts = [(P[sl] - P[sl].min()) / (P[sl].max() - P[sl].min())
+                     for sl in self.forward.map_slices]
             return np.concatenate(parts)
-        return self.forward.observed - self.sigma * self.residuals
+        p = self.params
+        idx = self.forward.map_index
+        return p["amp"][idx] * P + p["offset"][idx]
 
     @property
     def power(self) -> np.ndarray:
-        """Normalised power P_i at every sample (model without a_i, b_i)."""
-        p = self.params
-        idx = self.forward.map_index
-        return (self.model_beam - p["offset"][idx]) / p["amp"][idx]
+        """Normalised power P_i at every sample (the forward model at the MAP, no a_i, b_i)."""
+        return self.last.power
 
     def split_maps(self, values) -> list[np.ndarray]:
         """Split a per-sample vector into one array per map."""

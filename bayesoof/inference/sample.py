@@ -3,16 +3,18 @@
 All samplers see the same log-density: the ``pm.Model`` of :mod:`bayesoof.inference.model` (one
 forward graph, one residual definition), written in *whitened* coordinates
 
-    u = u_mode + L z,      L = chol(Σ),
+    u = u_MAP + L z,      L = chol(Σ_u),   Σ_u = D Σ_θ Dᵀ,
 
-where ``u`` are PyMC's unconstrained values of the free parameters, ``u_mode`` the
-posterior mode and Σ the Laplace covariance there (the inverse of minus the exact
-Hessian of the log posterior).  Near the mode the posterior in ``z`` is close to
-N(0, I), so the strong correlations of OOF holography (taper, amplitude and defocus
-terms; tilts and pointing) no longer slow the samplers down: NUTS with a diagonal mass
-matrix, or emcee's affine-invariant moves, see a nearly isotropic target.  The Jacobian
-of the map is constant, so the draws of ``z`` mapped back through ``u`` are draws of the
-model's posterior.
+where ``u`` are PyMC's unconstrained values of the free parameters, ``u_MAP`` the quick
+fit's MAP through PyMC's transforms, Σ_θ the quick fit's Laplace covariance of its free
+parameters (the same :class:`~bayesoof.inference.params.ParameterSpace` entries, in the
+same order) and D = du/dθ at the MAP (:func:`laplace`): the ONE Laplace approximation of
+a run, reported in the summary, used to whiten.  Near the mode the posterior in ``z`` is
+close to N(0, I), so the strong correlations of OOF holography (taper, amplitude and
+defocus terms; tilts and pointing) no longer slow the samplers down: NUTS with a
+diagonal mass matrix, or emcee's affine-invariant moves, see a nearly isotropic target.
+The Jacobian of the map is constant, so the draws of ``z`` mapped back through ``u`` are
+draws of the model's posterior (whitening changes the efficiency, never the target).
 
 Every chain starts inside the mode found by the quick fit: ``z ~ N(0, jitter² I)``
 (jitter 0.1 by default) instead of PyMC's U(-1, 1) jitter of the unconstrained values,
@@ -202,25 +204,6 @@ class AffineDensity:
             self._fns[key] = call
         return self._fns[key]
 
-    def hessian(self, mode: str | None = None):
-        """NumPy callable ``z -> d²logp/dz²`` (exact, vectorised Jacobian of the gradient)."""
-        mode = mode or self.mode
-        key = ("hess", mode)
-        if key in self._fns:
-            return self._fns[key]
-        if mode == "JAX":
-            # pytensor's vectorised Jacobian does not convert to JAX (Blockwise Split);
-            # jax.hessian of the same jaxified graph is exact too
-            import jax
-
-            h = jax.jit(jax.hessian(self.jax_logp()))
-            self._fns[key] = lambda z, _h=h: np.asarray(_h(np.asarray(z, float)), float)
-        else:
-            hess = pytensor.gradient.jacobian(self.grad_graph, self.z, vectorize=True)
-            fn = pytensor.function([self.z], hess, mode=mode)
-            self._fns[key] = lambda z, _fn=fn: np.asarray(_fn(np.asarray(z, float)), float)
-        return self._fns[key]
-
     def jax_logp(self):
         """JAX function ``z -> logp`` (scalar), for numpyro and vectorised emcee."""
         if "jax" not in self._fns:
@@ -297,7 +280,7 @@ class AffineDensity:
 # ====================================================================== mode + Laplace
 @dataclass
 class LaplaceResult:
-    """Posterior mode and Laplace covariance in PyMC's unconstrained coordinates."""
+    """Whitening centre and Laplace covariance in PyMC's unconstrained coordinates."""
 
     u_mode: np.ndarray
     cov: np.ndarray
@@ -309,150 +292,85 @@ class LaplaceResult:
     labels: list[str] = field(default_factory=list)
 
 
-def _psd_inverse(neg_hess: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Inverse of a symmetric matrix, eigenvalues clipped positive; flag if clipping was needed."""
-    h = 0.5 * (neg_hess + neg_hess.T)
-    w, v = np.linalg.eigh(h)
-    ok = bool(np.all(w > 0))
-    floor = max(float(np.max(np.abs(w))) * 1e-12, 1e-300)
-    w = np.where(w > floor, w, np.maximum(np.abs(w), floor))
-    return (v / w) @ v.T, ok
+def laplace(model: pm.Model, mode: str | None = None) -> LaplaceResult:
+    """The quick fit's Laplace approximation, in PyMC's unconstrained coordinates.
 
+    The sampler whitens with the ONE Laplace covariance of the run, the quick fit's:
+    centre ``u_MAP`` = the model's initial point (the fit's MAP through PyMC's
+    transforms) and covariance ``Σ_u = D Σ_θ Dᵀ``, with Σ_θ the quick fit's covariance of
+    its free parameters (``fit.cov``, the same entries in the same order: the model's
+    variables are the blocks of the fit's :class:`ParameterSpace`) and D = du/dθ at the
+    MAP (diagonal: PyMC's transforms act entry by entry).  No second optimisation runs.
 
-def laplace(
-    model: pm.Model,
-    start: dict | None = None,
-    mode: str | None = None,
-    maxiter: int = 30,
-    tol: float = 1e-8,
-) -> LaplaceResult:
-    """Posterior mode (damped Newton from ``start``) and Laplace covariance.
-
-    Works in PyMC's unconstrained coordinates ``u`` with the gradient and Hessian of the
-    model's log posterior (Jacobians of the transforms included).  Newton steps
-    ``Σ g`` with ``Σ = (-H)⁻¹`` (eigenvalues made positive where H is not negative
-    definite) and a backtracking line search; it stops when the Newton decrement
-    ``gᵀ Σ g / 2`` (the expected gain in log density, a scale-free number) is below
-    ``tol``, so K in waves, pointing in rad and amplitudes in data units need no manual
-    scaling.  The Hessian is exact with JAX (``jax.hessian``); in the C/Numba modes it is
-    central differences of the exact gradient, with steps of 1e-3 of each coordinate's
-    current Laplace sd (first from the quick fit's covariance).  ``start`` defaults to
-    the model's initial point (the quick fit's MAP).
+    Coordinates the quick fit has no variance for (the per-map σ of ``noise='per_map'``,
+    entries freed by :func:`build_model`'s options, or every coordinate of a model built
+    from a forward model alone) get ``1 / (-∂²logp/∂u_i²)`` at the centre, by central
+    differences of the exact gradient (a diagonal Laplace approximation), uncorrelated
+    with the rest.  ``mode`` is the compile mode of the log density.
     """
     t0 = time.perf_counter()
-    point = model.initial_point() if start is None else start
-    base = AffineDensity(model, _flat(model, point), mode=mode)
+    info = model.bayesoof
+    base = AffineDensity(model, _flat(model, model.initial_point()), mode=mode)
     fg = base.logp_dlogp()
-    scales = _initial_scales(model, base)
-    if base.mode == "JAX":
-        exact = base.hessian()
-
-        def hess(z):
-            return exact(z)
-    else:
-        def hess(z):
-            return _fd_hessian(fg, z, 1e-3 * scales)
-
-    z = np.zeros(base.dim)
-    lp, g = fg(z)
+    lp, _ = fg(np.zeros(base.dim))
     if not np.isfinite(lp):
         raise FloatingPointError(
             "the log posterior is not finite at the start point (the quick fit's MAP): "
             "check the priors admit it"
         )
-    msg, converged, it = "maximum iterations reached", False, 0
-    cov, pd = np.diag(scales**2), False
-    for it in range(1, maxiter + 1):  # noqa: B007 - `it` reported
-        H = hess(z)
-        cov, pd = _psd_inverse(-H)
-        scales = np.sqrt(np.diag(cov))
-        step = cov @ g
-        decrement = 0.5 * float(g @ step)
-        if decrement < tol:
-            msg, converged = f"Newton decrement {decrement:.2g} < {tol:g}", True
-            break
-        for alpha in 0.5 ** np.arange(12):
-            lp_new, g_new = fg(z + alpha * step)
-            if np.isfinite(lp_new) and lp_new >= lp:
-                break
-        else:
-            msg = "line search failed: no step increases the log posterior"
-            break
-        z, lp, g = z + alpha * step, lp_new, g_new
-    H = hess(z)
-    cov, pd = _psd_inverse(-H)
-    if not pd:
-        msg += "; Hessian not negative definite at the mode (eigenvalues made positive)"
-        converged = False
+    fit = info.fit
+    cov = np.zeros((base.dim, base.dim))
+    known = np.zeros(base.dim, bool)
+    if fit is not None and getattr(fit, "cov", None) is not None:
+        theta_pos = {int(f): t for t, f in enumerate(fit.space.free_index)}
+        full_of = np.full(base.dim, -1)  # full-vector index of each coordinate
+        slope = np.ones(base.dim)  # du/dθ of each coordinate
+        i = 0
+        for v, shp, size in zip(base.value_vars, base.shapes, base.sizes, strict=True):
+            rv = model.values_to_rvs[v]
+            if info.space.has(rv.name):
+                sl = info.space.slice_of(rv.name)
+                full_of[i : i + size] = np.arange(sl.start, sl.stop)[info.space.free[sl]]
+                slope[i : i + size] = _transform_slope(model, rv, base.center[i : i + size], shp)
+            i += size
+        rows = np.array([theta_pos.get(int(f), -1) for f in full_of])
+        known = rows >= 0
+        k = np.flatnonzero(known)
+        sub = np.asarray(fit.cov, float)[np.ix_(rows[k], rows[k])]
+        cov[np.ix_(k, k)] = sub * np.outer(slope[k], slope[k])
+    rest = np.flatnonzero(~known)
+    for i in rest:  # diagonal Laplace of what the quick fit did not fit
+        h = 1e-4
+        e = np.zeros(base.dim)
+        e[i] = h
+        curv = -(fg(e)[1][i] - fg(-e)[1][i]) / (2.0 * h)
+        cov[i, i] = 1.0 / curv if curv > 0 else 1.0
+    msg = "quick fit's Laplace covariance mapped to PyMC's unconstrained coordinates"
+    if rest.size:
+        labels = base.label_of()
+        msg += f"; diagonal Laplace for {', '.join(labels[i] for i in rest)}"
     return LaplaceResult(
-        u_mode=base.to_u(z),
+        u_mode=base.center.copy(),
         cov=cov,
         logp=float(lp),
-        converged=converged,
-        n_iter=it,
+        converged=bool(getattr(fit, "converged", True)),
+        n_iter=0,
         message=msg,
         wall_time=time.perf_counter() - t0,
         labels=base.label_of(),
     )
 
 
-def _fd_hessian(fg, z: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """Central differences of the gradient, column by column; symmetrised."""
-    d = z.size
-    H = np.empty((d, d))
-    for i in range(d):
-        e = np.zeros(d)
-        e[i] = h[i]
-        H[:, i] = (fg(z + e)[1] - fg(z - e)[1]) / (2.0 * h[i])
-    return 0.5 * (H + H.T)
-
-
-def _initial_scales(model, base: AffineDensity) -> np.ndarray:
-    """Rough posterior sd of each unconstrained coordinate, for finite-difference steps.
-
-    From the quick fit's Laplace sd (mapped through PyMC's transforms) where the model was
-    built from one; else 1e-3 × max(|u|, 1).
-    """
-    out = 1e-3 * np.maximum(np.abs(base.center), 1.0)
-    info = getattr(model, "bayesoof", None)
-    fit = getattr(info, "fit", None)
-    if fit is None or getattr(fit, "cov", None) is None:
-        return out
-    sd_fit = dict(zip(fit.free_names, np.sqrt(np.maximum(np.diag(fit.cov), 0.0)),
-                      strict=False))
-    i = 0
-    for v, shp, size in zip(base.value_vars, base.shapes, base.sizes, strict=True):
-        rv = model.values_to_rvs[v]
-        name = rv.name
-        labels = _fit_labels(model, name, shp)
-        sd_x = np.array([sd_fit.get(lab, np.nan) for lab in labels], float)
-        tr = model.rvs_to_transforms.get(rv)
-        u = base.center[i : i + size]
-        if tr is None:
-            du_dx = np.ones(size)
-        else:
-            eps = 1e-6
-            args = rv.owner.inputs
-            xp = np.asarray(tr.backward(pt.as_tensor((u + eps).reshape(shp)), *args).eval())
-            xm = np.asarray(tr.backward(pt.as_tensor((u - eps).reshape(shp)), *args).eval())
-            du_dx = 2 * eps / np.ravel(xp - xm)
-        sd_u = np.abs(sd_x * du_dx)
-        ok = np.isfinite(sd_u) & (sd_u > 0)
-        out[i : i + size][ok] = sd_u[ok]
-        i += size
-    return out
-
-
-def _fit_labels(model, name: str, shape) -> list[str]:
-    """Quick-fit labels (``params.ParameterSpace.names``) of the entries of a model variable."""
-    if name == "K":
-        return list(model.coords["zernike"])
-    if name in ("amp", "offset"):
-        return [f"{name}[{i}]" for i in range(int(np.prod(shape)))]
-    if name == "pointing":
-        return [f"pointing_{a}[{i}]" for i in range(shape[0]) for a in ("u", "v")]
-    size = int(np.prod(shape)) if shape else 1
-    return [name] * size
+def _transform_slope(model, rv, u: np.ndarray, shape) -> np.ndarray:
+    """du/dθ of PyMC's transform of ``rv`` at the unconstrained values ``u`` (flat)."""
+    tr = model.rvs_to_transforms.get(rv)
+    if tr is None:
+        return np.ones(u.size)
+    eps = 1e-6
+    args = rv.owner.inputs
+    xp = np.asarray(tr.backward(pt.as_tensor((u + eps).reshape(shape)), *args).eval())
+    xm = np.asarray(tr.backward(pt.as_tensor((u - eps).reshape(shape)), *args).eval())
+    return 2 * eps / np.ravel(xp - xm)
 
 
 def _flat(model, point: dict) -> np.ndarray:

@@ -49,15 +49,14 @@ from bayesoof.io import atomic_path, read_summary
 from bayesoof.physics import zernike
 from bayesoof.physics.aperture import ApertureGrid
 from bayesoof.physics.telescope import Telescope, get_telescope
+from bayesoof.products import display_grid, phase_map, phase_map_stats
 
 __all__ = [
     "ANGLE_UNITS",
     "FitView",
     "PosteriorView",
-    "aperture_phase",
     "fit_figures",
     "posterior_figures",
-    "phase_draws",
     "plot_beam_maps",
     "plot_coefficients",
     "plot_correlation",
@@ -250,65 +249,6 @@ def plot_beam_maps(
 
 
 # ====================================================================== aperture maps
-def _disc_grid(radius: float, n: int):
-    """Pixel centres across the dish for display: x (m), X, Y (xy-indexed), rho, theta."""
-    x = (np.arange(n) - (n - 1) / 2.0) * (2.0 * radius / n)
-    X, Y = np.meshgrid(x, x, indexing="xy")  # X[iy, ix]: imshow rows are y
-    rho = np.hypot(X, Y) / radius
-    return x, X, Y, rho, np.arctan2(Y, X)
-
-
-def aperture_phase(K, radius: float, n: int = 201, notilt: bool = True):
-    """Aperture phase error 2π Σ K_nl U_n^l on a display grid over the dish.
-
-    Parameters
-    ----------
-    K : array (J,)
-        Zernike coefficients, waves, OSA order.
-    radius : float
-        Primary radius R, m.
-    n : int
-        Pixels across the diameter.
-    notilt : bool
-        Drop piston and the tilts K(1, ±1) (pointing, not surface), as pyoof's phase maps do.
-
-    Returns
-    -------
-    x : array (n,)
-        Pixel centres, m (the same along y).
-    phase : array (n, n)
-        Phase in rad, ``phase[iy, ix]``; NaN outside the dish (r > R).
-    """
-    K = np.array(K, dtype=float)
-    order = _order(K.size)
-    if notilt:
-        K[: min(3, K.size)] = 0.0
-    x, _, _, rho, theta = _disc_grid(radius, n)
-    basis = zernike.zernike_basis(order, rho, theta)
-    phase = 2.0 * np.pi * (basis @ K)
-    phase[rho > 1.0] = np.nan
-    return x, phase
-
-
-def phase_draws(K_draws, radius: float, n: int = 101, notilt: bool = True, max_draws: int = 2000):
-    """Phase maps (rad) of many coefficient draws: array (S, n, n), NaN outside the dish.
-
-    ``K_draws`` is (S, J) in waves; at most ``max_draws`` evenly thinned draws are used.
-    """
-    K_draws = np.array(K_draws, dtype=float, ndmin=2)
-    if K_draws.shape[0] > max_draws:
-        K_draws = K_draws[np.linspace(0, K_draws.shape[0] - 1, max_draws).astype(int)]
-    order = _order(K_draws.shape[1])
-    if notilt:
-        K_draws[:, : min(3, K_draws.shape[1])] = 0.0
-    _, _, _, rho, theta = _disc_grid(radius, n)
-    inside = rho <= 1.0
-    basis = zernike.zernike_basis(order, rho[inside], theta[inside])  # (P, J)
-    out = np.full((K_draws.shape[0], n, n), np.nan)
-    out[:, inside] = 2.0 * np.pi * (K_draws @ basis.T)
-    return out
-
-
 def _coverage_display(tel: Telescope, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Open fraction of each display pixel (``[iy, ix]``) and the pixel centres (m)."""
     grid = ApertureGrid.across(tel.radius, n, supersample=3)
@@ -366,10 +306,12 @@ def plot_phase_map(
     wavelength: float | None = None,
     units: Sequence[str] = ("rad", "um"),
     n: int = 201,
-    notilt: bool = True,
     title: str | None = None,
 ) -> Figure:
     """Phase-error map and surface-error map over the dish, side by side.
+
+    Piston and tilts (pointing) are left out, as in every map of bayesoof (and pyoof's);
+    the map is :func:`bayesoof.products.maps.phase_map` on the display grid.
 
     Parameters
     ----------
@@ -385,8 +327,6 @@ def plot_phase_map(
         the 'um' panel is left out.
     n : int
         Display pixels across the diameter.
-    notilt : bool
-        Drop piston and tilts (pointing) before drawing, as pyoof does.
 
     Returns
     -------
@@ -398,7 +338,8 @@ def plot_phase_map(
     units = [u for u in units if not (u in ("um", "µm") and wavelength is None)]
     if not units:
         raise ValueError("no panel to draw: give a wavelength for 'um' or add 'rad'")
-    x, phase = aperture_phase(K, tel.radius, n, notilt)
+    pm = phase_map(K, None, tel.radius, 1.0, n)
+    x, phase = pm.x, pm.phase
     cov_x, cov = _coverage_display(tel, min(n, 201))
     fig = Figure(figsize=(_PANEL * 1.25 * len(units), _PANEL * 1.15), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(units), squeeze=False)[0])
@@ -411,7 +352,7 @@ def plot_phase_map(
         ax.set_title(f"{label.split(' (')[0]}, rms {rms:.3g} {unit_txt}", fontsize=10)
     order = _order(np.size(K))
     fig.suptitle(title or f"{tel.name}: aperture phase, order {order}"
-                 + (" (piston and tilts removed)" if notilt else ""))
+                 + " (piston and tilts removed)")
     return fig
 
 
@@ -422,11 +363,13 @@ def plot_phase_uncertainty(
     unit: str = "um",
     prob: float = 0.94,
     n: int = 101,
-    notilt: bool = True,
     title: str | None = None,
     label: str = "posterior",
 ) -> Figure:
     """Posterior mean, standard deviation and central-interval width of the aperture map.
+
+    Per-pixel statistics of the draws by :func:`bayesoof.products.maps.phase_map_stats`
+    (display grid, piston and tilts left out).
 
     Parameters
     ----------
@@ -440,7 +383,7 @@ def plot_phase_uncertainty(
     prob : float
         Probability of the central interval whose width (upper − lower quantile) is shown.
     n : int
-        Display pixels across the diameter (draws × n² values are held in memory).
+        Display pixels across the diameter.
     label : str
         What the draws are ('posterior', 'Laplace', ...), for the panel titles.
 
@@ -452,20 +395,19 @@ def plot_phase_uncertainty(
     if not 0 < prob < 1:
         raise ValueError(f"prob must be in (0, 1), got {prob}")
     tel = get_telescope(telescope)
-    maps = phase_draws(K_draws, tel.radius, n, notilt)
-    maps, ulabel = _unit_convert(maps, unit, wavelength)
-    mean = np.mean(maps, axis=0)
-    sd = np.std(maps, axis=0, ddof=1) if maps.shape[0] > 1 else np.zeros_like(mean)
-    lo, hi = np.quantile(maps, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
-    width = hi - lo
-    x = (np.arange(n) - (n - 1) / 2.0) * (2.0 * tel.radius / n)
+    n_draws = np.atleast_2d(K_draws).shape[0]
+    st = phase_map_stats(K_draws, tel.radius, n, quantiles=((1 - prob) / 2, (1 + prob) / 2))
+    mean, ulabel = _unit_convert(st["phase_mean"], unit, wavelength)
+    sd = _unit_convert(st["phase_sd"], unit, wavelength)[0]
+    width = _unit_convert(st["phase_hi"] - st["phase_lo"], unit, wavelength)[0]
+    x = display_grid(tel.radius, n).x
     cov_x, cov = _coverage_display(tel, n)
     fig = Figure(figsize=(_PANEL * 1.25 * 3, _PANEL * 1.15), layout="constrained")
     axes = fig.subplots(1, 3)
     base, u_txt = ulabel.split(" (")[0], ulabel.split("(")[-1].rstrip(")")
     lim = _symmetric(mean)
     _aperture_axes(axes[0], fig, x, mean, tel, cov_x, cov, "RdBu_r", -lim, lim, ulabel)
-    axes[0].set_title(f"{label} mean ({maps.shape[0]} draws)", fontsize=10)
+    axes[0].set_title(f"{label} mean ({n_draws} draws)", fontsize=10)
     smax = float(np.nanmax(sd)) or 1.0
     _aperture_axes(axes[1], fig, x, sd, tel, cov_x, cov, "magma", 0, smax, f"sd ({u_txt})")
     axes[1].set_title(f"{label} sd (median {np.nanmedian(sd):.3g} {u_txt})", fontsize=10)

@@ -1,19 +1,16 @@
-"""Derived products of a fit: phase- and surface-error maps, rms, Ruze efficiency.
+"""Phase- and surface-error maps on the one display grid (:mod:`bayesoof.products.grid`).
 
 * Phase error φ(x, y) = 2π Σ K_nl U_n^l(r/R, θ) in rad with piston K(0,0) and tilts
   K(1,±1) left out (tilts are pointing); the map is NaN outside the dish (r > R).
 * Surface error = φ λ / (4π), in µm: the on-axis approximation (no sqrt(1 + r²/4F²)
   normal-displacement factor).
-* rms: *plain* over the disc (pyoof's choice): the Zernike polynomials are orthogonal on
-  the disc, so rms² = Σ (2π K_nl · mode_rms(n, l))² over the non-piston, non-tilt terms,
-  exactly.  *Weighted* by the aperture amplitude w = blockage coverage × illumination
-  E_a (the weighting of the Ruze expansion of |∫ w e^{iφ}|² / |∫ w|²), about the weighted
-  mean, on the forward model's aperture pixels.
-* Ruze efficiency exp(-σ_φ²) for both rms.
-* Uncertainties: sd maps by linear propagation of the Laplace covariance of K through the
-  basis, var φ(x) = (2π)² U(x)ᵀ C_K U(x); rms and Ruze sd from draws of the Gaussian
-  N(K, C_K) (batched, seeded).  Only the K uncertainty is propagated (the illumination
-  enters the weighted rms at second order).
+* Laplace: sd maps by linear propagation of the covariance of K through the basis,
+  var φ(x) = (2π)² U(x)ᵀ C_K U(x) (:func:`phase_map`).
+* Posterior: per-pixel mean, sd and the equal-tailed 94% interval of the draws
+  (:func:`phase_map_stats`, batched so that memory stays bounded), or every draw's map
+  (:func:`phase_draws`, for figures).
+
+The rms, surface rms and Ruze efficiency are in :mod:`bayesoof.products.rms`.
 """
 
 from __future__ import annotations
@@ -23,18 +20,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from bayesoof.physics import zernike
-from bayesoof.physics.illumination import evaluate as evaluate_illumination
+from bayesoof.products.grid import display_grid
 
 __all__ = [
+    "NOT_ABERRATION",
     "PhaseMap",
-    "aperture_statistics",
+    "aberration_K",
+    "aberration_mask",
+    "phase_draws",
     "phase_map",
-    "plain_rms",
+    "phase_map_stats",
     "surface_um",
-    "weighted_rms",
 ]
 
 TWO_PI = 2.0 * np.pi
+QUANTILES = (0.03, 0.97)  # the equal-tailed 94% interval per pixel
+BATCH_BYTES = 32e6  # largest temporary array of the batched products
 NOT_ABERRATION = ((0, 0), (1, -1), (1, 1))  # piston and tilts: left out of the phase error
 
 
@@ -43,7 +44,7 @@ def surface_um(phase, wavelength: float):
     return np.asarray(phase, float) * wavelength / (4.0 * np.pi) * 1e6
 
 
-def _aberration_mask(nl) -> np.ndarray:
+def aberration_mask(nl) -> np.ndarray:
     """Mask of the Zernike terms that count as aberration (not piston, not tilt)."""
     return np.array([nm not in NOT_ABERRATION for nm in nl])
 
@@ -97,129 +98,94 @@ def phase_map(K, cov_K, radius: float, wavelength: float, n: int = 101) -> Phase
     """
     K = np.asarray(K, float)
     order = zernike.j_to_nl(K.size - 1)[0]
-    nl = zernike.nl_list(order)
-    axis = np.linspace(-radius, radius, int(n))
-    X, Y = np.meshgrid(axis, axis, indexing="xy")  # [i, j] = (x[j], y[i])
-    rho = np.hypot(X, Y) / radius
-    inside = rho <= 1.0 + 1e-12
-    basis = zernike.zernike_basis(order, rho[inside], np.arctan2(Y[inside], X[inside]))
-    basis = basis * _aberration_mask(nl)
-    phase = np.full(X.shape, np.nan)
-    sd = np.full(X.shape, np.nan)
-    phase[inside] = TWO_PI * basis @ K
+    g = display_grid(radius, n)
+    basis = zernike.zernike_basis(order, g.rho[g.inside], g.theta[g.inside])
+    basis = basis * aberration_mask(zernike.nl_list(order))
+    phase = np.full(g.rho.shape, np.nan)
+    sd = np.full(g.rho.shape, np.nan)
+    phase[g.inside] = TWO_PI * basis @ K
     if cov_K is None:
-        sd[inside] = 0.0
+        sd[g.inside] = 0.0
     else:
         var = np.einsum("pi,ij,pj->p", basis, np.asarray(cov_K, float), basis)
-        sd[inside] = TWO_PI * np.sqrt(np.maximum(var, 0.0))
-    return PhaseMap(axis, axis.copy(), phase, sd, float(wavelength))
+        sd[g.inside] = TWO_PI * np.sqrt(np.maximum(var, 0.0))
+    return PhaseMap(g.x, g.y, phase, sd, float(wavelength))
 
 
-def plain_rms(K, nl=None):
-    """Plain rms phase error over the disc, rad (exact, from Zernike orthogonality).
+def aberration_K(K) -> np.ndarray:
+    """Copy of K (..., J) with piston and tilts (:data:`NOT_ABERRATION`) zeroed."""
+    K = np.array(K, dtype=float, ndmin=1)
+    nl = zernike.nl_list(zernike.j_to_nl(K.shape[-1] - 1)[0])
+    K[..., ~aberration_mask(nl)] = 0.0
+    return K
 
-    ``K`` (..., J) in waves; piston and tilts excluded.  Works on a batch of K.
+
+def phase_draws(K_draws, radius: float, n: int = 101, max_draws: int = 2000) -> np.ndarray:
+    """Phase maps (rad) of coefficient draws on the display grid: (S, n, n), NaN off the dish.
+
+    ``K_draws`` (S, J) in waves; piston and tilts left out; at most ``max_draws`` evenly
+    thinned draws are used (S × n² values are held in memory).
     """
-    K = np.asarray(K, float)
-    if nl is None:
-        nl = zernike.nl_list(zernike.j_to_nl(K.shape[-1] - 1)[0])
-    scale = np.array([zernike.mode_rms(n, m) for n, m in nl]) * _aberration_mask(nl)
-    return TWO_PI * np.sqrt(np.sum((K * scale) ** 2, axis=-1))
-
-
-def weighted_rms(phase, weights) -> np.ndarray:
-    """Weighted rms about the weighted mean; ``phase`` (..., n_pix) rad, ``weights`` (n_pix,)."""
-    w = np.asarray(weights, float) / np.sum(weights)
-    mean = phase @ w
-    return np.sqrt(np.maximum((phase**2) @ w - mean**2, 0.0))
-
-
-
-def rms_summary(plain, weighted, wavelength: float) -> dict:
-    """Phase rms (rad), surface rms (µm) and Ruze efficiency, plain and weighted.
-
-    ``plain`` and ``weighted`` are rms phases in rad (scalars or arrays of draws);
-    ``wavelength`` in m.
-    """
-    return {
-        "phase_rms": plain,
-        "phase_rms_weighted": weighted,
-        "surface_rms": surface_um(plain, wavelength),
-        "surface_rms_weighted": surface_um(weighted, wavelength),
-        "ruze": np.exp(-(plain**2)),
-        "ruze_weighted": np.exp(-(weighted**2)),
-    }
-
-def _draws(K, cov_K, free, n_draws: int, seed: int) -> np.ndarray:
-    """Draws of K (n_draws, J) from N(K, cov_K) over the ``free`` terms (others fixed)."""
-    rng = np.random.default_rng(seed)
-    out = np.repeat(K[None, :], n_draws, axis=0)
-    idx = np.flatnonzero(free)
-    if idx.size:
-        c = cov_K[np.ix_(idx, idx)]
-        vals, vecs = np.linalg.eigh(0.5 * (c + c.T))
-        root = vecs * np.sqrt(np.maximum(vals, 0.0))
-        out[:, idx] += rng.standard_normal((n_draws, idx.size)) @ root.T
+    K = aberration_K(np.array(K_draws, dtype=float, ndmin=2))
+    if K.shape[0] > max_draws:
+        K = K[np.linspace(0, K.shape[0] - 1, max_draws).astype(int)]
+    order = zernike.j_to_nl(K.shape[1] - 1)[0]
+    g = display_grid(radius, n)
+    basis = zernike.zernike_basis(order, g.rho[g.inside], g.theta[g.inside])  # (P, J)
+    out = np.full((K.shape[0],) + g.rho.shape, np.nan)
+    out[:, g.inside] = TWO_PI * (K @ basis.T)
     return out
 
 
-def aperture_statistics(
-    K,
-    cov_K,
-    forward,
-    illum: dict,
-    free_K=None,
-    n_draws: int = 1000,
-    seed: int = 0,
-    batch: int = 250,
-) -> dict:
-    """Return the rms phase (plain, weighted), surface rms and Ruze efficiencies, with sd.
+def phase_map_stats(K_draws, radius: float, n: int = 101, wavelength: float | None = None,
+                    max_bytes: float = BATCH_BYTES, quantiles=QUANTILES) -> dict:
+    """Per-pixel mean, sd and central interval of the phase error over coefficient draws.
+
+    The grid and the conventions are those of :func:`phase_map` (the display grid, NaN
+    outside the dish, piston and tilts left out).
 
     Parameters
     ----------
-    K : array (J,)
-        waves, at the forward model's order.
-    cov_K : array (J, J) or None
-        Laplace covariance of K, waves²; None gives no sd.
-    forward : ForwardModel
-        Supplies the aperture pixels, their blockage coverage and the illumination model.
-    illum : dict
-        Illumination coefficients (c_dB dB, q, x0 m, y0 m).
-    free_K : array of bool, optional
-        Which K are free (default: those with a non-zero variance).
+    K_draws : array (S, J)
+        Zernike coefficients in waves (OSA order), one row per draw.
+    radius : float
+        Dish radius R, m.
+    n : int
+        Grid points along each axis.
+    wavelength : float, optional
+        m; with it the surface-error maps in µm are returned too.
+    max_bytes : float
+        Largest temporary array (draws × pixels) of one batch.
+    quantiles : (float, float)
+        The interval (default the equal-tailed 94%: 3% and 97%).
 
     Returns
     -------
     dict
-        ``phase_rms``, ``phase_rms_weighted`` (rad), ``surface_rms``,
-        ``surface_rms_weighted`` (µm), ``ruze``, ``ruze_weighted`` (fractions), each with a
-        ``*_sd`` entry (NaN without covariance).
+        ``x``, ``y`` (m); ``phase_mean``, ``phase_sd``, ``phase_lo``, ``phase_hi`` (rad,
+        (n, n)); with ``wavelength`` also ``surface_*`` in µm.
     """
-    K = np.asarray(K, float)
-    nl = forward.nl
-    X, Y = forward.sampling.coords()
-    amp = evaluate_illumination(
-        forward.illumination, X, Y, forward.telescope.radius, illum, module=np
-    )
-    w = (forward.block * amp).ravel()
-    keep = w > 0
-    basis = forward.zernike_basis[keep] * _aberration_mask(nl)
-    w = w[keep]
-    lam = forward.wavelength
+    K = aberration_K(np.array(K_draws, dtype=float, ndmin=2))
+    S, J = K.shape
+    order = zernike.j_to_nl(J - 1)[0]
+    g = display_grid(radius, n)
+    rho, theta = g.rho.ravel(), g.theta.ravel()
+    inside = np.flatnonzero(g.inside.ravel())
+    stats = {k: np.full(rho.size, np.nan) for k in ("mean", "sd", "lo", "hi")}
+    batch = max(1, int(max_bytes // (8 * max(S, 1))))
+    for s in range(0, inside.size, batch):
+        idx = inside[s : s + batch]
+        basis = zernike.zernike_basis(order, rho[idx], theta[idx])  # (B, J)
+        ph = TWO_PI * (K @ basis.T)  # (S, B)
+        stats["mean"][idx] = ph.mean(axis=0)
+        stats["sd"][idx] = ph.std(axis=0, ddof=1) if S > 1 else 0.0
+        stats["lo"][idx], stats["hi"][idx] = np.quantile(ph, quantiles, axis=0)
+    out = {"x": g.x, "y": g.y}
+    for k, v in stats.items():
+        out[f"phase_{k}"] = v.reshape(g.rho.shape)
+    if wavelength is not None:
+        for k in ("mean", "sd", "lo", "hi"):
+            out[f"surface_{k}"] = surface_um(out[f"phase_{k}"], wavelength)
+    return out
 
-    def stats(Kb: np.ndarray) -> dict:
-        plain = plain_rms(Kb, nl)
-        weighted = np.concatenate([
-            weighted_rms(TWO_PI * (Kb[i : i + batch] @ basis.T), w)
-            for i in range(0, Kb.shape[0], batch)
-        ])
-        return rms_summary(plain, weighted, lam)
 
-    point = {k: float(v[0]) for k, v in stats(K[None, :]).items()}
-    if cov_K is None:
-        return point | {f"{k}_sd": float("nan") for k in list(point)}
-    cov_K = np.asarray(cov_K, float)
-    if free_K is None:
-        free_K = np.diag(cov_K) > 0
-    draws = stats(_draws(K, cov_K, np.asarray(free_K, bool), n_draws, seed))
-    return point | {f"{k}_sd": float(np.std(v, ddof=1)) for k, v in draws.items()}

@@ -27,7 +27,7 @@ from bayesoof.physics import zernike
 from bayesoof.physics.aperture import ApertureGrid
 from bayesoof.physics.forward import ForwardModel
 from bayesoof.physics.telescope import TelescopeError, get_telescope
-from bayesoof.products.maps import plain_rms
+from bayesoof.products.rms import plain_rms
 from bayesoof.simulate import DEFAULT_ILLUMINATION, simulate
 from bayesoof.testing import asymmetric_coefficients, make_case
 

@@ -16,6 +16,7 @@ import pytest
 from scipy import stats
 
 from bayesoof.inference.model import available_priors, build_model, load_priors, prior_predictive
+from bayesoof.inference.params import ParameterSpace
 from bayesoof.physics import zernike
 from bayesoof.physics.aperture import ApertureGrid
 from bayesoof.physics.forward import ForwardModel
@@ -156,16 +157,20 @@ def test_dims_coords_and_fixed_parameters(case):
 
 
 def test_model_follows_the_quick_fit_free_set(case):
-    """A FitResult-like source: the free set and start come from free_names / params."""
+    """A FitResult-like source: the free set and start come from its ParameterSpace."""
     c, fm = case
     params = _start(c, fm) | {"K": c.K, "pointing": c.pointing}
     params["K"] = c.K.copy()
     params["K"][[1, 2]] = 0.0
-    names = ([f"K({n},{m})" for n, m in fm.nl[3:] if (n, m) != (3, 1)] + ["c_dB"]
-             + [f"amp[{i}]" for i in range(3)]
-             + [f"pointing_{a}[{i}]" for i in range(3) for a in "uv"])
-    fake = types.SimpleNamespace(forward=fm, params=params, free_names=names,
-                                 sigma=fm.sigma, cov=None)
+    space = ParameterSpace.standard(3, fm.illumination, 3, with_pointing=True,
+                                    d_z=fm.data.d_z)
+    space.set_values(params)
+    space.free[space.slice_of("K")] = [(n, m) not in ((0, 0), (1, -1), (1, 1), (3, 1))
+                                       for n, m in fm.nl]
+    space.set("c_dB", free=True)
+    space.set("amp", free=True)
+    space.set("pointing", free=True)
+    fake = types.SimpleNamespace(forward=fm, space=space, sigma=fm.sigma, cov=None)
     model = build_model(fake)
     info = model.bayesoof
     assert info.tilt == "pointing"

@@ -20,10 +20,11 @@ from bayesoof import testing as T
 from bayesoof.inference.diagnostics import chain_modes, diagnose
 from bayesoof.inference.fit import fit
 from bayesoof.inference.model import build_model
-from bayesoof.inference.posterior import PosteriorResult, phase_map_stats, rms_draws
+from bayesoof.inference.posterior import PosteriorResult
 from bayesoof.inference.sample import AffineDensity, _chol, laplace, run_sampler, sample
 from bayesoof.physics.aperture import ApertureGrid
-from bayesoof.products.maps import aperture_statistics, phase_map
+from bayesoof.products.maps import phase_map, phase_map_stats
+from bayesoof.products.rms import aperture_statistics, rms_draws
 from bayesoof.simulate import DEFAULT_ILLUMINATION, random_coefficients, simulate
 
 SAMPLING = ApertureGrid.across(50.0, 48)

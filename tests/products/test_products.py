@@ -11,7 +11,8 @@ from bayesoof.data.noise import NoiseWarning, estimate_sigma, resolve_sigma
 from bayesoof.physics import zernike
 from bayesoof.physics.forward import ForwardModel
 from bayesoof.physics.telescope import Optics, Telescope
-from bayesoof.products.maps import aperture_statistics, phase_map, plain_rms, surface_um
+from bayesoof.products.maps import phase_map, surface_um
+from bayesoof.products.rms import aperture_statistics, plain_rms
 from bayesoof.testing import asymmetric_coefficients, make_case
 
 R, LAM = 50.0, 0.009

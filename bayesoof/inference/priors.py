@@ -1,0 +1,140 @@
+"""Priors of the PyMC model: the preset (``bayesoof/presets/priors``) and one prior per block.
+
+A prior is declarative: ``{"dist": ..., parameters..., "per": scale}``.  Distributions:
+``uniform`` (lower, upper), ``normal`` (mu, sigma), ``truncated_normal`` (mu, sigma,
+lower, upper), ``halfnormal`` (sigma), ``lognormal`` (mu, sigma of the log) and ``zernike``
+(the Zernike coefficients: ``Normal(0, rms / mode_rms(n, l))`` per mode, ``tilt_rms`` for
+the tilts).  ``scale`` is accepted for ``sigma``.  Numbers are in units of ``per``:
+
+* ``data`` -- the largest |beam| over all maps (amplitudes, offsets, per-map σ),
+* ``beam`` -- the beam width λ/(2R), rad (pointing),
+* ``radius`` -- the dish radius R, m,
+* ``offset_range`` -- ``illumination.offset_fraction`` × R, m (illumination centre),
+
+and of the block's unit when ``per`` is absent.  A block's prior is its
+``default_prior`` (:class:`bayesoof.inference.params.Block`) updated by the preset's table
+at the block's ``prior`` path (e.g. ``illumination.c_dB``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pymc as pm
+
+from bayesoof.physics import zernike
+from bayesoof.presets.loader import available, merge, preset_text, read_preset, read_toml
+
+__all__ = ["available_priors", "block_prior", "load_priors", "prior_rv", "support"]
+
+TILTS = (1, 2)  # OSA indices of K(1,-1) and K(1,1)
+_SPEC_KEYS = {"dist", "mu", "sigma", "scale", "lower", "upper", "per"}
+
+
+def available_priors() -> list[str]:
+    """Names of the bundled prior presets (``bayesoof/presets/priors/*.toml``)."""
+    return available("priors")
+
+
+def load_priors(priors: str | Path | dict | None = None) -> dict:
+    """Return the prior settings: the default preset, updated by ``priors``.
+
+    ``priors`` is None (the default preset), a preset name, the path of a TOML file, or a
+    dict (nested like the TOML file); entries it lacks keep their default.  An entry the
+    default lacks (a typo) raises ValueError naming the source and the entry.
+    """
+    default = read_toml(preset_text("priors", "default"), "bayesoof/presets/priors/default.toml")
+    if priors is None:
+        return default
+    if not isinstance(priors, dict) and not str(priors).endswith(".toml") \
+            and preset_text("priors", str(priors)) is None and not Path(str(priors)).is_file():
+        raise ValueError(f"unknown prior preset {str(priors)!r}; expected one of "
+                         f"{available_priors()} or a TOML path")
+    table, source = read_preset("priors", priors)
+    return merge(default, table, source)
+
+
+def _lookup(pri: dict, path: str) -> dict:
+    node = pri
+    for part in path.split(".") if path else []:
+        if not isinstance(node, dict) or part not in node:
+            return {}
+        node = node[part]
+    return node if isinstance(node, dict) else {}
+
+
+def block_prior(block, pri: dict, scales: dict) -> dict:
+    """The prior of ``block`` with absolute numbers in the block's unit.
+
+    ``scales`` maps the names usable as ``per`` to their values (see the module
+    docstring).  Unknown keys of a prior table raise ValueError naming the block.
+    """
+    spec = dict(block.default_prior)
+    spec.update(_lookup(pri, block.prior))
+    bad = set(spec) - _SPEC_KEYS - ({"rms", "tilt_rms"} if spec.get("dist") == "zernike" else set())
+    if bad:
+        raise ValueError(f"prior of {block.name} ('{block.prior}'): unknown entries {sorted(bad)}")
+    if "scale" in spec:
+        spec.setdefault("sigma", spec.pop("scale"))
+    per = spec.pop("per", None)
+    unit = 1.0 if per is None else float(scales[per])
+    out = {"dist": spec.get("dist", "uniform")}
+    for k, v in spec.items():
+        if k == "dist":
+            continue
+        if k == "mu" and out["dist"] == "lognormal":
+            out[k] = v + np.log(unit)
+        elif k in ("mu", "sigma", "lower", "upper") and not (
+                k == "sigma" and out["dist"] == "lognormal"):
+            out[k] = v * unit
+        else:
+            out[k] = v
+    return out
+
+
+def zernike_sigma(nl, pri_zernike: dict) -> np.ndarray:
+    """Prior sd of each K (waves): rms (tilt_rms for the tilts) / mode_rms(n, l)."""
+    js = [zernike.nl_to_j(n, l) for n, l in nl]
+    rms = np.array([pri_zernike["tilt_rms"] if j in TILTS else pri_zernike["rms"] for j in js])
+    return rms / np.array([zernike.mode_rms(n, l) for n, l in nl])
+
+
+def support(spec: dict) -> tuple[float, float]:
+    """(lower, upper) support of a resolved prior."""
+    kind = spec["dist"]
+    if kind in ("uniform", "truncated_normal"):
+        return spec["lower"], spec["upper"]
+    if kind in ("halfnormal", "lognormal"):
+        return 0.0, np.inf
+    return -np.inf, np.inf
+
+
+def prior_rv(name: str, spec: dict, **kw):
+    """Create the PyMC random variable of a resolved prior (inside a model context)."""
+    kind = spec["dist"]
+    if kind == "uniform":
+        return pm.Uniform(name, lower=spec["lower"], upper=spec["upper"], **kw)
+    if kind in ("normal", "zernike"):
+        return pm.Normal(name, mu=spec.get("mu", 0.0), sigma=spec["sigma"], **kw)
+    if kind == "truncated_normal":
+        return pm.TruncatedNormal(name, mu=spec.get("mu", 0.0), sigma=spec["sigma"],
+                                  lower=spec["lower"], upper=spec["upper"], **kw)
+    if kind == "halfnormal":
+        return pm.HalfNormal(name, sigma=spec["sigma"], **kw)
+    if kind == "lognormal":
+        return pm.LogNormal(name, mu=spec["mu"], sigma=spec["sigma"], **kw)
+    raise ValueError(
+        f"prior of {name}: unknown dist {kind!r}; expected uniform, normal, "
+        "truncated_normal, halfnormal or lognormal"
+    )
+
+
+def inside(value: float, lo: float, hi: float) -> float:
+    """``value`` moved strictly inside (lo, hi) so that PyMC's transforms stay finite."""
+    if np.isfinite(lo) and np.isfinite(hi):
+        eps = 1e-3 * (hi - lo)
+        return float(np.clip(value, lo + eps, hi - eps))
+    if np.isfinite(lo):
+        return float(max(value, lo + 1e-6 * max(abs(lo), 1.0)))
+    return float(value)
