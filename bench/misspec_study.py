@@ -150,7 +150,7 @@ def make_data(setting: str, i: int, a):
 
 def _record(name, rec_space, sd_full, t, nl) -> dict:
     from bayesoof.physics import zernike
-    from bayesoof.products.maps import plain_rms
+    from bayesoof.products.rms import plain_rms
 
     J = len(nl)
     K = rec_space.values[:J]

@@ -444,7 +444,8 @@ class GravityResult:
 
     def surface_rms_at(self, elevation_deg) -> np.ndarray:
         """Draws of the plain rms surface error (µm, on-axis) of the model, (n_draws, n_el)."""
-        from bayesoof.products.maps import plain_rms, surface_um
+        from bayesoof.products.maps import surface_um
+        from bayesoof.products.rms import plain_rms
 
         return surface_um(plain_rms(self.K_at(elevation_deg), self.stage1.nl),
                           self.stage1.wavelength)

@@ -297,10 +297,11 @@ def laplace(model: pm.Model, mode: str | None = None) -> LaplaceResult:
 
     The sampler whitens with the ONE Laplace covariance of the run, the quick fit's:
     centre ``u_MAP`` = the model's initial point (the fit's MAP through PyMC's
-    transforms) and covariance ``Σ_u = D Σ_θ Dᵀ``, with Σ_θ the quick fit's covariance of
-    its free parameters (``fit.cov``, the same entries in the same order: the model's
-    variables are the blocks of the fit's :class:`ParameterSpace`) and D = du/dθ at the
-    MAP (diagonal: PyMC's transforms act entry by entry).  No second optimisation runs.
+    transforms) and covariance ``Σ_u = D Σ_θ Dᵀ``, with Σ_θ the quick fit's Laplace
+    covariance of its free parameters under the likelihood the model samples (the same
+    entries in the same order: the model's variables are the blocks of the fit's
+    :class:`ParameterSpace`; see :func:`_fit_record`) and D = du/dθ at the MAP (diagonal:
+    PyMC's transforms act entry by entry).  No second optimisation runs.
 
     Coordinates the quick fit has no variance for (the per-map σ of ``noise='per_map'``,
     entries freed by :func:`build_model`'s options, or every coordinate of a model built
@@ -321,8 +322,9 @@ def laplace(model: pm.Model, mode: str | None = None) -> LaplaceResult:
     fit = info.fit
     cov = np.zeros((base.dim, base.dim))
     known = np.zeros(base.dim, bool)
-    if fit is not None and getattr(fit, "cov", None) is not None:
-        theta_pos = {int(f): t for t, f in enumerate(fit.space.free_index)}
+    rec = _fit_record(fit, info.likelihood)
+    if rec is not None:
+        theta_pos = {int(f): t for t, f in enumerate(rec.space.free_index)}
         full_of = np.full(base.dim, -1)  # full-vector index of each coordinate
         slope = np.ones(base.dim)  # du/dθ of each coordinate
         i = 0
@@ -336,7 +338,7 @@ def laplace(model: pm.Model, mode: str | None = None) -> LaplaceResult:
         rows = np.array([theta_pos.get(int(f), -1) for f in full_of])
         known = rows >= 0
         k = np.flatnonzero(known)
-        sub = np.asarray(fit.cov, float)[np.ix_(rows[k], rows[k])]
+        sub = np.asarray(rec.cov, float)[np.ix_(rows[k], rows[k])]
         cov[np.ix_(k, k)] = sub * np.outer(slope[k], slope[k])
     rest = np.flatnonzero(~known)
     for i in rest:  # diagonal Laplace of what the quick fit did not fit
@@ -359,6 +361,20 @@ def laplace(model: pm.Model, mode: str | None = None) -> LaplaceResult:
         wall_time=time.perf_counter() - t0,
         labels=base.label_of(),
     )
+
+
+def _fit_record(fit, likelihood: str):
+    """The quick fit's record whose Laplace covariance belongs to the model's likelihood.
+
+    When the fit switched a misfit likelihood on but the model samples the noise-only
+    one (the default with the sandwich covariance), that is the noise-only record
+    (``fit.plain_last``); otherwise the last order.  None without a fit.
+    """
+    if fit is None or getattr(fit, "cov", None) is None:
+        return None
+    if likelihood != "misfit" and getattr(fit, "plain_last", None) is not None:
+        return fit.plain_last
+    return fit.last if hasattr(fit, "last") else None
 
 
 def _transform_slope(model, rv, u: np.ndarray, shape) -> np.ndarray:
