@@ -16,6 +16,7 @@ from bayesoof.data.containers import BeamMap, BeamMaps
 from bayesoof.physics import zernike
 from bayesoof.physics.aperture import ApertureGrid
 from bayesoof.physics.forward import ForwardModel
+from bayesoof.physics.illumination import get_illumination
 from bayesoof.physics.telescope import Telescope, get_telescope
 from bayesoof.units import as_value
 
@@ -29,7 +30,8 @@ __all__ = [
     "simulate",
 ]
 
-DEFAULT_ILLUMINATION = {"c_dB": -14.5, "q": 1.4, "x0": 0.0, "y0": 0.0}
+#: start values of the parabolic illumination (its registered model)
+DEFAULT_ILLUMINATION = dict(get_illumination("parabolic").start)
 
 
 def beam_grid(wavelength: float, radius: float, n: int = 97, extent: float = 9.5):
@@ -114,8 +116,8 @@ def simulate(
     if zernike.n_coeffs(order) != K.size:
         raise ValueError(f"K has {K.size} coefficients; expected a full order ((N+1)(N+2)/2)")
     illum = dict(DEFAULT_ILLUMINATION if illumination is None else illumination)
-    if illumination_kind == "gaussian":
-        illum.pop("q", None)
+    model = get_illumination(illumination_kind)
+    illum = {n: illum.get(n, model.start[n]) for n in model.params}  # its coefficients only
     rng = np.random.default_rng(seed)
     nm = dz.size
     if u is None:

@@ -157,6 +157,7 @@ def make_case(
     None: noise-free); with ``values=False`` they are zeros (σ = 1) and nothing is
     compiled -- for tests that only need the sample geometry.
     """
+    from bayesoof.physics.illumination import get_illumination
     from bayesoof.simulate import beam_grid, simulate
 
     tel = get_telescope(telescope)
@@ -168,8 +169,8 @@ def make_case(
         illum["y0"] *= scale
     else:
         illum = dict(illumination)
-    if illumination_kind == "gaussian":
-        illum.pop("q", None)
+    model = get_illumination(illumination_kind)
+    illum = {n: illum.get(n, model.start[n]) for n in model.params}
     dz = np.atleast_1d(np.asarray(d_z, float))
     nm = dz.size
     beam = wavelength / (2.0 * tel.radius)

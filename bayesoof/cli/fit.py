@@ -139,7 +139,9 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None,
                    help="fit configuration: a preset name (default, pyoof) or a TOML file "
                         "overriding bayesoof/presets/fit/default.toml")
-    p.add_argument("--illumination", choices=("parabolic", "gaussian"), default=None,
+    from bayesoof.physics.illumination import available_illuminations
+
+    p.add_argument("--illumination", choices=tuple(available_illuminations()), default=None,
                    help="illumination model (default: fit.illumination of the configuration)")
     p.add_argument("--out", default="bayesoof_runs",
                    help="parent directory of the new run directory <out>/<file stem>-NNN")

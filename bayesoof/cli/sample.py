@@ -17,11 +17,12 @@ from bayesoof.cli.common import (
     telescope_for,
 )
 from bayesoof.cli.fit import add_fit_options, config_order, fit_table, run_fit
+from bayesoof.inference.samplers import available_samplers, get_sampler
 
 NAME = "sample"
-#: the samplers of bayesoof.inference.sample.SAMPLERS (a test keeps them equal; importing
-#: that module here would load PyMC for every 'bayesoof --help')
-SAMPLERS = ("nuts", "numpyro", "pymc", "emcee")
+#: 'nuts' and every registered sampler (bayesoof.inference.samplers; the registry imports
+#: no PyMC or JAX, so 'bayesoof --help' stays light)
+SAMPLERS = ("nuts", *available_samplers())
 
 
 def verdict(post) -> list[str]:
@@ -47,7 +48,7 @@ def verdict(post) -> list[str]:
 
 
 def run(args) -> int:
-    """Posterior (NUTS or emcee from the quick fit) into a new run directory."""
+    """Posterior (a registered sampler, from the quick fit) into a new run directory."""
     from bayesoof.inference import checkpoint
     from bayesoof.inference.params import load_fit_config
     from bayesoof.inference.posterior import PosteriorWarning
@@ -61,7 +62,8 @@ def run(args) -> int:
          f"wavelength {data.wavelength * 1e3:.4g} mm, telescope {tel.name}")
     stem = input_stem(args.file)
     extra = {}
-    if args.sampler == "emcee" and args.walkers is not None:
+    spec = get_sampler(args.sampler if args.sampler != "nuts" else "pymc")
+    if "walkers" in spec.options and args.walkers is not None:
         extra["walkers"] = args.walkers
     with staged_run(args.out, stem) as (staging, finish):
         fit_result = run_fit(args, data, tel, cfg["fit"]["order"])
@@ -143,8 +145,9 @@ def register(sub, fmt) -> None:
     )
     add_fit_options(p)
     p.add_argument("--sampler", choices=SAMPLERS, default="nuts",
-                   help="nuts: numpyro on JAX when installed, else PyMC; numpyro or pymc: "
-                        "that NUTS; emcee: affine-invariant ensemble")
+                   help="nuts: numpyro on JAX when installed, else PyMC; "
+                        + "; ".join(f"{n}: {s.description}"
+                                    for n, s in available_samplers().items()))
     p.add_argument("--draws", type=positive_int, default=1000, help="draws per chain")
     p.add_argument("--tune", type=positive_int, default=1000,
                    help="tuning (NUTS) or burn-in (emcee) steps per chain")

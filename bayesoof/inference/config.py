@@ -10,7 +10,7 @@ configuration is :class:`bayesoof.inference.params.ParameterSpace`.
 from __future__ import annotations
 
 from bayesoof.physics import zernike
-from bayesoof.physics.illumination import illumination_params
+from bayesoof.physics.illumination import available_illuminations, illumination_params
 from bayesoof.presets.loader import available, merge, preset_text, read_preset, read_toml
 
 __all__ = [
@@ -20,7 +20,6 @@ __all__ = [
     "parse_label",
 ]
 
-ILLUM_UNITS = {"c_dB": "dB", "q": "", "x0": "m", "y0": "m"}
 RESIDUALS = ("likelihood", "pyoof")
 NOISE_SOURCES = ("auto", "file", "estimate")
 COV_SCALES = ("none", "chi2")
@@ -87,6 +86,11 @@ def load_fit_config(config=None, **overrides) -> dict:
     """
     cfg = read_toml(preset_text("fit", "default"), "bayesoof/presets/fit/default.toml",
                     FitConfigError)
+    for model in available_illuminations().values():  # coefficients the TOML does not list
+        for n in model.params:
+            lo, hi = model.bounds[n]
+            cfg["illumination"].setdefault(n, {"free": n in model.fit_free,
+                                               "value": model.start[n], "lower": lo, "upper": hi})
     source = "defaults"
     if config is not None:
         user, source = read_preset("fit", config, FitConfigError)
@@ -174,11 +178,12 @@ def validate_config(cfg: dict, source: str) -> None:
     for name, val in z["fixed"].items():
         parse_label(name, source)
         _check_type(val, (int, float), source, f"zernike.fixed.{name}")
+    units = {n: u for m in available_illuminations().values() for n, u in m.units.items()}
     for name, table in cfg["illumination"].items():
-        if name not in ILLUM_UNITS:
+        if name not in units:
             raise FitConfigError(
                 f"{source}: unknown illumination coefficient 'illumination.{name}' "
-                f"(known: {', '.join(ILLUM_UNITS)})"
+                f"(known: {', '.join(units)})"
             )
         for key, val in table.items():
             if key not in _ILLUM_KEYS:
@@ -190,7 +195,7 @@ def validate_config(cfg: dict, source: str) -> None:
         _finite_bounds(table["lower"], table["upper"], source, f"illumination.{name}")
         if table["free"] and not table["lower"] <= table["value"] <= table["upper"]:
             raise FitConfigError(
-                f"{source}: 'illumination.{name}' starts at {table['value']} {ILLUM_UNITS[name]}"
+                f"{source}: 'illumination.{name}' starts at {table['value']} {units[name]}"
                 f", outside its bounds [{table['lower']}, {table['upper']}]"
             )
     if cfg["pointing"]["limit"] <= 0:

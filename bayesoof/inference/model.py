@@ -42,6 +42,7 @@ from bayesoof.inference.priors import (
     support,
     zernike_sigma,
 )
+from bayesoof.physics.illumination import get_illumination
 
 __all__ = [
     "ModelInfo",
@@ -142,7 +143,7 @@ def _space_for_forward(forward, tilt: str, free_illumination, free_amp: bool,
         t = cfg["illumination"][n]
         sp.set(n, t["value"], lower=t["lower"], upper=t["upper"])
     if free_illumination is None:
-        free_illumination = tuple(n for n in ("c_dB", "q") if n in sp.illum_names)
+        free_illumination = get_illumination(forward.illumination).model_free
     for n in free_illumination:
         if sp.has(n):  # an unknown name is reported by _apply_choices
             sp.set(n, free=True)

@@ -62,7 +62,7 @@ from bayesoof.inference.config import (
     parse_label,
 )
 from bayesoof.physics import zernike
-from bayesoof.physics.illumination import illumination_params
+from bayesoof.physics.illumination import get_illumination
 
 __all__ = [
     "Block",
@@ -73,16 +73,7 @@ __all__ = [
     "map_labels",
 ]
 
-ILLUM_UNITS = {"c_dB": "dB", "q": "", "x0": "m", "y0": "m"}
 TILTS = (1, 2)  # OSA indices of K(1,-1) and K(1,1)
-#: default priors of the illumination coefficients (PHYSICS.md ranges; x0, y0 within
-#: ± the priors preset's offset_fraction of the radius)
-ILLUM_PRIORS = {
-    "c_dB": {"dist": "uniform", "lower": -25.0, "upper": -1.0},
-    "q": {"dist": "uniform", "lower": 1.0, "upper": 2.0},
-    "x0": {"dist": "uniform", "lower": -1.0, "upper": 1.0, "per": "offset_range"},
-    "y0": {"dist": "uniform", "lower": -1.0, "upper": 1.0, "per": "offset_range"},
-}
 
 
 @dataclass(frozen=True)
@@ -186,9 +177,10 @@ class ParameterSpace:
                         {"zernike": labels, "n": tuple(n for n, _ in nl),
                          "l": tuple(l for _, l in nl)},
                         arg="K", prior="zernike", default_prior={"dist": "zernike"})]
-        blocks += [Block(n, (), ILLUM_UNITS[n], (n,), arg="illum", key=n,
-                         prior=f"illumination.{n}", default_prior=ILLUM_PRIORS[n])
-                   for n in illumination_params(illumination)]
+        ill = get_illumination(illumination)
+        blocks += [Block(n, (), ill.units[n], (n,), arg="illum", key=n,
+                         prior=f"illumination.{n}", default_prior=ill.priors.get(n, {}))
+                   for n in ill.params]
         for name, prior, dist in (("amp", "amplitude", "halfnormal"),
                                   ("offset", "offset", "normal")):
             blocks.append(Block(name, (n_maps,), "data",

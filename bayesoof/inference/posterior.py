@@ -194,15 +194,9 @@ class PosteriorResult:
     def _predictive(self, n: int, seed: int) -> dict:
         """Posterior predictive beams and standardised residuals of the mean model."""
         import arviz as az
-        import pytensor
 
         info, dens = self.info, self.density
-        key = "predict"
-        if key not in dens._fns:
-            graphs = self.model.replace_rvs_by_values([info.mu, info.sigma_graph])
-            graphs = pytensor.clone_replace(graphs, replace=dens.replacements)
-            dens._fns[key] = pytensor.function([dens.z], graphs, mode=dens.mode)
-        fn = dens._fns[key]
+        fn = dens.predictive_fn((info.mu, info.sigma_graph))
         z = self.z_draws[self.primary_chains].reshape(-1, dens.dim)
         pick = np.unique(np.linspace(0, z.shape[0] - 1, min(n, z.shape[0])).astype(int))
         rng = np.random.default_rng(seed)
@@ -480,9 +474,11 @@ def assemble(model, density, raw, lap, settings: dict, t0: float, products: bool
     if idata is not None:
         diag = diagnose(idata, var_names=var_names, chains=modes["primary"],
                         max_treedepth=int(settings.get("max_tree_depth", 10)))
-        if settings.get("sampler") == "emcee":
-            diag["note"] = ("emcee: R-hat and ESS treat walkers as chains (they are not "
-                            "independent); no divergence / tree depth / E-BFMI")
+        from bayesoof.inference.samplers import get_sampler
+
+        if get_sampler(settings.get("sampler", "pymc")).ensemble:
+            diag["note"] = (f"{settings['sampler']}: R-hat and ESS treat walkers as chains "
+                            "(they are not independent); no divergence / tree depth / E-BFMI")
     else:
         diag = {"converged": False, "problems": ["no draws"]}
     timing = {

@@ -358,7 +358,6 @@ _KNOWN_KEYS = {
     "optics.residual": {"kind", "dz_powers", "coefficients", "r_powers", "r", "values"},
     "illumination": {"model", "taper", "taper_bounds"},
 }
-ILLUMINATION_MODELS = ("parabolic", "gaussian")
 
 
 def _check_keys(table: dict, section: str, source: str) -> None:
@@ -457,10 +456,12 @@ def _illumination(cfg: dict, source: str) -> Illumination:
     if not t:
         return Illumination()
     model = str(t.get("model", ""))
-    if model not in ILLUMINATION_MODELS:
+    from bayesoof.physics.illumination import available_illuminations
+
+    if model not in available_illuminations():
         raise TelescopeError(
             f"{source}: [illumination] model = {model!r}; expected one of "
-            f"{list(ILLUMINATION_MODELS)}"
+            f"{list(available_illuminations())}"
         )
     taper = _optional(t, "taper", None, source, "illumination")
     bounds = None

@@ -8,6 +8,8 @@ import pytensor.tensor as pt
 import pytest
 
 from bayesoof.physics import illumination as il
+from bayesoof.physics.illumination.gaussian import gaussian
+from bayesoof.physics.illumination.parabolic import parabolic
 from bayesoof.testing import reference_illumination
 
 R = 50.0
@@ -20,12 +22,12 @@ def test_parabolic_hand_values():
     """c_dB = -20 dB -> C = 0.1: centre 1, rim C, r'² = R²/2 -> C + (1 - C)/2^q."""
     x = np.array([0.0, R, 0.0, R / np.sqrt(2), 3.0 + R / np.sqrt(2)])
     y = np.array([0.0, 0.0, -R, 0.0, 0.0])
-    q1 = il.parabolic(x, y, R, -20.0, 1.0, module=np)
+    q1 = parabolic(x, y, R, -20.0, 1.0, module=np)
     np.testing.assert_allclose(q1[:4], [1.0, 0.1, 0.1, 0.55], rtol=1e-14)
-    q2 = il.parabolic(x, y, R, -20.0, 2.0, module=np)
+    q2 = parabolic(x, y, R, -20.0, 2.0, module=np)
     np.testing.assert_allclose(q2[:4], [1.0, 0.1, 0.1, 0.1 + 0.9 * 0.25], rtol=1e-14)
     # the centre follows (x0, y0): the last point is at r' = R/√2 from (3, 0)
-    off = il.parabolic(x[4:], y[4:], R, -20.0, 1.0, x0=3.0, y0=0.0, module=np)
+    off = parabolic(x[4:], y[4:], R, -20.0, 1.0, x0=3.0, y0=0.0, module=np)
     np.testing.assert_allclose(off, [0.55], rtol=1e-14)
 
 
@@ -33,10 +35,10 @@ def test_gaussian_hand_values():
     """c_dB = -20 dB -> σ = 0.1 R: exp(-1/2) at r' = σR, exp(-2) at 2σR."""
     x = np.array([0.0, 5.0, 0.0, 1.0])
     y = np.array([0.0, 0.0, -10.0, 5.0])
-    got = il.gaussian(x, y, R, -20.0, x0=1.0, y0=0.0, module=np)
+    got = gaussian(x, y, R, -20.0, x0=1.0, y0=0.0, module=np)
     r2 = (x - 1.0) ** 2 + y**2
     np.testing.assert_allclose(got, np.exp(-r2 / (2 * 5.0**2)), rtol=1e-14)
-    np.testing.assert_allclose(il.gaussian(np.array([5.0, 10.0]), np.zeros(2), R, -20.0,
+    np.testing.assert_allclose(gaussian(np.array([5.0, 10.0]), np.zeros(2), R, -20.0,
                                            module=np), [np.exp(-0.5), np.exp(-2.0)], rtol=1e-14)
 
 
@@ -61,14 +63,14 @@ def test_parabolic_beyond_offset_rim_is_finite_pedestal():
     x = np.array([-R, -0.9 * R, 0.0, R])
     y = np.zeros(4)
     c_dB, q, x0 = pt.dscalar("c_dB"), pt.dscalar("q"), pt.dscalar("x0")
-    e = il.parabolic(x, y, R, c_dB, q, x0, 0.0)
+    e = parabolic(x, y, R, c_dB, q, x0, 0.0)
     grads = pytensor.grad(e.sum(), [c_dB, q, x0])
     f = pytensor.function([c_dB, q, x0], [e, *grads], mode=FAST)
     val, *g = f(-12.0, 1.37, 10.0)  # points at x = -R, -0.9R lie beyond r' = R
     C = 10 ** (-12.0 / 20)
     np.testing.assert_allclose(val[:2], C, rtol=1e-14)
     assert np.all(np.isfinite(val)) and all(np.all(np.isfinite(gi)) for gi in g)
-    assert np.all(il.parabolic(x, y, R, -12.0, 1.37, 10.0, 0.0, module=np) >= C - 1e-15)
+    assert np.all(parabolic(x, y, R, -12.0, 1.37, 10.0, 0.0, module=np) >= C - 1e-15)
 
 
 @pytest.mark.parametrize("kind", ["parabolic", "gaussian"])

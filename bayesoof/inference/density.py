@@ -1,0 +1,249 @@
+"""The log posterior density of a PyMC model in whitened coordinates, compiled for samplers.
+
+:class:`AffineDensity` writes the model's log density (PyMC's ``model.logp`` with the
+Jacobians of its transforms) in coordinates ``z`` with ``u = center + chol z``; the
+samplers of :mod:`bayesoof.inference.samplers` call its compiled forms (NumPy value and
+gradient, JAX, batched).  Compiled functions are cached on the density
+(:meth:`AffineDensity.cached`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pymc as pm
+import pytensor
+import pytensor.tensor as pt
+
+__all__ = ["AffineDensity", "flat_point", "have_jax", "host_devices", "jax_initialised"]
+
+
+def have_jax() -> bool:
+    """Whether JAX and numpyro are importable (the fast NUTS backend)."""
+    try:
+        import jax  # noqa: F401
+        import numpyro  # noqa: F401
+    except ImportError:
+        return False
+    from bayesoof.physics import jax_ops  # noqa: F401  (JAX versions of pytensor's FFT Ops)
+
+    return True
+
+
+def _default_mode() -> str:
+    """Compile mode for NumPy-side functions: JAX when installed, else pytensor's default."""
+    return "JAX" if have_jax() else pytensor.config.mode
+
+
+def jax_initialised() -> bool:
+    """Whether JAX's runtime (and its thread pool) has started in this process."""
+    if "jax" not in sys.modules:
+        return False
+    try:
+        from jax._src import xla_bridge
+
+        return bool(xla_bridge.backends_are_initialized())
+    except Exception:  # noqa: BLE001 - private API moved: assume the worst
+        return True
+
+
+def host_devices() -> None:
+    """Give JAX one CPU device per core, so that numpyro runs chains in parallel.
+
+    Only possible before JAX starts (it reads ``XLA_FLAGS`` once); a device count already
+    in ``XLA_FLAGS`` is respected.  Same effect as ``numpyro.set_host_device_count``.
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if jax_initialised() or "xla_force_host_platform_device_count" in flags:
+        return
+    n = os.cpu_count() or 1
+    if n > 1:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
+
+
+
+def flat_point(model, point: dict) -> np.ndarray:
+    """Flat vector of a point dict of the model's value variables (``value_vars`` order)."""
+    names = [v.name for v in model.value_vars]
+    return np.concatenate([np.ravel(np.asarray(point[n], float)) for n in names])
+
+
+class AffineDensity:
+    """Log posterior density of a ``pm.Model`` in coordinates ``z``: ``u = center + chol @ z``.
+
+    ``u`` is the flat vector of the model's value variables (PyMC's unconstrained
+    parameters, in ``model.value_vars`` order); the Jacobian terms of PyMC's transforms
+    are included (``model.logp(jacobian=True)``), the constant log|det chol| is not.
+
+    Parameters
+    ----------
+    model : pm.Model
+    center : array (d,)
+        Flat unconstrained point.
+    chol : array (d, d), optional
+        Linear map (default identity).
+    mode : str, optional
+        Pytensor compile mode of the NumPy-side functions: "JAX" (default when JAX is
+        installed) or a C/Numba mode such as "FAST_RUN".
+    """
+
+    def __init__(self, model: pm.Model, center, chol=None, mode: str | None = None):
+        self.model = model
+        self.mode = mode or _default_mode()
+        self.value_vars = list(model.value_vars)
+        self.names = [v.name for v in self.value_vars]
+        ip = model.initial_point()
+        self.shapes = [np.shape(ip[n]) for n in self.names]
+        self.sizes = [int(np.prod(s, dtype=int)) for s in self.shapes]
+        self.dim = int(sum(self.sizes))
+        self.center = np.asarray(center, float).reshape(self.dim)
+        self.chol = np.eye(self.dim) if chol is None else np.asarray(chol, float)
+        self.z = pt.vector("z", dtype="float64")
+        u = pt.as_tensor_variable(self.center) + pt.dot(pt.as_tensor_variable(self.chol), self.z)
+        self.replacements = {}
+        i = 0
+        for v, shp, size in zip(self.value_vars, self.shapes, self.sizes, strict=True):
+            piece = u[i : i + size].reshape(shp) if shp else u[i]
+            self.replacements[v] = pt.specify_shape(piece, shp)
+            i += size
+        logp = model.logp(jacobian=True)
+        self.logp_graph = pytensor.clone_replace(logp, replace=self.replacements)
+        self.grad_graph = pt.grad(self.logp_graph, self.z)
+        self._fns: dict = {}  # compiled functions by key (see cached)
+
+    def cached(self, key, build):
+        """The compiled object stored under ``key``, built by ``build()`` on first use.
+
+        Samplers and products keep their compiled functions of this density here (one
+        compilation per density and settings).
+        """
+        if key not in self._fns:
+            self._fns[key] = build()
+        return self._fns[key]
+
+    def predictive_fn(self, graphs):
+        """Compiled ``z -> graphs`` for graphs of the model's random variables (cached).
+
+        Used for the posterior predictive (the model beam and σ of each draw).
+        """
+        def build():
+            g = self.model.replace_rvs_by_values(list(graphs))
+            g = pytensor.clone_replace(g, replace=self.replacements)
+            return pytensor.function([self.z], g, mode=self.mode)
+
+        return self.cached(("predictive", tuple(id(v) for v in graphs)), build)
+
+    # ---------------------------------------------------------------- flat helpers
+    def flatten(self, point: dict) -> np.ndarray:
+        """Flat vector of a point dict of value variables (name -> array)."""
+        return np.concatenate([np.ravel(np.asarray(point[n], float)) for n in self.names])
+
+    def unflatten(self, u) -> dict:
+        """Point dict of value variables from a flat vector ``u``."""
+        out, i = {}, 0
+        for n, shp, size in zip(self.names, self.shapes, self.sizes, strict=True):
+            out[n] = np.asarray(u[i : i + size]).reshape(shp)
+            i += size
+        return out
+
+    def to_u(self, z) -> np.ndarray:
+        """Unconstrained values ``u = center + chol z`` (works on (..., d))."""
+        return self.center + np.asarray(z, float) @ self.chol.T
+
+    def label_of(self) -> list[str]:
+        """One label per flat coordinate, e.g. ``K[3]``, ``c_dB_interval__``."""
+        labels = []
+        for n, size in zip(self.names, self.sizes, strict=True):
+            labels += [n] if size == 1 and not self.shapes[self.names.index(n)] else [
+                f"{n}[{k}]" for k in range(size)
+            ]
+        return labels
+
+    # ---------------------------------------------------------------- compiled
+    def logp_dlogp(self, mode: str | None = None):
+        """NumPy callable ``z -> (logp, dlogp/dz)``; compiled once per mode."""
+        mode = mode or self.mode
+        key = ("logp_dlogp", mode)
+        if key not in self._fns:
+            fn = pytensor.function([self.z], [self.logp_graph, self.grad_graph], mode=mode)
+
+            def call(z, _fn=fn):
+                lp, g = _fn(np.asarray(z, float))
+                return float(lp), np.asarray(g, float)
+
+            self._fns[key] = call
+        return self._fns[key]
+
+    def jax_logp(self):
+        """JAX function ``z -> logp`` (scalar), for numpyro and vectorised emcee."""
+        if "jax" not in self._fns:
+            from pymc.sampling.jax import get_jaxified_graph
+
+            f = get_jaxified_graph(inputs=[self.z], outputs=[self.logp_graph])
+            self._fns["jax"] = lambda z, _f=f: _f(z)[0]
+        return self._fns["jax"]
+
+    def logp_batch(self, mode: str | None = None):
+        """NumPy callable ``Z (n, d) -> logp (n,)`` (jax.vmap when JAX is installed)."""
+        mode = mode or self.mode
+        key = ("batch", mode)
+        if key not in self._fns:
+            if mode == "JAX":
+                import jax
+
+                f = jax.jit(jax.vmap(self.jax_logp()))
+
+                def call(Z, _f=f):
+                    out = np.asarray(_f(np.asarray(Z, float)), float)
+                    return np.where(np.isfinite(out), out, -np.inf)
+            else:
+                single = pytensor.function([self.z], self.logp_graph, mode=mode)
+
+                def call(Z, _f=single):
+                    out = np.array([float(_f(z)) for z in np.asarray(Z, float)])
+                    return np.where(np.isfinite(out), out, -np.inf)
+
+            self._fns[key] = call
+        return self._fns[key]
+
+    def constrained_fn(self, mode: str | None = None):
+        """Callable ``Z (n, d) -> dict name -> (n, *shape)`` of the model's free variables.
+
+        Values are on the constrained scale (e.g. ``q`` in [1, 2]); names are those of
+        ``model.free_RVs`` and ``model.deterministics``.
+        """
+        mode = mode or self.mode
+        key = ("constrained", mode)
+        if key in self._fns:
+            return self._fns[key]
+        model = self.model
+        wanted = [v.name for v in model.free_RVs] + [v.name for v in model.deterministics]
+        outs = [v for v in model.unobserved_value_vars if v.name in wanted]
+        names = [v.name for v in outs]
+        graphs = pytensor.clone_replace(outs, replace=self.replacements)
+        if mode == "JAX":
+            import jax
+            from pymc.sampling.jax import get_jaxified_graph
+
+            f = jax.jit(jax.vmap(get_jaxified_graph(inputs=[self.z], outputs=graphs)))
+
+            def call(Z, _f=f):
+                Z = np.asarray(Z, float)
+                res = {n: [] for n in names}
+                for s in range(0, Z.shape[0], 4096):
+                    vals = _f(Z[s : s + 4096])
+                    for n, v in zip(names, vals, strict=True):
+                        res[n].append(np.asarray(v, float))
+                return {n: np.concatenate(v) for n, v in res.items()}
+        else:
+            fn = pytensor.function([self.z], graphs, mode=mode)
+
+            def call(Z, _f=fn):
+                rows = [_f(z) for z in np.asarray(Z, float)]
+                return {n: np.array([np.asarray(r[k], float) for r in rows])
+                        for k, n in enumerate(names)}
+
+        self._fns[key] = call
+        return call

@@ -1,0 +1,141 @@
+"""The one Laplace approximation of a run, as the samplers use it to whiten.
+
+:func:`laplace` maps the quick fit's Laplace covariance into PyMC's unconstrained
+coordinates at the quick fit's MAP (no second optimisation); :func:`_chol` is the
+Cholesky factor used for ``u = u_MAP + chol(Σ_u) z``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from bayesoof.inference.density import AffineDensity, flat_point
+
+__all__ = ["LaplaceResult", "laplace"]
+
+
+@dataclass
+class LaplaceResult:
+    """Whitening centre and Laplace covariance in PyMC's unconstrained coordinates."""
+
+    u_mode: np.ndarray
+    cov: np.ndarray
+    logp: float
+    converged: bool
+    n_iter: int
+    message: str
+    wall_time: float
+    labels: list[str] = field(default_factory=list)
+
+
+def laplace(model: pm.Model, mode: str | None = None) -> LaplaceResult:
+    """The quick fit's Laplace approximation, in PyMC's unconstrained coordinates.
+
+    The sampler whitens with the ONE Laplace covariance of the run, the quick fit's:
+    centre ``u_MAP`` = the model's initial point (the fit's MAP through PyMC's
+    transforms) and covariance ``Σ_u = D Σ_θ Dᵀ``, with Σ_θ the quick fit's Laplace
+    covariance of its free parameters under the likelihood the model samples (the same
+    entries in the same order: the model's variables are the blocks of the fit's
+    :class:`ParameterSpace`; see :func:`_fit_record`) and D = du/dθ at the MAP (diagonal:
+    PyMC's transforms act entry by entry).  No second optimisation runs.
+
+    Coordinates the quick fit has no variance for (the per-map σ of ``noise='per_map'``,
+    entries freed by :func:`build_model`'s options, or every coordinate of a model built
+    from a forward model alone) get ``1 / (-∂²logp/∂u_i²)`` at the centre, by central
+    differences of the exact gradient (a diagonal Laplace approximation), uncorrelated
+    with the rest.  ``mode`` is the compile mode of the log density.
+    """
+    t0 = time.perf_counter()
+    info = model.bayesoof
+    base = AffineDensity(model, flat_point(model, model.initial_point()), mode=mode)
+    fg = base.logp_dlogp()
+    lp, _ = fg(np.zeros(base.dim))
+    if not np.isfinite(lp):
+        raise FloatingPointError(
+            "the log posterior is not finite at the start point (the quick fit's MAP): "
+            "check the priors admit it"
+        )
+    fit = info.fit
+    cov = np.zeros((base.dim, base.dim))
+    known = np.zeros(base.dim, bool)
+    rec = _fit_record(fit, info.likelihood)
+    if rec is not None:
+        theta_pos = {int(f): t for t, f in enumerate(rec.space.free_index)}
+        full_of = np.full(base.dim, -1)  # full-vector index of each coordinate
+        slope = np.ones(base.dim)  # du/dθ of each coordinate
+        i = 0
+        for v, shp, size in zip(base.value_vars, base.shapes, base.sizes, strict=True):
+            rv = model.values_to_rvs[v]
+            if info.space.has(rv.name):
+                sl = info.space.slice_of(rv.name)
+                full_of[i : i + size] = np.arange(sl.start, sl.stop)[info.space.free[sl]]
+                slope[i : i + size] = _transform_slope(model, rv, base.center[i : i + size], shp)
+            i += size
+        rows = np.array([theta_pos.get(int(f), -1) for f in full_of])
+        known = rows >= 0
+        k = np.flatnonzero(known)
+        sub = np.asarray(rec.cov, float)[np.ix_(rows[k], rows[k])]
+        cov[np.ix_(k, k)] = sub * np.outer(slope[k], slope[k])
+    rest = np.flatnonzero(~known)
+    for i in rest:  # diagonal Laplace of what the quick fit did not fit
+        h = 1e-4
+        e = np.zeros(base.dim)
+        e[i] = h
+        curv = -(fg(e)[1][i] - fg(-e)[1][i]) / (2.0 * h)
+        cov[i, i] = 1.0 / curv if curv > 0 else 1.0
+    msg = "quick fit's Laplace covariance mapped to PyMC's unconstrained coordinates"
+    if rest.size:
+        labels = base.label_of()
+        msg += f"; diagonal Laplace for {', '.join(labels[i] for i in rest)}"
+    return LaplaceResult(
+        u_mode=base.center.copy(),
+        cov=cov,
+        logp=float(lp),
+        converged=bool(getattr(fit, "converged", True)),
+        n_iter=0,
+        message=msg,
+        wall_time=time.perf_counter() - t0,
+        labels=base.label_of(),
+    )
+
+
+def _fit_record(fit, likelihood: str):
+    """The quick fit's record whose Laplace covariance belongs to the model's likelihood.
+
+    When the fit switched a misfit likelihood on but the model samples the noise-only
+    one (the default with the sandwich covariance), that is the noise-only record
+    (``fit.plain_last``); otherwise the last order.  None without a fit.
+    """
+    if fit is None or getattr(fit, "cov", None) is None:
+        return None
+    if likelihood != "misfit" and getattr(fit, "plain_last", None) is not None:
+        return fit.plain_last
+    return fit.last if hasattr(fit, "last") else None
+
+
+def _transform_slope(model, rv, u: np.ndarray, shape) -> np.ndarray:
+    """du/dθ of PyMC's transform of ``rv`` at the unconstrained values ``u`` (flat)."""
+    tr = model.rvs_to_transforms.get(rv)
+    if tr is None:
+        return np.ones(u.size)
+    eps = 1e-6
+    args = rv.owner.inputs
+    xp = np.asarray(tr.backward(pt.as_tensor((u + eps).reshape(shape)), *args).eval())
+    xm = np.asarray(tr.backward(pt.as_tensor((u - eps).reshape(shape)), *args).eval())
+    return 2 * eps / np.ravel(xp - xm)
+
+
+def _chol(cov: np.ndarray) -> np.ndarray:
+    cov = 0.5 * (cov + cov.T)
+    for eps in (0.0, 1e-12, 1e-10, 1e-8, 1e-6):
+        try:
+            return np.linalg.cholesky(cov + eps * np.diag(np.diag(cov)))
+        except np.linalg.LinAlgError:
+            continue
+    w, v = np.linalg.eigh(cov)
+    return v * np.sqrt(np.clip(w, 1e-300, None))

@@ -1,0 +1,149 @@
+"""The contract of a sampler runner, its result, and the registry.
+
+A sampler is ONE registered :class:`Sampler`: a name, a ``run`` function, the options it
+accepts (with defaults), whether it can run here, and the compile mode it wants::
+
+    def run(density, *, draws, tune, chains, seed, jitter, progressbar, **options) -> RawDraws
+
+``density`` is an :class:`~bayesoof.inference.density.AffineDensity` (the whitened log
+posterior, N(0, I)-like near the mode); ``run`` returns the draws of ``z`` (chains, draws,
+d) and per-draw statistics in a :class:`RawDraws`, keeps what it drew when interrupted
+(Ctrl-C) and flags it; the same seed gives the same draws.  Adding a sampler is one new
+module in this folder that calls :func:`register` (every module here is imported by
+:func:`available_samplers`), plus its tests; ``bayesoof sample --sampler`` offers it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "RawDraws",
+    "Sampler",
+    "available_samplers",
+    "checkpoint_interval",
+    "get_sampler",
+    "logging_off",
+    "progress_bar",
+    "register",
+]
+
+_REGISTRY: dict[str, Sampler] = {}
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """A registered sampler runner.
+
+    Attributes
+    ----------
+    name : str
+        What ``sampler=`` and ``--sampler`` take.
+    run : callable
+        The runner (contract in the module docstring).
+    description : str
+        One line for ``--help``.
+    options : dict
+        Keyword options ``run`` accepts beyond the common ones, with their defaults.
+    available : callable
+        ``() -> str | None``: None when it can run here, else why not (missing package).
+    compile_mode : str
+        PyTensor mode of the density it prefers ("JAX" or "FAST_RUN"; "JAX" falls back
+        to "FAST_RUN" without JAX).
+    ensemble : bool
+        Walkers instead of chains (R-hat and ESS treat walkers as chains).
+    prepare : callable or None
+        Called before anything is compiled (e.g. to give JAX one device per core).
+    """
+
+    name: str
+    run: Callable
+    description: str
+    options: dict = field(default_factory=dict)
+    available: Callable[[], str | None] = lambda: None
+    compile_mode: str = "FAST_RUN"
+    ensemble: bool = False
+    prepare: Callable[[], None] | None = None
+
+
+@dataclass
+class RawDraws:
+    """What a sampler returns: whitened draws and per-draw statistics."""
+
+    z: np.ndarray  # (chains, draws, d)
+    stats: dict  # name -> (chains, draws)
+    n_grad: int  # gradient (or density, for emcee) evaluations, warm-up included
+    n_grad_sampling: int  # the same, after warm-up
+    wall_time: float  # s, compilation included
+    sampling_time: float  # s, compilation excluded where it can be told apart
+    interrupted: bool = False
+    info: dict = field(default_factory=dict)
+
+
+def register(sampler: Sampler) -> Sampler:
+    """Add ``sampler`` to the registry (a module of this folder does it on import)."""
+    _REGISTRY[sampler.name] = sampler
+    return sampler
+
+
+def _discover() -> None:
+    import bayesoof.inference.samplers as pkg
+
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        if mod.name != "base":
+            importlib.import_module(f"{pkg.__name__}.{mod.name}")
+
+
+def available_samplers() -> dict[str, Sampler]:
+    """Every registered sampler by name (the modules of this folder, imported on first use)."""
+    _discover()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get_sampler(name: str) -> Sampler:
+    """Return the registered sampler ``name``.
+
+    ValueError names the registered ones; ImportError says what is missing when it
+    cannot run here.
+    """
+    samplers = available_samplers()
+    if name not in samplers:
+        raise ValueError(f"sampler must be one of {('nuts', *samplers)}, got {name!r}")
+    why = samplers[name].available()
+    if why:
+        raise ImportError(f"sampler={name!r} {why}")
+    return samplers[name]
+
+
+# ---------------------------------------------------------------- helpers of the runners
+def progress_bar(progressbar, label: str, total: int, unit: str = "iterations"):
+    """A :class:`bayesoof.inference.progress.Progress` when wanted (None: in notebooks)."""
+    from bayesoof.inference import progress
+
+    return progress.Progress(label, total, unit=unit) if progress.wanted(progressbar) else None
+
+
+@contextlib.contextmanager
+def logging_off():
+    """Silence the logging module (emcee logs multi-line notices through the root logger)."""
+    import logging
+
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+
+
+def checkpoint_interval() -> float:
+    """Seconds between the periodic checkpoints of long runs (inference/checkpoint.py)."""
+    from bayesoof.inference.checkpoint import INTERVAL
+
+    return INTERVAL

@@ -1,0 +1,93 @@
+"""PyMC's own NUTS on the same graph (C backend; always available)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import warnings
+
+import numpy as np
+
+from bayesoof.inference.samplers.base import RawDraws, Sampler, progress_bar, register
+
+
+def run(density, *, draws, tune, chains, seed, jitter=0.1, progressbar=None,
+        target_accept=0.8, max_tree_depth=10, cores=None, compile_mode=None) -> RawDraws:
+    """Run PyMC's NUTS; chains start at ``z ~ N(0, jitter² I)``.
+
+    Chains run in worker processes (one per chain up to the CPU count; in turn once JAX
+    has started, as fork() is then unsafe).
+    """
+    from bayesoof.inference.density import jax_initialised
+
+    z0 = np.random.default_rng(seed).normal(0.0, jitter, size=(chains, density.dim))
+    if cores is None:
+        cores = 1 if jax_initialised() else min(chains, os.cpu_count() or 1)
+    return _run_pymc(density, z0, draws, tune, seed, target_accept, max_tree_depth, cores,
+                     compile_mode, progressbar)
+
+
+def _run_pymc(density, z0, draws, tune, seed, target_accept, max_tree_depth, cores,
+              compile_mode, progressbar=None) -> RawDraws:
+    import pymc as pm
+    import pytensor
+    from pytensor.graph.replace import graph_replace
+
+    t0 = time.perf_counter()
+    chains, d = z0.shape
+
+    with pm.Model() as zmodel:
+        z = pm.Flat("z", shape=d)
+        pm.Potential("logp", graph_replace(density.logp_graph, {density.z: z}, strict=False))
+    kw = {}
+    if compile_mode:
+        kw["compile_kwargs"] = {"mode": compile_mode}
+    prog = progress_bar(progressbar, f"PyMC NUTS, {chains} chains", chains * (tune + draws))
+    callback = None
+    if prog is not None:
+        counted = [0]
+
+        def callback(trace, draw, _prog=prog, _n=counted):  # once per iteration of a chain
+            _n[0] += 1
+            _prog.update(_n[0], "warm-up" if draw.tuning else "sampling")
+
+    with zmodel, warnings.catch_warnings(), prog or contextlib.nullcontext():
+        warnings.filterwarnings("ignore", message=".*[Tt]he number of samples is too small.*")
+        step = pm.NUTS(target_accept=target_accept, max_treedepth=max_tree_depth, **kw)
+        t_start = time.perf_counter()
+        idata = pm.sample(
+            draws=draws, tune=tune, chains=chains, cores=cores, step=step,
+            initvals=[{"z": z0[c]} for c in range(chains)], random_seed=int(seed),
+            progressbar=False, compute_convergence_checks=False,
+            discard_tuned_samples=False, callback=callback,
+            return_inferencedata=True,
+        )
+    wall = time.perf_counter() - t0
+    post = idata.posterior["z"].values  # (chains, draws, d): kept draws only
+    ss = idata.sample_stats
+    warm = getattr(idata, "warmup_sample_stats", None)
+    n_warm = int(np.sum(warm["n_steps"].values)) if warm is not None else 0
+    interrupted = post.shape[1] < draws
+    stats = {
+        "diverging": ss["diverging"].values.astype(bool),
+        "n_steps": ss["n_steps"].values,
+        "tree_depth": ss["tree_depth"].values,
+        "energy": ss["energy"].values,
+        "lp": ss["lp"].values,
+        "acceptance_rate": ss["acceptance_rate"].values,
+        "step_size": ss["step_size"].values,
+        "reached_max_treedepth": ss["reached_max_treedepth"].values,
+    }
+    n_steps_all = np.r_[n_warm, np.sum(stats["n_steps"])]
+    return RawDraws(
+        z=post, stats=stats, n_grad=int(np.sum(n_steps_all)),
+        n_grad_sampling=int(np.sum(stats["n_steps"])), wall_time=wall,
+        sampling_time=time.perf_counter() - t_start, interrupted=interrupted,
+        info={"cores": cores, "compile_mode": compile_mode or pytensor.config.mode},
+    )
+
+register(Sampler(
+    "pymc", run, "PyMC's NUTS (C backend)",
+    options={"target_accept": 0.8, "max_tree_depth": 10, "cores": None, "compile_mode": None},
+))

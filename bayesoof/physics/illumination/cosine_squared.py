@@ -1,0 +1,48 @@
+"""Cosine-squared taper on a pedestal (a textbook feed pattern, e.g. Baars 2007, ch. 4)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bayesoof.physics.illumination import Illumination, register, tensor_module
+from bayesoof.physics.illumination.parabolic import CENTRE_PRIOR
+
+__all__ = ["cosine_squared"]
+
+
+def cosine_squared(x, y, radius, c_dB, x0=0.0, y0=0.0, module=None):
+    """Cosine-squared taper on a pedestal: C + (1 - C) cos²(π r' / (2R)), C = 10^(c_dB/20).
+
+    Parameters
+    ----------
+    x, y : array or tensor
+        Aperture coordinates, m.
+    radius : float
+        Primary radius R, m.
+    c_dB : scalar
+        Edge taper, dB: the amplitude at r' = R is C (as for the parabolic taper).
+    x0, y0 : scalar
+        Illumination centre offset, m.
+
+    Notes
+    -----
+    r'/R is clipped at 1 so that points of an offset illumination beyond R' = R keep the
+    edge value instead of rising again (cos² is periodic).
+    """
+    module = tensor_module() if module is None else module
+    edge = 10.0 ** (c_dB / 20.0)
+    r = module.sqrt((x - x0) ** 2 + (y - y0) ** 2) / radius
+    r = module.minimum(r, 1.0)
+    return edge + (1.0 - edge) * module.cos(0.5 * np.pi * r) ** 2
+
+
+register(Illumination(
+    "cosine_squared", cosine_squared, ("c_dB", "x0", "y0"),
+    units={"c_dB": "dB", "x0": "m", "y0": "m"},
+    start={"c_dB": -14.5, "x0": 0.0, "y0": 0.0},
+    bounds={"c_dB": (-25.0, -1.0), "x0": (-1.0, 1.0), "y0": (-1.0, 1.0)},
+    fit_free=("c_dB",), model_free=("c_dB",),
+    priors={"c_dB": {"dist": "uniform", "lower": -25.0, "upper": -1.0},
+            "x0": CENTRE_PRIOR, "y0": CENTRE_PRIOR},
+    description="cosine-squared taper on a pedestal, C + (1 - C) cos^2(pi r' / 2R)",
+))
