@@ -524,7 +524,7 @@ def misfit_refit(result, kind: str | None = None, **options):
             status=last.status, message=last.message, n_eval=last.n_eval, n_jac=last.n_jac,
             n_iter=last.n_iter, wall_time=last.wall_time + time.perf_counter() - t0,
             start_costs=list(last.start_costs), at_bound=list(last.at_bound),
-            rcond=last.rcond, init=last.init,
+            rcond=last.rcond, init=last.init, power=last.power,
         )
         return rec, HACCovariance(m["hac_bandwidth"])
     model = misfit_model(m["model"], forward, signal, beam_width, m["correlation"],
