@@ -88,8 +88,11 @@ def run_fit(args, data, tel, order: int):
                    illumination=args.illumination, verbose=not args.quiet)
 
 
-def run(args) -> int:
-    """Quick fit of orders 1..N, a new run directory, optional plots."""
+def load_inputs(args):
+    """Beam maps, telescope, fit configuration and run stem of ``fit`` and ``sample``.
+
+    Prints one line describing the data.
+    """
     from bayesoof.inference.params import load_fit_config
 
     data = read_data(args.file, args.dz, args.sigma_fraction)
@@ -99,6 +102,12 @@ def run(args) -> int:
     say(f"{data.source}: {data.n_maps} maps, {sum(m.size for m in data.maps)} samples, "
          f"wavelength {data.wavelength * 1e3:.4g} mm, telescope {tel.name}")
     stem = input_stem(args.file)
+    return data, tel, cfg, stem
+
+
+def run(args) -> int:
+    """Quick fit of orders 1..N, a new run directory, optional plots."""
+    data, tel, cfg, stem = load_inputs(args)
     with staged_run(args.out, stem) as (staging, finish):
         result = run_fit(args, data, tel, cfg["fit"]["order"])
         built = result.save(staging, stem=stem)

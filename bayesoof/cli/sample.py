@@ -7,16 +7,13 @@ import warnings
 from bayesoof.cli.common import (
     CLIError,
     Ticker,
-    input_stem,
     positive_int,
-    read_data,
     save_plots,
     say,
     shorten,
     staged_run,
-    telescope_for,
 )
-from bayesoof.cli.fit import add_fit_options, config_order, fit_table, run_fit
+from bayesoof.cli.fit import add_fit_options, fit_table, load_inputs, run_fit
 from bayesoof.inference.samplers import available_samplers, get_sampler
 
 NAME = "sample"
@@ -50,17 +47,10 @@ def verdict(post) -> list[str]:
 def run(args) -> int:
     """Posterior (a registered sampler, from the quick fit) into a new run directory."""
     from bayesoof.inference import checkpoint
-    from bayesoof.inference.params import load_fit_config
     from bayesoof.inference.posterior import PosteriorWarning
     from bayesoof.inference.sample import sample
 
-    data = read_data(args.file, args.dz, args.sigma_fraction)
-    tel = telescope_for(data, args.telescope)
-    cfg = load_fit_config(args.config, order=config_order(args),
-                          illumination=args.illumination)
-    say(f"{data.source}: {data.n_maps} maps, {sum(m.size for m in data.maps)} samples, "
-         f"wavelength {data.wavelength * 1e3:.4g} mm, telescope {tel.name}")
-    stem = input_stem(args.file)
+    data, tel, cfg, stem = load_inputs(args)
     extra = {}
     spec = get_sampler(args.sampler if args.sampler != "nuts" else "pymc")
     if "walkers" in spec.options and args.walkers is not None:

@@ -745,6 +745,15 @@ def _telescope_from_summary(summary: dict) -> Telescope:
         return Telescope(name, radius, description="geometry not stored (custom callables)")
 
 
+def _view(source, cls):
+    """``source`` as a ``cls`` view: itself, from a run directory, or from a result."""
+    if isinstance(source, cls):
+        return source
+    if isinstance(source, str | os.PathLike):
+        return cls.from_run(source)
+    return cls.from_result(source)
+
+
 def fit_figures(source, angle_unit: str = "arcmin") -> dict[str, Figure]:
     """All figures of a quick fit: a FitResult, a :class:`FitView` or a run directory.
 
@@ -755,12 +764,7 @@ def fit_figures(source, angle_unit: str = "arcmin") -> dict[str, Figure]:
         ``phase_uncertainty`` (Laplace mean, sd and 94% width of the surface error),
         ``coefficients`` (K with Laplace sd) and ``correlation`` (free parameters).
     """
-    if isinstance(source, FitView):
-        view = source
-    elif isinstance(source, str | os.PathLike):
-        view = FitView.from_run(source)
-    else:
-        view = FitView.from_result(source)
+    view = _view(source, FitView)
     tel, lam = view.telescope, view.wavelength
     figs = {
         "beam_maps": plot_beam_maps(view.data, view.model_beam, view.sigma,
@@ -877,12 +881,7 @@ def posterior_figures(source, n_vars: int = 4, angle_unit: str = "arcmin") -> di
         products hold the model), and the ArviZ ``trace``, ``rank`` and ``pair`` plots of
         the ``n_vars`` best-determined Zernike terms (plus c_dB when free).
     """
-    if isinstance(source, PosteriorView):
-        view = source
-    elif isinstance(source, str | os.PathLike):
-        view = PosteriorView.from_run(source)
-    else:
-        view = PosteriorView.from_result(source)
+    view = _view(source, PosteriorView)
     fv = view.fit
     tag = f"{fv.title}, {view.sampler or 'posterior'}"
     figs = {

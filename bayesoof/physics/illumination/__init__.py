@@ -4,9 +4,10 @@ An :class:`Illumination` holds a pure tensor function ``E_a(x, y, radius, *coeff
 module=None)`` (aperture coordinates x, y and radius in m; ``module`` NumPy or, by
 default, ``pytensor.tensor``; relative amplitude, 1 at the illumination centre of an
 untapered pedestal; nothing of PyMC) and everything the rest of bayesoof needs to know
-about it: the names of its coefficients in order, their units, start values, fit bounds,
-whether the quick fit frees them, and their default priors.  The parameter space, the fit
-configuration, the PyMC priors, the simulator and the CLI read these objects, so adding
+about it: its :class:`Coefficient` s in order (unit, start value, fit bounds, default
+prior) and which of them the quick fit and a model built without a fit free.  The
+parameter space, the fit configuration, the PyMC priors, the simulator and the CLI read
+these objects, so adding
 an illumination model is ONE new module in this folder that calls :func:`register`
 (every module here is imported by :func:`available_illuminations`), plus its tests.
 """
@@ -16,9 +17,13 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 __all__ = [
+    "EDGE_TAPER",
+    "OFFSET_CENTRE",
+    "TAPER_ORDER",
+    "Coefficient",
     "Illumination",
     "available_illuminations",
     "evaluate",
@@ -32,6 +37,32 @@ _REGISTRY: dict[str, Illumination] = {}
 
 
 @dataclass(frozen=True)
+class Coefficient:
+    """One illumination coefficient: unit, start value and bounds of the fit, default prior.
+
+    ``prior`` is in the form of :mod:`bayesoof.inference.priors` (``per`` scales it).
+    """
+
+    name: str
+    unit: str
+    start: float
+    bounds: tuple[float, float]
+    prior: dict
+    description: str = ""
+
+
+#: coefficients shared by the bundled models (a new model may define its own)
+EDGE_TAPER = Coefficient("c_dB", "dB", -14.5, (-25.0, -1.0),
+                         {"dist": "uniform", "lower": -25.0, "upper": -1.0},
+                         "edge taper, dB (PHYSICS.md range [-25, -1])")
+TAPER_ORDER = Coefficient("q", "", 1.4, (1.0, 2.0),
+                          {"dist": "uniform", "lower": 1.0, "upper": 2.0}, "taper order")
+_CENTRE = {"dist": "uniform", "lower": -1.0, "upper": 1.0, "per": "offset_range"}
+OFFSET_CENTRE = (Coefficient("x0", "m", 0.0, (-1.0, 1.0), _CENTRE, "centre offset along x"),
+                 Coefficient("y0", "m", 0.0, (-1.0, 1.0), _CENTRE, "centre offset along y"))
+
+
+@dataclass(frozen=True)
 class Illumination:
     """One illumination model.
 
@@ -40,34 +71,47 @@ class Illumination:
     name : str
         What ``fit.illumination``, ``--illumination`` and the telescope presets take.
     function : callable
-        ``function(x, y, radius, *coeffs, module=pt)`` -> amplitude E_a.
-    params : tuple of str
-        Coefficient names, in the order ``function`` takes them.
-    units : dict
-        Unit of each coefficient ('dB', '', 'm').
-    start : dict
-        Start (and fixed) value of each coefficient in the quick fit, in its unit.
-    bounds : dict
-        (lower, upper) of each coefficient in the quick fit.
+        ``function(x, y, radius, *coeffs, module=None)`` -> amplitude E_a.
+    coefficients : tuple of Coefficient
+        In the order ``function`` takes them.
     fit_free : tuple of str
         Coefficients the quick fit frees by default.
     model_free : tuple of str
         Coefficients a PyMC model built without a quick fit samples by default.
-    priors : dict
-        Default prior of each coefficient (:mod:`bayesoof.inference.priors` form).
     description : str
     """
 
     name: str
     function: Callable
-    params: tuple[str, ...]
-    units: dict[str, str]
-    start: dict[str, float]
-    bounds: dict[str, tuple[float, float]]
-    fit_free: tuple[str, ...] = ()
-    model_free: tuple[str, ...] = ()
-    priors: dict[str, dict] = field(default_factory=dict)
+    coefficients: tuple[Coefficient, ...]
+    fit_free: tuple[str, ...] = ("c_dB",)
+    model_free: tuple[str, ...] = ("c_dB",)
     description: str = ""
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        """Coefficient names, in the order ``function`` takes them."""
+        return tuple(c.name for c in self.coefficients)
+
+    @property
+    def units(self) -> dict[str, str]:
+        """Unit of each coefficient."""
+        return {c.name: c.unit for c in self.coefficients}
+
+    @property
+    def start(self) -> dict[str, float]:
+        """Start (and fixed) value of each coefficient in the quick fit."""
+        return {c.name: c.start for c in self.coefficients}
+
+    @property
+    def bounds(self) -> dict[str, tuple[float, float]]:
+        """(lower, upper) of each coefficient in the quick fit."""
+        return {c.name: c.bounds for c in self.coefficients}
+
+    @property
+    def priors(self) -> dict[str, dict]:
+        """Default prior of each coefficient."""
+        return {c.name: c.prior for c in self.coefficients}
 
     def __call__(self, x, y, radius, coeffs: dict, module=None):
         """Evaluate with coefficients from the dict ``coeffs`` (every one of ``params``)."""

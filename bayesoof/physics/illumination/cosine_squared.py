@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from bayesoof.physics.illumination import Illumination, register, tensor_module
-from bayesoof.physics.illumination.parabolic import CENTRE_PRIOR
+from bayesoof.physics.illumination import (
+    EDGE_TAPER,
+    OFFSET_CENTRE,
+    Illumination,
+    register,
+    tensor_module,
+)
 
 __all__ = ["cosine_squared"]
 
@@ -36,13 +41,6 @@ def cosine_squared(x, y, radius, c_dB, x0=0.0, y0=0.0, module=None):
     return edge + (1.0 - edge) * module.cos(0.5 * np.pi * r) ** 2
 
 
-register(Illumination(
-    "cosine_squared", cosine_squared, ("c_dB", "x0", "y0"),
-    units={"c_dB": "dB", "x0": "m", "y0": "m"},
-    start={"c_dB": -14.5, "x0": 0.0, "y0": 0.0},
-    bounds={"c_dB": (-25.0, -1.0), "x0": (-1.0, 1.0), "y0": (-1.0, 1.0)},
-    fit_free=("c_dB",), model_free=("c_dB",),
-    priors={"c_dB": {"dist": "uniform", "lower": -25.0, "upper": -1.0},
-            "x0": CENTRE_PRIOR, "y0": CENTRE_PRIOR},
-    description="cosine-squared taper on a pedestal, C + (1 - C) cos^2(pi r' / 2R)",
-))
+register(Illumination("cosine_squared", cosine_squared, (EDGE_TAPER, *OFFSET_CENTRE),
+                      description="cosine-squared taper on a pedestal, "
+                                  "C + (1 - C) cos^2(pi r' / 2R)"))

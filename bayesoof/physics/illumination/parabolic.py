@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from bayesoof.physics.illumination import Illumination, register, tensor_module
+from bayesoof.physics.illumination import (
+    EDGE_TAPER,
+    OFFSET_CENTRE,
+    TAPER_ORDER,
+    Illumination,
+    register,
+    tensor_module,
+)
 
 __all__ = ["parabolic"]
 
@@ -35,17 +42,6 @@ def parabolic(x, y, radius, c_dB, q, x0=0.0, y0=0.0, module=None):
     return edge + (1.0 - edge) * base**q
 
 
-#: centre offsets: uniform within ± offset_fraction of R (the priors preset's fraction)
-CENTRE_PRIOR = {"dist": "uniform", "lower": -1.0, "upper": 1.0, "per": "offset_range"}
-
-register(Illumination(
-    "parabolic", parabolic, ("c_dB", "q", "x0", "y0"),
-    units={"c_dB": "dB", "q": "", "x0": "m", "y0": "m"},
-    start={"c_dB": -14.5, "q": 1.4, "x0": 0.0, "y0": 0.0},
-    bounds={"c_dB": (-25.0, -1.0), "q": (1.0, 2.0), "x0": (-1.0, 1.0), "y0": (-1.0, 1.0)},
-    fit_free=("c_dB",), model_free=("c_dB", "q"),
-    priors={"c_dB": {"dist": "uniform", "lower": -25.0, "upper": -1.0},
-            "q": {"dist": "uniform", "lower": 1.0, "upper": 2.0},
-            "x0": CENTRE_PRIOR, "y0": CENTRE_PRIOR},
-    description="parabolic taper on a pedestal, C + (1 - C)(1 - r'^2/R^2)^q",
-))
+register(Illumination("parabolic", parabolic, (EDGE_TAPER, TAPER_ORDER, *OFFSET_CENTRE),
+                      model_free=("c_dB", "q"),
+                      description="parabolic taper on a pedestal, C + (1 - C)(1 - r'^2/R^2)^q"))
