@@ -18,21 +18,10 @@ __all__ = ["cosine_squared"]
 def cosine_squared(x, y, radius, c_dB, x0=0.0, y0=0.0, module=None):
     """Cosine-squared taper on a pedestal: C + (1 - C) cos²(π r' / (2R)), C = 10^(c_dB/20).
 
-    Parameters
-    ----------
-    x, y : array or tensor
-        Aperture coordinates, m.
-    radius : float
-        Primary radius R, m.
-    c_dB : scalar
-        Edge taper, dB: the amplitude at r' = R is C (as for the parabolic taper).
-    x0, y0 : scalar
-        Illumination centre offset, m.
-
-    Notes
-    -----
-    r'/R is clipped at 1 so that points of an offset illumination beyond R' = R keep the
-    edge value instead of rising again (cos² is periodic).
+    x, y (aperture coordinates), radius R and the centre offset x0, y0 in m; c_dB in dB
+    (the amplitude at r' = R is C, as for the parabolic taper); r' is the distance from
+    (x0, y0).  r'/R is clipped at 1 so that points of an offset illumination beyond
+    R' = R keep the edge value instead of rising again (cos² is periodic).
     """
     module = tensor_module() if module is None else module
     edge = 10.0 ** (c_dB / 20.0)
