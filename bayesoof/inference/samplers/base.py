@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import pkgutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -32,6 +33,7 @@ __all__ = [
     "logging_off",
     "progress_bar",
     "register",
+    "sample_loop",
 ]
 
 _REGISTRY: dict[str, Sampler] = {}
@@ -147,3 +149,27 @@ def checkpoint_interval() -> float:
     from bayesoof.inference.checkpoint import INTERVAL
 
     return INTERVAL
+
+
+def sample_loop(steps, step: Callable, *, prog, on_checkpoint, partial: Callable) -> bool:
+    """Run ``step(item)`` for each item of ``steps``, checkpointing periodically.
+
+    Every :func:`checkpoint_interval` seconds ``on_checkpoint(partial())`` saves the draws so
+    far (when ``on_checkpoint`` is given).  Ctrl-C ends the loop; the progress bar ``prog``
+    (or None) is closed either way.  Returns True when the loop was interrupted.
+    """
+    interrupted = False
+    last_saved = time.perf_counter()
+    try:
+        for item in steps:
+            step(item)
+            due = time.perf_counter() - last_saved > checkpoint_interval()
+            if on_checkpoint is not None and due:
+                on_checkpoint(partial())
+                last_saved = time.perf_counter()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if prog is not None:
+            prog.close("interrupted" if interrupted else "")
+    return interrupted

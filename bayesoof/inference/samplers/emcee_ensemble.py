@@ -10,10 +10,10 @@ import numpy as np
 from bayesoof.inference.samplers.base import (
     RawDraws,
     Sampler,
-    checkpoint_interval,
     logging_off,
     progress_bar,
     register,
+    sample_loop,
 )
 
 
@@ -46,7 +46,6 @@ def _run_emcee(density, draws, tune, seed, walkers, init_scale, thin, mode,
     sampler = emcee.EnsembleSampler(walkers, d, logp, vectorize=True)
     sampler.random_state = np.random.RandomState(seed % 2**32).get_state()
     n_iter = 0
-    interrupted = False
     total = tune + draws * thin
     def collect(interrupted: bool, final: bool = True) -> RawDraws:
         chain = sampler.get_chain()  # (steps, walkers, d)
@@ -74,21 +73,16 @@ def _run_emcee(density, draws, tune, seed, walkers, init_scale, thin, mode,
         )
 
     prog = progress_bar(progressbar, f"emcee, {walkers} walkers", total, unit="steps")
-    last_saved = time.perf_counter()
-    try:
-        for _ in sampler.sample(p0, iterations=total, store=True, progress=False):
-            n_iter += 1
-            if prog is not None:
-                prog.update(n_iter, "burn-in" if n_iter <= tune else "sampling")
-            due = time.perf_counter() - last_saved > checkpoint_interval()
-            if on_checkpoint is not None and due:
-                on_checkpoint(collect(True, final=False))
-                last_saved = time.perf_counter()
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
+
+    def step(_) -> None:
+        nonlocal n_iter
+        n_iter += 1
         if prog is not None:
-            prog.close("interrupted" if interrupted else "")
+            prog.update(n_iter, "burn-in" if n_iter <= tune else "sampling")
+
+    interrupted = sample_loop(sampler.sample(p0, iterations=total, store=True, progress=False),
+                              step, prog=prog, on_checkpoint=on_checkpoint,
+                              partial=lambda: collect(True, final=False))
     return collect(interrupted)
 
 register(Sampler(

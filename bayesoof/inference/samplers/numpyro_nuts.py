@@ -9,9 +9,9 @@ import numpy as np
 from bayesoof.inference.samplers.base import (
     RawDraws,
     Sampler,
-    checkpoint_interval,
     progress_bar,
     register,
+    sample_loop,
 )
 
 
@@ -88,7 +88,6 @@ def _run_numpyro(density, z0, draws, tune, seed, target_accept, max_tree_depth,
     state = init_fn(jnp.asarray(z0).reshape(shape + (d,)), keys.reshape(shape + keys.shape[1:]))
     total = tune + draws
     out: list = []
-    interrupted = False
     t_compiled = None
     def collect(interrupted: bool) -> RawDraws:
         wall = time.perf_counter() - t0
@@ -124,28 +123,21 @@ def _run_numpyro(density, z0, draws, tune, seed, target_accept, max_tree_depth,
         )
 
     prog = progress_bar(progressbar, f"numpyro NUTS, {chains} chains", chains * total)
-    last_saved = time.perf_counter()
-    try:
-        done = 0
-        while done < total:
-            state, got = step_fn(state)
-            got = [np.asarray(g).reshape((chains, chunk) + np.shape(g)[len(shape) + 1 :])
-                   for g in got]
-            out.append(got)
-            done += chunk
-            if t_compiled is None:
-                t_compiled = time.perf_counter()
-            if prog is not None:
-                prog.update(chains * min(done, total), "warm-up" if done <= tune else "sampling")
-            due = time.perf_counter() - last_saved > checkpoint_interval()
-            if on_checkpoint is not None and due:
-                on_checkpoint(collect(True))
-                last_saved = time.perf_counter()
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
+
+    def step(first: int) -> None:
+        nonlocal state, t_compiled
+        state, got = step_fn(state)
+        got = [np.asarray(g).reshape((chains, chunk) + np.shape(g)[len(shape) + 1 :])
+               for g in got]
+        out.append(got)
+        done = first + chunk
+        if t_compiled is None:
+            t_compiled = time.perf_counter()
         if prog is not None:
-            prog.close("interrupted" if interrupted else "")
+            prog.update(chains * min(done, total), "warm-up" if done <= tune else "sampling")
+
+    interrupted = sample_loop(range(0, total, chunk), step, prog=prog,
+                              on_checkpoint=on_checkpoint, partial=lambda: collect(True))
     return collect(interrupted)
 
 register(Sampler(
