@@ -131,7 +131,7 @@ def run_sampler(
         Options of the sampler (``Sampler.options``: ``target_accept``,
         ``max_tree_depth``, ``chain_method``, ``chunk`` for numpyro; ``cores``,
         ``compile_mode`` for PyMC; ``walkers``, ``emcee_init``, ``thin`` for emcee;
-        ``on_checkpoint`` for numpyro and emcee: called with the :class:`RawDraws` so far
+        ``on_checkpoint`` for numpyro, PyMC and emcee: called with the :class:`RawDraws` so far
         every :data:`bayesoof.inference.checkpoint.INTERVAL` s, ...).
         Options of other registered samplers are ignored; unknown ones raise TypeError.
     """

@@ -31,6 +31,23 @@ def test_emcee_checkpoints_periodically(density, monkeypatch):
     assert not raw.interrupted
 
 
+def test_pymc_checkpoints_periodically(density, monkeypatch):
+    monkeypatch.setattr(checkpoint, "INTERVAL", 0.0)  # every iteration, for the test
+    seen = []
+    raw = run_sampler(density, "pymc", draws=6, tune=4, chains=2, seed=1, cores=1,
+                      compile_mode="FAST_RUN", on_checkpoint=seen.append)
+    kept = [r.z.shape[1] for r in seen]
+    # cores=1 runs the chains in turn: one checkpoint per iteration of each chain; the kept
+    # draws are cut to the slowest chain, so they grow only while chain 1 samples
+    assert len(seen) == 20 and kept == [0] * 14 + [1, 2, 3, 4, 5, 6]
+    assert all(r.interrupted and r.z.shape[0] == 2 for r in seen)
+    np.testing.assert_array_equal(seen[-1].z, raw.z)  # the last one holds every draw
+    for key, value in raw.stats.items():
+        np.testing.assert_array_equal(seen[-1].stats[key], value, err_msg=key)
+    assert seen[-1].n_grad == raw.n_grad
+    assert not raw.interrupted
+
+
 def test_save_and_load_raw_round_trip(density, tmp_path):
     raw = run_sampler(density, "emcee", draws=5, tune=2, seed=2, walkers=8,
                       compile_mode="FAST_RUN")

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = [
+    "PeriodicCheckpoint",
     "RawDraws",
     "Sampler",
     "available_samplers",
@@ -151,22 +152,37 @@ def checkpoint_interval() -> float:
     return INTERVAL
 
 
+class PeriodicCheckpoint:
+    """Calls ``on_checkpoint(partial())`` at most once per :func:`checkpoint_interval` s.
+
+    ``on_checkpoint`` None: never (and ``partial`` is never called).
+    """
+
+    def __init__(self, on_checkpoint: Callable | None, partial: Callable):
+        self.on_checkpoint, self.partial = on_checkpoint, partial
+        self.last_saved = time.perf_counter()
+
+    def tick(self) -> None:
+        """Save the draws so far when the interval has passed since the last save."""
+        due = time.perf_counter() - self.last_saved > checkpoint_interval()
+        if self.on_checkpoint is not None and due:
+            self.on_checkpoint(self.partial())
+            self.last_saved = time.perf_counter()
+
+
 def sample_loop(steps, step: Callable, *, prog, on_checkpoint, partial: Callable) -> bool:
     """Run ``step(item)`` for each item of ``steps``, checkpointing periodically.
 
-    Every :func:`checkpoint_interval` seconds ``on_checkpoint(partial())`` saves the draws so
-    far (when ``on_checkpoint`` is given).  Ctrl-C ends the loop; the progress bar ``prog``
-    (or None) is closed either way.  Returns True when the loop was interrupted.
+    After each step a :class:`PeriodicCheckpoint` saves ``partial()`` (the draws so far)
+    when due.  Ctrl-C ends the loop; the progress bar ``prog`` (or None) is closed either
+    way.  Returns True when the loop was interrupted.
     """
     interrupted = False
-    last_saved = time.perf_counter()
+    saver = PeriodicCheckpoint(on_checkpoint, partial)
     try:
         for item in steps:
             step(item)
-            due = time.perf_counter() - last_saved > checkpoint_interval()
-            if on_checkpoint is not None and due:
-                on_checkpoint(partial())
-                last_saved = time.perf_counter()
+            saver.tick()
     except KeyboardInterrupt:
         interrupted = True
     finally:
