@@ -435,9 +435,14 @@ def read_pyoof(path, drop_nonfinite: bool = False) -> BeamMaps:
     DataError
         Not a FITS file, or anything missing or invalid (message names file and field).
     """
+    return _read_file(path, _read_pyoof_hdul, drop_nonfinite)
+
+
+def _read_file(path, read_hdul, drop_nonfinite: bool) -> BeamMaps:
+    """Open ``path`` and read it with ``read_hdul(hdul, source, drop_nonfinite)``."""
     src = _source(path)
     with _one_warning(src), _open(path) as hdul:
-        return _read_pyoof_hdul(hdul, src, drop_nonfinite)
+        return read_hdul(hdul, src, drop_nonfinite)
 
 
 def read_nikolic(path, drop_nonfinite: bool = False) -> BeamMaps:
@@ -462,14 +467,10 @@ def read_nikolic(path, drop_nonfinite: bool = False) -> BeamMaps:
 
     Raises
     ------
-    FileNotFoundError
-        ``path`` does not exist.
-    DataError
-        Not a FITS file, or anything missing or invalid (message names file and field).
+    FileNotFoundError, DataError
+        As in :func:`read_pyoof`.
     """
-    src = _source(path)
-    with _one_warning(src), _open(path) as hdul:
-        return _read_nikolic_hdul(hdul, src, drop_nonfinite)
+    return _read_file(path, _read_nikolic_hdul, drop_nonfinite)
 
 
 def detect_format(path) -> str:

@@ -209,6 +209,21 @@ class _KernelOp(COp):
         """Compile the loops with full optimisation."""
         return ["-O3"]
 
+    def L_op(self, inputs, outputs, output_grads):
+        """Gradient: the transpose Op (gather <-> spread) applied to the output gradient."""
+        values, ku, kv, wu, wv = inputs
+        transpose = KernelSpread if isinstance(self, KernelGather) else KernelGather
+        back = transpose(self.nu, self.nv, self.width)(output_grads[0], ku, kv, wu, wv)
+        return [back, *self._grad_rest(inputs)]
+
+    def _c_fields(self, inp, out, sub, shape_bad: str) -> dict:
+        """The %-substitutions of the C template (variable names, sizes, shape check)."""
+        values, ku, kv, wu, wv = inp
+        (z,) = out
+        return dict(values=values, ku=ku, kv=kv, wu=wu, wv=wv, z=z, nu=self.nu, nv=self.nv,
+                    fail=sub["fail"], op=type(self).__name__, w=self.width,
+                    shape_bad=shape_bad)
+
     def _grad_rest(self, inputs):
         values, ku, kv, wu, wv = inputs
         return [
@@ -254,19 +269,10 @@ class KernelGather(_KernelOp):
         """Output shape from the input shapes."""
         return [(shapes[0][0], shapes[1][0])]
 
-    def L_op(self, inputs, outputs, output_grads):
-        """Gradient: the transpose Op applied to the output gradient."""
-        values, ku, kv, wu, wv = inputs
-        spread = KernelSpread(self.nu, self.nv, self.width)(output_grads[0], ku, kv, wu, wv)
-        return [spread, *self._grad_rest(inputs)]
-
     def c_code(self, node, name, inp, out, sub):
         """C implementation (see the module docstring)."""
-        values, ku, kv, wu, wv = inp
-        (z,) = out
-        d = dict(values=values, ku=ku, kv=kv, wu=wu, wv=wv, z=z, nu=self.nu, nv=self.nv,
-                 fail=sub["fail"], op="KernelGather", w=self.width,
-                 shape_bad="PyArray_DIMS(a_in)[1] != NU || PyArray_DIMS(a_in)[2] != NV")
+        d = self._c_fields(inp, out, sub,
+                           "PyArray_DIMS(a_in)[1] != NU || PyArray_DIMS(a_in)[2] != NV")
         body = """
     if (!err) {
         npy_intp dims[2] = {NC, M};
@@ -338,19 +344,9 @@ class KernelSpread(_KernelOp):
         """Output shape from the input shapes."""
         return [(shapes[0][0], self.nu, self.nv)]
 
-    def L_op(self, inputs, outputs, output_grads):
-        """Gradient: the transpose Op applied to the output gradient."""
-        values, ku, kv, wu, wv = inputs
-        gather = KernelGather(self.nu, self.nv, self.width)(output_grads[0], ku, kv, wu, wv)
-        return [gather, *self._grad_rest(inputs)]
-
     def c_code(self, node, name, inp, out, sub):
         """C implementation (see the module docstring)."""
-        values, ku, kv, wu, wv = inp
-        (z,) = out
-        d = dict(values=values, ku=ku, kv=kv, wu=wu, wv=wv, z=z, nu=self.nu, nv=self.nv,
-                 fail=sub["fail"], op="KernelSpread", w=self.width,
-                 shape_bad="PyArray_DIMS(a_in)[1] != M")
+        d = self._c_fields(inp, out, sub, "PyArray_DIMS(a_in)[1] != M")
         body = """
     if (!err) {
         npy_intp dims[3] = {NC, NU, NV};

@@ -76,10 +76,8 @@ class DirectGrid:
 
     Parameters
     ----------
-    x : ndarray
-        Pixel-centre coordinates (m), shared by both aperture axes.
-    wavelength : float
-        m.
+    x, wavelength
+        As in :class:`LatticeDFT`.
     grid : RegularGrid
         Lattice of the samples (rad) with their indices.
     """
