@@ -13,15 +13,14 @@ All lengths are metres; angles in the TOML files are degrees.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from bayesoof.physics.actuators import Actuators, actuators_from_dict
+from bayesoof.presets.loader import available, preset_text, read_toml
 
 __all__ = [
     "Blockage",
@@ -304,13 +303,9 @@ class Telescope:
 # ------------------------------------------------------------------ presets
 
 
-def _preset_dir():
-    return resources.files("bayesoof.presets").joinpath("telescopes")
-
-
 def available_telescopes() -> list[str]:
     """Names of the bundled telescope presets."""
-    return sorted(p.name[:-5] for p in _preset_dir().iterdir() if p.name.endswith(".toml"))
+    return available("telescopes")
 
 
 def _require(table: dict, key: str, source: str, section: str, kind=float):
@@ -538,11 +533,7 @@ def load_telescope(path: str | Path) -> Telescope:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"telescope file {path} does not exist")
-    try:
-        cfg = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise TelescopeError(f"{path}: not valid TOML ({err})") from err
-    return telescope_from_dict(cfg, str(path))
+    return telescope_from_dict(read_toml(path.read_text(), str(path), TelescopeError), str(path))
 
 
 def get_telescope(spec: str | Path | Telescope) -> Telescope:
@@ -553,8 +544,8 @@ def get_telescope(spec: str | Path | Telescope) -> Telescope:
     if s.endswith(".toml") or Path(s).is_file():
         return load_telescope(s)
     name = s.lower()
-    res = _preset_dir().joinpath(f"{name}.toml")
-    if not res.is_file():
+    text = preset_text("telescopes", name)
+    if text is None:
         import difflib
 
         close = difflib.get_close_matches(name, available_telescopes(), n=1, cutoff=0.6)
@@ -563,4 +554,5 @@ def get_telescope(spec: str | Path | Telescope) -> Telescope:
             f"unknown telescope {s!r}; {hint}expected a preset name "
             f"({', '.join(available_telescopes())}) or the path of a TOML file"
         )
-    return telescope_from_dict(tomllib.loads(res.read_text()), f"preset {name}")
+    source = f"preset {name}"
+    return telescope_from_dict(read_toml(text, source, TelescopeError), source)
