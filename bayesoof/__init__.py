@@ -16,8 +16,7 @@ use, so ``import bayesoof`` does not import PyTensor, PyMC or JAX.
 
 from __future__ import annotations
 
-import importlib
-
+from bayesoof._lazy import lazy_getattr
 from bayesoof._version import __version__
 
 # public name -> module that defines it (imported on first attribute access)
@@ -32,12 +31,7 @@ _LAZY = {
 __all__ = ["FitResult", "PosteriorResult", "__version__", "fit", "read_grasp", "sample"]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'bayesoof' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 def __dir__():

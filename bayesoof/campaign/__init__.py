@@ -14,7 +14,7 @@ Modules (each imported on first use; ``import bayesoof.campaign`` loads nothing 
 
 from __future__ import annotations
 
-import importlib
+from bayesoof._lazy import lazy_getattr
 
 _LAZY = {
     "batch": "bayesoof.campaign.dask_batch",
@@ -25,9 +25,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'bayesoof.campaign' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
