@@ -5,7 +5,7 @@ With ``checkpoint=DIR``, :func:`bayesoof.inference.sample.sample_model` writes
 
 * as soon as the sampler returns (finished or interrupted), **before** the draws are
   assembled into InferenceData, diagnosed and turned into products;
-* every :data:`INTERVAL` s during long numpyro and emcee runs (the draws so far), so that
+* every :data:`INTERVAL` s during long numpyro, PyMC and emcee runs (the draws so far), so that
   even a killed process leaves what it had sampled.
 
 The file holds the whitened draws ``z`` (chains, draws, d) and the sampler statistics, the
