@@ -50,6 +50,9 @@ _SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "amplitude": {"free": (bool,)},
     "offset": {"free": (bool,)},
     "pointing": {"free": (bool,), "limit": (int, float)},
+    "focus": {"free": (bool,), "in_focus_free": (bool,), "limit": (int, float),
+              "prior_sd": (int, float)},
+    "legs": {"free": (bool,), "width_range": (list,), "shade_range": (int, float)},
     "misfit": {"remedy": (str,), "model": (str,), "correlation": (int, float),
                "envelope_power": (int, float), "nu": (int, float), "iterations": (int,),
                "covariance": (str,), "hac_bandwidth": (int, float)},
@@ -92,16 +95,22 @@ def load_fit_config(config=None, **overrides) -> dict:
             cfg["illumination"].setdefault(n, {"free": n in model.fit_free,
                                                "value": model.start[n], "lower": lo, "upper": hi})
     source = "defaults"
+    chosen = False  # whether the illumination model was chosen (else: the telescope's)
     if config is not None:
         user, source = read_preset("fit", config, FitConfigError)
         if isinstance(config, dict):
             source = "<dict config>"
         cfg = merge(cfg, user, source, FitConfigError, opaque=("fixed",))
+        chosen = "illumination" in user.get("fit", {})
     extra = {k: v for k, v in overrides.items() if v is not None}
+    chosen = chosen or "illumination" in extra
     if extra:
         cfg = merge(cfg, {"fit": extra}, "arguments", FitConfigError)
     validate_config(cfg, source)
     cfg["source"] = source
+    # "default": a telescope that declares its illumination (e.g. the SRT's Gaussian taper)
+    # replaces fit.illumination and the c_dB range (inference.nuisances.resolve_illumination)
+    cfg["illumination_from"] = "config" if chosen else "default"
     return cfg
 
 

@@ -55,10 +55,12 @@ from bayesoof.inference.likelihood import (
     HACCovariance,
     hac_score_covariance,
     misfit_model,
+    model_power,
     predict,
     pyoof_normalised_residuals,
     standardized_residuals,
 )
+from bayesoof.inference.nuisances import add_nuisance_blocks, forward_options, resolve_illumination
 from bayesoof.inference.params import (
     FitConfigError,
     ParameterSpace,
@@ -126,7 +128,7 @@ class Objective:
 
         parts = space.unpack_from(take)
         observed, sigma = pt.vector("observed"), pt.vector("sigma")
-        power = forward.power(**{k: v for k, v in parts.items() if k not in ("amp", "offset")})
+        power = model_power(forward, **parts)
         if residual == "likelihood":
             r = standardized_residuals(predict(forward, **parts), observed, sigma)
         else:
@@ -453,12 +455,14 @@ def _run(data, tel, cfg, orders, sigma, sampling, method, verbose, start=None):
     """Build the model, then fit ``orders`` in turn; returns what FitResult needs."""
     f = cfg["fit"]
     N = f["order"]
-    forward = ForwardModel(data, tel, N, f["illumination"], method, sampling)
     sig, origin = resolve_sigma(data, cfg["noise"]["source"], cfg["noise"]["outer_fraction"],
                                 sigma)
     beam_width = data.wavelength / (2.0 * tel.radius)
     space = ParameterSpace.from_config(cfg, data.n_maps, beam_width, d_z=data.d_z,
                                        map_names=map_labels(data))
+    add_nuisance_blocks(space, cfg, tel, data.d_z)  # focus offsets, legs ([focus], [legs])
+    forward = ForwardModel(data, tel, N, f["illumination"], method, sampling,
+                           **forward_options(space, data.d_z))
     given_amp = False
     if start is not None:  # the start of every coefficient; checked before compiling
         given_amp = _apply_start(space, start)
@@ -682,6 +686,7 @@ def fit(
             )
     data = _as_beam_maps(data)
     tel = get_telescope(telescope)
+    cfg = resolve_illumination(cfg, tel)  # "preset": the telescope's declared illumination
     with blas_threads(f["blas_threads"]):
         forward, sig, origin, objective, results = _run(
             data, tel, cfg, orders, sigma, sampling, method, verbose, start

@@ -26,14 +26,28 @@ __all__ = [
 ]
 
 
-def predict(forward, K, illum: dict, amp, offset, pointing=None):
+def predict(forward, K, illum: dict, amp, offset, pointing=None, focus_offset=None,
+            blockage=None):
     """Model beam values a_i P_i + b_i at every sample (tensor, data units).
 
-    ``amp`` and ``offset`` are (n_maps,) tensors; the rest as in ``ForwardModel.power``.
+    ``amp`` and ``offset`` are (n_maps,) tensors; ``focus_offset`` (n_maps,) m moves each
+    map's effective d_z to ``d_z + focus_offset``; ``blockage`` holds free leg dimensions;
+    the rest as in ``ForwardModel.power``.
     """
-    power = forward.power(K, illum, pointing)
+    power = model_power(forward, K, illum, pointing, focus_offset, blockage)
     idx = forward.map_index
     return pt.as_tensor_variable(amp)[idx] * power + pt.as_tensor_variable(offset)[idx]
+
+
+def model_power(forward, K, illum: dict, pointing=None, focus_offset=None, blockage=None,
+                **_):
+    """Normalised power P_i at every sample, with the nuisances of :func:`predict`.
+
+    Extra keyword arguments (``amp``, ``offset``) are ignored, so that the parameter
+    space's ``predict`` arguments can be passed as they are.
+    """
+    d_z = None if focus_offset is None else forward.data.d_z + focus_offset
+    return forward.power(K, illum, pointing, d_z=d_z, blockage=blockage or None)
 
 
 def standardized_residuals(model, observed, sigma):

@@ -1,0 +1,112 @@
+"""Nuisance blocks: focus offsets per map and leg geometry in the parameter space and the fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+
+from bayesoof import testing as T
+from bayesoof.inference.likelihood import predict
+from bayesoof.inference.nuisances import add_nuisance_blocks, forward_options, resolve_illumination
+from bayesoof.inference.params import FitConfigError, ParameterSpace, load_fit_config
+from bayesoof.physics.forward import ForwardModel
+from bayesoof.physics.telescope import get_telescope
+
+D_Z = (-0.022, 0.0, 0.022)
+
+
+def _space(cfg, tel="effelsberg", d_z=D_Z):
+    tel = get_telescope(tel)
+    sp = ParameterSpace.from_config(cfg, len(d_z), 1e-4, d_z=d_z)
+    return add_nuisance_blocks(sp, cfg, tel, d_z), tel
+
+
+def test_default_blocks_and_degeneracy_handling():
+    """Defaults: the defocused maps' focus offsets free, the in-focus one fixed (degenerate
+    with K(2,0)); the legs (and Effelsberg's shade) free within their bounds."""
+    cfg = load_fit_config()
+    sp, tel = _space(cfg)
+    sl = sp.slice_of("focus_offset")
+    assert list(sp.free[sl]) == [True, False, True]
+    assert np.all(sp.values[sl] == 0) and np.all(sp.upper[sl] == cfg["focus"]["limit"])
+    w = sp.slice_of("leg_half_width")
+    assert sp.values[w][0] == tel.blockage.leg_half_width and sp.free[w][0]
+    assert sp.lower[w][0] == pytest.approx(0.5) and sp.upper[w][0] == pytest.approx(1.5)
+    a = sp.slice_of("shade_half_angle")
+    assert sp.values[a][0] == 20.0 and (sp.lower[a][0], sp.upper[a][0]) == (10.0, 30.0)
+    assert forward_options(sp)["free_blockage"] == {
+        "leg_half_width": (0.5, 1.5), "shade_half_angle": (10.0, 30.0)}
+    # no shade on the SRT: no angle block; legs off: no leg blocks
+    sp2, _ = _space(cfg, "sardinia")
+    assert "shade_half_angle" not in {b.name for b in sp2.blocks}
+    off = load_fit_config({"legs": {"free": False}, "focus": {"free": False}})
+    sp3, _ = _space(off)
+    assert not any(b.name in ("leg_half_width", "shade_half_angle", "focus_offset")
+                   for b in sp3.blocks)  # absent: the graph keeps its constant phase and mask
+
+
+def test_bad_nuisance_config_names_the_field():
+    with pytest.raises(FitConfigError, match="focus.limit"):
+        _space(load_fit_config({"focus": {"limit": 0.0}}))
+    with pytest.raises(FitConfigError, match="legs.width_range"):
+        _space(load_fit_config({"legs": {"width_range": [1.2, 2.0]}}))
+
+
+def test_predict_with_nuisances_matches_reference():
+    """predict(..., focus_offset, blockage) = the NumPy reference at d_z + offset and the
+    other leg dimensions (EXACT, as in test_forward.py)."""
+    c = T.make_case("effelsberg", n_grid=9, extent=3.0, values=False)
+    cfg = load_fit_config()
+    sp, tel = _space(cfg)
+    fm = ForwardModel(c.maps, tel, c.order, method="direct", **forward_options(sp))
+    off = np.array([0.0013, 0.0, -0.0021])
+    blk = {"leg_half_width": 0.77, "shade_half_angle": 14.2}
+    K = pt.dvector()
+    ill = {k: float(v) for k, v in c.illumination.items()}
+    f = pytensor.function([K], predict(fm, K, ill, np.ones(3), np.zeros(3), c.pointing,
+                                       focus_offset=off, blockage=blk))
+    ref = T.reference_power(fm, c.K, ill, c.pointing, d_z=c.maps.d_z + off, blockage=blk)
+    peak = T.reference_peak(fm, c.K, ill, c.pointing)
+    T.assert_close_maps(f(c.K), ref, c.maps, 1e-10, scale=peak)
+
+
+def test_preset_illumination_is_the_default():
+    """The SRT preset declares a Gaussian taper in [-25, -8] dB: the default configuration
+    takes it; an explicit choice wins."""
+    cfg = resolve_illumination(load_fit_config(), get_telescope("sardinia"))
+    assert cfg["fit"]["illumination"] == "gaussian"
+    c = cfg["illumination"]["c_dB"]
+    assert (c["lower"], c["upper"], c["value"]) == (-25.0, -8.0, -14.0)
+    eff = resolve_illumination(load_fit_config(), get_telescope("effelsberg"))
+    assert eff["fit"]["illumination"] == "parabolic"
+    mine = resolve_illumination(load_fit_config(illumination="parabolic"),
+                                get_telescope("sardinia"))
+    assert mine["fit"]["illumination"] == "parabolic"
+
+
+def test_fit_recovers_a_focus_offset():
+    """Data with the plus map's effective d_z 3 % off (+0.66 mm), SNR 300: the default fit
+    (legs off to keep the test short) finds the offset within 4 Laplace sd (a 4-sd miss has
+    probability 6e-5 when the Laplace sd is right), the minus map's within 4 sd of 0."""
+    import bayesoof
+    from bayesoof.data.containers import BeamMap
+    from bayesoof.simulate import simulate
+
+    true_off = np.array([0.0, 0.0, 0.00066])
+    base = T.make_case("effelsberg", order=2, n_grid=15, extent=5.0, values=False)
+    maps = simulate(base.telescope, base.K, 0.009, np.array(D_Z) + true_off,
+                    illumination={"c_dB": -14.5, "q": 1.4, "x0": 0.0, "y0": 0.0},
+                    u=[m.u for m in base.maps.maps], v=[m.v for m in base.maps.maps],
+                    snr=300, seed=2)
+    maps = maps.with_maps([BeamMap(m.u, m.v, m.beam, dz, m.sigma, m.name)
+                           for m, dz in zip(maps.maps, D_Z, strict=True)])
+    res = bayesoof.fit(maps, "effelsberg", order=2, orders=[2],
+                       config={"legs": {"free": False}, "misfit": {"remedy": "never"}})
+    est = res.space.values[res.space.slice_of("focus_offset")]
+    sd = {n: s for n, s in zip(res.free_names, res.sd, strict=True)}
+    assert est[1] == 0.0 and "focus_offset[1]" not in sd  # the in-focus offset is fixed
+    assert abs(est[2] - true_off[2]) < 4 * sd["focus_offset[2]"], (est, sd)
+    assert abs(est[0]) < 4 * sd["focus_offset[0]"], (est, sd)
+    assert sd["focus_offset[2]"] < 0.2e-3  # identified: far below the 0.66 mm offset
