@@ -22,6 +22,10 @@ Blocks
     legs (a shade); prior uniform over the bounds (by default 0.5–1.5 × the preset's
     half-width, the preset's shade angle ± 10°).
 
+Defaults: the defocused maps' focus offsets free (identified, below), the in-focus one fixed;
+the legs fixed (``[legs] free = true`` frees them; identified, but their cost over the test
+suite was not yet measured).
+
 Degeneracies and how they are handled
 -------------------------------------
 * A focus offset common to all maps is (nearly) degenerate with K(2,0): the defocus path is

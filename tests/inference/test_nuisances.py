@@ -25,8 +25,10 @@ def _space(cfg, tel="effelsberg", d_z=D_Z):
 
 def test_default_blocks_and_degeneracy_handling():
     """Defaults: the defocused maps' focus offsets free, the in-focus one fixed (degenerate
-    with K(2,0)); the legs (and Effelsberg's shade) free within their bounds."""
-    cfg = load_fit_config()
+    with K(2,0)); legs off by default; freed, the legs (and Effelsberg's shade) within their
+    bounds."""
+    assert not load_fit_config()["legs"]["free"]
+    cfg = load_fit_config({"legs": {"free": True}})
     sp, tel = _space(cfg)
     sl = sp.slice_of("focus_offset")
     assert list(sp.free[sl]) == [True, False, True]
@@ -51,14 +53,14 @@ def test_bad_nuisance_config_names_the_field():
     with pytest.raises(FitConfigError, match="focus.limit"):
         _space(load_fit_config({"focus": {"limit": 0.0}}))
     with pytest.raises(FitConfigError, match="legs.width_range"):
-        _space(load_fit_config({"legs": {"width_range": [1.2, 2.0]}}))
+        _space(load_fit_config({"legs": {"free": True, "width_range": [1.2, 2.0]}}))
 
 
 def test_predict_with_nuisances_matches_reference():
     """predict(..., focus_offset, blockage) = the NumPy reference at d_z + offset and the
     other leg dimensions (EXACT, as in test_forward.py)."""
     c = T.make_case("effelsberg", n_grid=9, extent=3.0, values=False)
-    cfg = load_fit_config()
+    cfg = load_fit_config({"legs": {"free": True}})
     sp, tel = _space(cfg)
     fm = ForwardModel(c.maps, tel, c.order, method="direct", **forward_options(sp))
     off = np.array([0.0013, 0.0, -0.0021])
