@@ -24,11 +24,10 @@ def _space(cfg, tel="effelsberg", d_z=D_Z):
 
 
 def test_default_blocks_and_degeneracy_handling():
-    """Defaults: the defocused maps' focus offsets free, the in-focus one fixed (degenerate
-    with K(2,0)); legs off by default; freed, the legs (and Effelsberg's shade) within their
-    bounds."""
-    assert not load_fit_config()["legs"]["free"]
-    cfg = load_fit_config({"legs": {"free": True}})
+    """Both off by default; freed: the defocused maps' focus offsets free, the in-focus one
+    fixed (degenerate with K(2,0)); the legs (and Effelsberg's shade) within their bounds."""
+    assert not load_fit_config()["legs"]["free"] and not load_fit_config()["focus"]["free"]
+    cfg = load_fit_config({"legs": {"free": True}, "focus": {"free": True}})
     sp, tel = _space(cfg)
     sl = sp.slice_of("focus_offset")
     assert list(sp.free[sl]) == [True, False, True]
@@ -60,7 +59,7 @@ def test_predict_with_nuisances_matches_reference():
     """predict(..., focus_offset, blockage) = the NumPy reference at d_z + offset and the
     other leg dimensions (EXACT, as in test_forward.py)."""
     c = T.make_case("effelsberg", n_grid=9, extent=3.0, values=False)
-    cfg = load_fit_config({"legs": {"free": True}})
+    cfg = load_fit_config({"legs": {"free": True}, "focus": {"free": True}})
     sp, tel = _space(cfg)
     fm = ForwardModel(c.maps, tel, c.order, method="direct", **forward_options(sp))
     off = np.array([0.0013, 0.0, -0.0021])
@@ -89,9 +88,9 @@ def test_preset_illumination_is_the_default():
 
 
 def test_fit_recovers_a_focus_offset():
-    """Data with the plus map's effective d_z 3 % off (+0.66 mm), SNR 300: the default fit
-    (legs off to keep the test short) finds the offset within 4 Laplace sd (a 4-sd miss has
-    probability 6e-5 when the Laplace sd is right), the minus map's within 4 sd of 0."""
+    """Data with the plus map's effective d_z 3 % off (+0.66 mm), SNR 300: the fit with the
+    focus offsets freed finds the offset within 4 Laplace sd (a 4-sd miss has probability
+    6e-5 when the Laplace sd is right), the minus map's within 4 sd of 0."""
     import bayesoof
     from bayesoof.data.containers import BeamMap
     from bayesoof.simulate import simulate
@@ -105,7 +104,7 @@ def test_fit_recovers_a_focus_offset():
     maps = maps.with_maps([BeamMap(m.u, m.v, m.beam, dz, m.sigma, m.name)
                            for m, dz in zip(maps.maps, D_Z, strict=True)])
     res = bayesoof.fit(maps, "effelsberg", order=2, orders=[2],
-                       config={"legs": {"free": False}, "misfit": {"remedy": "never"}})
+                       config={"focus": {"free": True}, "misfit": {"remedy": "never"}})
     est = res.space.values[res.space.slice_of("focus_offset")]
     sd = {n: s for n, s in zip(res.free_names, res.sd, strict=True)}
     assert est[1] == 0.0 and "focus_offset[1]" not in sd  # the in-focus offset is fixed
