@@ -38,6 +38,7 @@ def run(sign: float, args) -> dict:
         "illumination": {"c_dB": {"lower": -25.0, "upper": args.taper_upper,
                                   "value": -14.0}},
         "legs": {"free": args.legs},
+        "focus": {"free": True},  # effective d_z of the defocused maps free
         "misfit": {"remedy": "never"},
         "pointing": {"free": args.pointing},
     }
