@@ -213,7 +213,6 @@ def fit_auto(data, telescope="effelsberg", max_order: int = 5, config=None,
     from bayesoof.inference.params import load_fit_config
 
     cfg = load_fit_config(config, order=max_order)
-    cfg.pop("source", None)
     # every order is a candidate: fit each as tightly as the last one
     cfg["fit"]["chi2_tol_intermediate"] = cfg["fit"]["chi2_tol"]
     full = fit(data, telescope, order=max_order, config=cfg, **fit_kwargs)

@@ -96,12 +96,20 @@ def load_fit_config(config=None, **overrides) -> dict:
                                                "value": model.start[n], "lower": lo, "upper": hi})
     source = "defaults"
     chosen = False  # whether the illumination model was chosen (else: the telescope's)
+    loaded_choice = None  # "illumination_from" of a configuration loaded by this function
+    if isinstance(config, dict) and ("source" in config or "illumination_from" in config):
+        # a configuration returned by this function, handed back: its provenance keys are
+        # not settings; keep where its illumination came from
+        config = dict(config)
+        config.pop("source", None)
+        loaded_choice = config.pop("illumination_from", None)
     if config is not None:
         user, source = read_preset("fit", config, FitConfigError)
         if isinstance(config, dict):
             source = "<dict config>"
         cfg = merge(cfg, user, source, FitConfigError, opaque=("fixed",))
-        chosen = "illumination" in user.get("fit", {})
+        chosen = ("illumination" in user.get("fit", {}) if loaded_choice is None
+                  else loaded_choice != "default")
     extra = {k: v for k, v in overrides.items() if v is not None}
     chosen = chosen or "illumination" in extra
     if extra:

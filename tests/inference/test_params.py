@@ -186,3 +186,16 @@ def test_params_dict_design_form():
     p = sp.params_dict()
     assert set(p) == {"K", "c_dB", "x0", "y0", "amp", "offset", "pointing"}
     assert p["pointing"] is None and p["K"].shape == (21,) and p["amp"].shape == (2,)
+
+
+def test_a_loaded_configuration_can_be_handed_back():
+    # the campaign's --order auto loads the configuration once and passes it to every fit:
+    # the provenance keys ("source", "illumination_from") must not read as unknown settings,
+    # and where the illumination came from must survive the round trip
+    cfg = load_fit_config(order=3)
+    assert cfg["illumination_from"] == "default"
+    again = load_fit_config(cfg)
+    assert again["fit"]["order"] == 3
+    assert again["illumination_from"] == "default"
+    chosen = load_fit_config(illumination="gaussian")
+    assert load_fit_config(chosen)["illumination_from"] == "config"
