@@ -212,6 +212,37 @@ def grd_field(nx: int = 5, ny: int = 4, seed: int = 0) -> np.ndarray:
     return rng.normal(size=(ny, nx, 2)) + 1j * rng.normal(size=(ny, nx, 2))
 
 
+def write_raw_fits(path, primary: dict, tables: list, float_format: str = "E") -> Path:
+    """Write a FITS file with astropy directly (independent of bayesoof's writers).
+
+    ``tables``: (EXTNAME or None, header cards, {column: array or (TFORM, array)}); plain
+    arrays become float columns of ``float_format`` ("E" float32, "D" float64), vector
+    columns for 2-D arrays.
+    """
+    from astropy.io import fits
+
+    dtype = {"E": np.float32, "D": np.float64}[float_format]
+    hdr = fits.Header()
+    for key, val in primary.items():
+        hdr[key] = val
+    hdus: list = [fits.PrimaryHDU(header=hdr)]
+    for name, cards, cols in tables:
+        fcols = []
+        for cname, arr in cols.items():
+            if isinstance(arr, tuple):
+                fcols.append(fits.Column(name=cname, format=arr[0], array=arr[1]))
+                continue
+            arr = np.asarray(arr, dtype=dtype)
+            fmt = float_format if arr.ndim == 1 else f"{arr.shape[1]}{float_format}"
+            fcols.append(fits.Column(name=cname, format=fmt, array=arr))
+        hdu = fits.BinTableHDU.from_columns(fcols, name=name)
+        for key, val in cards.items():
+            hdu.header[key] = val
+        hdus.append(hdu)
+    fits.HDUList(hdus).writeto(path)
+    return Path(path)
+
+
 def write_grd(path, field, limits=(-1e-3, -2e-3, 1e-3, 2e-3), centre=(0, 0), freq="26.0 GHz",
               head=("1", "1   3   2   1"), nxny=None, klimit=0) -> Path:
     """Write a TICRA .grd file (the layout of ``shared/data/grasp_srt/README.md``).

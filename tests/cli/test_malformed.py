@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from bayesoof import testing as T
 from bayesoof.cli import main
 
 C = 299_792_458.0
@@ -53,24 +54,8 @@ def _columns(names, dz, **override):
 
 
 def _write(path: Path, primary: dict, tables: list) -> Path:
-    """``tables``: (EXTNAME, header cards, {column: array or (TFORM, array)})."""
-    hdr = fits.Header()
-    for k, v in primary.items():
-        hdr[k] = v
-    hdus: list = [fits.PrimaryHDU(header=hdr)]
-    for name, cards, cols in tables:
-        fcols = []
-        for cname, arr in cols.items():
-            if isinstance(arr, tuple):
-                fcols.append(fits.Column(name=cname, format=arr[0], array=arr[1]))
-            else:
-                fcols.append(fits.Column(name=cname, format="D", array=np.asarray(arr, float)))
-        hdu = fits.BinTableHDU.from_columns(fcols, name=name)
-        for k, v in cards.items():
-            hdu.header[k] = v
-        hdus.append(hdu)
-    fits.HDUList(hdus).writeto(path)
-    return path
+    """``tables``: (EXTNAME, header cards, {column: array or (TFORM, array)}); float64."""
+    return T.write_raw_fits(path, primary, tables, float_format="D")
 
 
 PYOOF = (("MINUS OOF", -0.022), ("ZERO OOF", 0.0), ("PLUS OOF", 0.022))

@@ -44,22 +44,7 @@ def example() -> Path:
 # ------------------------------------------------------------------ helpers
 def _raw_fits(path: Path, primary: dict, tables: list[tuple[str | None, dict, dict]]) -> Path:
     """Write a FITS file with astropy directly (independent of the code under test)."""
-    hdr = fits.Header()
-    for key, val in primary.items():
-        hdr[key] = val
-    hdus: list = [fits.PrimaryHDU(header=hdr)]
-    for name, cards, cols in tables:
-        fcols = []
-        for cname, arr in cols.items():
-            arr = np.asarray(arr, dtype=np.float32)
-            fmt = "E" if arr.ndim == 1 else f"{arr.shape[1]}E"
-            fcols.append(fits.Column(name=cname, format=fmt, array=arr))
-        hdu = fits.BinTableHDU.from_columns(fcols, name=name)
-        for key, val in cards.items():
-            hdu.header[key] = val
-        hdus.append(hdu)
-    fits.HDUList(hdus).writeto(path)
-    return path
+    return T.write_raw_fits(path, primary, tables, float_format="E")
 
 
 def _pyoof_spec(n: int = 16, dz=(-0.02, 0.0, 0.02)):
