@@ -1,0 +1,252 @@
+"""Benchmark of a batch of posteriors vectorised over observations (JAX; GPU when present).
+
+One PyMC model (the quick fit of observation 0) is written as a JAX function of the
+unconstrained parameters ``u`` AND the observed beams ``y`` (PyTensor's JAX linker on the
+same graph the samplers use), so that one compiled program serves every observation of
+the same geometry.  For N simulated observations (same telescope, maps and noise level;
+Zernike coefficients varied around observation 0's, as between the scans of a campaign):
+
+1. Laplace, batched: Newton steps from observation 0's MAP to each observation's mode
+   (``vmap`` of the exact Hessian), then the whitening ``L_i = chol(-H_i⁻¹)``;
+2. NUTS, batched: numpyro's NUTS kernel, ``vmap`` over observations × chains, in the
+   whitened coordinates ``u = u_i + L_i z`` (what :mod:`bayesoof.inference.sample` does for
+   one observation);
+3. per observation: R-hat and bulk ESS of the K coefficients (ArviZ, on the host), the
+   distance of the posterior mean of K from the truth in posterior sd.
+
+Printed per N: compile s, Laplace s, sampling s, gradient evaluations, posteriors per
+second, worst R-hat, smallest ESS, and the coverage of the 90 % intervals of K.
+Also printed: value + gradient of the batched density (ms per call, per observation).
+
+    JAX_PLATFORMS=cuda python bench/bench_gpu_batch.py --observations 1 16 128
+    python bench/bench_gpu_batch.py --observations 1 4 --n-grid 41 --order 3   # CPU check
+
+The simulation and the quick fit of observation 0 run on the CPU (PyTensor's C backend);
+everything timed in the table runs on JAX's default device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import warnings
+
+import numpy as np
+
+warnings.filterwarnings("ignore")
+
+
+def build(order: int, n_grid: int, snr: float, seed: int):
+    """Observation 0 (simulated), its quick fit and PyMC model; the truth's K."""
+    import bayesoof
+    from bayesoof.inference.model import build_model
+    from bayesoof.simulate import random_coefficients, simulate
+
+    K0 = random_coefficients(order, scale=0.05, seed=seed)
+    illum = {"c_dB": -14.0, "q": 1.5, "x0": 0.0, "y0": 0.0}
+    data0 = simulate("effelsberg", K0, illumination=illum, n_grid=n_grid, snr=snr, seed=seed)
+    fit0 = bayesoof.fit(data0, telescope="effelsberg", order=order)
+    model = build_model(fit0)
+    return K0, illum, fit0, model
+
+
+def observations(K0, illum, n: int, order: int, n_grid: int, snr: float, seed: int,
+                 spread: float):
+    """n observations: K = K0 + N(0, spread²) per coefficient, fresh noise each."""
+    from bayesoof.simulate import simulate
+
+    rng = np.random.default_rng(seed + 1)
+    Ks, ys = [], []
+    for i in range(n):
+        K = K0 + (rng.normal(0.0, spread, K0.size) if i else 0.0)
+        d = simulate("effelsberg", K, illumination=illum, n_grid=n_grid, snr=snr,
+                     seed=seed + 100 + i if i else seed)
+        Ks.append(K)
+        ys.append(np.concatenate([m.beam for m in d.maps]))
+    return np.array(Ks), np.array(ys)
+
+
+def jax_density(model):
+    """JAX ``f(u, y) -> logp`` of the model (``u`` flat unconstrained, ``y`` the beams)."""
+    import pytensor
+    import pytensor.tensor as pt
+    from pymc.sampling.jax import get_jaxified_graph
+
+    import bayesoof.physics.jax_ops  # noqa: F401  (JAX versions of bayesoof's Ops)
+
+    ip = model.initial_point()
+    names = [v.name for v in model.value_vars]
+    shapes = [np.shape(ip[n]) for n in names]
+    u = pt.vector("u", dtype="float64")
+    repl, i = {}, 0
+    for v, shp in zip(model.value_vars, shapes, strict=True):
+        size = int(np.prod(shp, dtype=int))
+        repl[v] = pt.specify_shape(u[i : i + size].reshape(shp) if shp else u[i], shp)
+        i += size
+    (obs_rv,) = model.observed_RVs
+    data_var = model.rvs_to_values[obs_rv]
+    y = pt.vector("y", dtype="float64")
+    repl[data_var] = y
+    logp = pytensor.clone_replace(model.logp(jacobian=True), replace=repl)
+    f = get_jaxified_graph(inputs=[u, y], outputs=[logp])
+    u0 = np.concatenate([np.ravel(np.asarray(ip[n], float)) for n in names])
+    k_slice = None
+    j = 0
+    for n, shp in zip(names, shapes, strict=True):
+        size = int(np.prod(shp, dtype=int))
+        if n == "K":
+            k_slice = slice(j, j + size)
+        j += size
+    return (lambda uu, yy: f(uu, yy)[0]), u0, k_slice, model.bayesoof.free_j
+
+
+def batched_laplace(f, u0, ys, steps: int):
+    """Newton from u0 to each observation's mode; returns modes, chol(-H⁻¹), |grad|."""
+    import jax
+    import jax.numpy as jnp
+
+    grad = jax.grad(f)
+    hess = jax.hessian(f)
+
+    def newton(y):
+        def body(u, _):
+            H = hess(u, y)
+            return u - jnp.linalg.solve(H, grad(u, y)), None
+
+        u, _ = jax.lax.scan(body, jnp.asarray(u0), None, length=steps)
+        H = hess(u, y)
+        cov = jnp.linalg.inv(-H)
+        cov = 0.5 * (cov + cov.T)
+        return u, jnp.linalg.cholesky(cov), jnp.linalg.norm(grad(u, y))
+
+    return jax.jit(jax.vmap(newton))(jnp.asarray(ys))
+
+
+def batched_nuts(f, centers, chols, ys, chains, tune, draws, seed, max_tree_depth=10):
+    """numpyro NUTS vmapped over observations × chains; z draws (n, chains, draws, d)."""
+    import jax
+    import jax.numpy as jnp
+    from numpyro.infer.hmc import hmc
+
+    n, d = centers.shape
+
+    def run_one(c, L, y, z0, key):
+        init_kernel, sample_kernel = hmc(potential_fn=lambda z: -f(c + L @ z, y), algo="NUTS")
+        state = init_kernel(z0, tune, step_size=1.0, target_accept_prob=0.8,
+                            max_tree_depth=max_tree_depth, rng_key=key)
+
+        def body(s, _):
+            s = sample_kernel(s)
+            return s, (s.z, s.num_steps, s.diverging)
+
+        _, out = jax.lax.scan(body, state, None, length=tune + draws)
+        return out
+
+    per_obs = jax.vmap(run_one, in_axes=(None, None, None, 0, 0))  # chains
+    fn = jax.jit(jax.vmap(per_obs))  # observations
+    rng = np.random.default_rng(seed)
+    z0 = jnp.asarray(rng.normal(0.0, 0.1, (n, chains, d)))
+    keys = jax.random.split(jax.random.PRNGKey(seed), n * chains).reshape(n, chains, -1)
+    return fn, (centers, chols, jnp.asarray(ys), z0, keys)
+
+
+def k_diagnostics(zs, centers, chols, k_slice, free_j, truth, tune):
+    """Worst R-hat, least bulk ESS over K per observation; coverage of 90 % intervals."""
+    import arviz as az
+
+    rhat, ess, cover, zabs = [], [], [], []
+    for i in range(zs.shape[0]):
+        z = np.asarray(zs[i])[:, tune:, :]
+        u = centers[i] + z @ np.asarray(chols[i]).T
+        K = u[..., k_slice]
+        ds = az.convert_to_dataset({"K": K})
+        rhat.append(float(az.rhat(ds)["K"].max()))
+        ess.append(float(az.ess(ds, method="bulk")["K"].min()))
+        flat = K.reshape(-1, K.shape[-1])
+        lo, hi = np.quantile(flat, [0.05, 0.95], axis=0)
+        t = truth[i][free_j]
+        cover.append(np.mean((t >= lo) & (t <= hi)))
+        zabs.append(np.abs(flat.mean(0) - t) / flat.std(0))
+    return np.array(rhat), np.array(ess), np.array(cover), np.concatenate(zabs)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--observations", type=int, nargs="+", default=[1, 16, 128])
+    ap.add_argument("--order", type=int, default=5)
+    ap.add_argument("--n-grid", type=int, default=97)
+    ap.add_argument("--snr", type=float, default=300.0)
+    ap.add_argument("--chains", type=int, default=4)
+    ap.add_argument("--tune", type=int, default=200)
+    ap.add_argument("--draws", type=int, default=300)
+    ap.add_argument("--spread", type=float, default=0.01, help="K spread between scans, waves")
+    ap.add_argument("--newton", type=int, default=6, help="Newton steps of the batched Laplace")
+    ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=20)
+    args = ap.parse_args(argv)
+
+    t0 = time.perf_counter()
+    K0, illum, fit0, model = build(args.order, args.n_grid, args.snr, args.seed)
+    print(f"observation 0: quick fit (CPU) {time.perf_counter() - t0:.1f} s, order "
+          f"{args.order}, 3 maps x {args.n_grid}^2, status {fit0.status}")
+    import jax
+
+    f, u0, k_slice, free_j = jax_density(model)
+    dev = jax.devices()[0]
+    print(f"JAX {jax.__version__} on {dev.platform}: {dev.device_kind}; "
+          f"{u0.size} unconstrained parameters; load average {os.getloadavg()[0]:.2f}")
+    n_max = max(args.observations)
+    t1 = time.perf_counter()
+    truth, ys_all = observations(K0, illum, n_max, args.order, args.n_grid, args.snr,
+                                 args.seed, args.spread)
+    print(f"simulated {n_max} observations in {time.perf_counter() - t1:.1f} s (CPU)")
+
+    import jax.numpy as jnp
+
+    vg = jax.jit(jax.vmap(jax.value_and_grad(f), in_axes=(None, 0)))
+    print(f"\n{'N':>5s} {'vg ms':>8s} {'vg ms/obs':>9s} {'compile s':>9s} {'laplace s':>9s}"
+          f" {'|grad| max':>10s} {'sample s':>9s} {'grads':>10s} {'post/s':>7s}"
+          f" {'R-hat max':>9s} {'ESS min':>8s} {'cover90':>7s} {'div':>5s}")
+    for n in args.observations:
+        ys = jnp.asarray(ys_all[:n])
+        jax.block_until_ready(vg(jnp.asarray(u0), ys))
+        times = []
+        for _ in range(args.rounds):
+            s = time.perf_counter()
+            jax.block_until_ready(vg(jnp.asarray(u0), ys))
+            times.append(time.perf_counter() - s)
+        vg_ms = 1e3 * float(np.median(times))
+        s = time.perf_counter()
+        centers, chols, gnorm = jax.block_until_ready(batched_laplace(f, u0, ys, args.newton))
+        t_lap = time.perf_counter() - s  # includes its compilation
+        fn, fargs = batched_nuts(f, centers, chols, ys, args.chains, args.tune, args.draws,
+                                 args.seed)
+        s = time.perf_counter()
+        compiled = fn.lower(*fargs).compile()
+        t_comp = time.perf_counter() - s
+        s = time.perf_counter()
+        zs, steps, div = jax.block_until_ready(compiled(*fargs))
+        t_samp = time.perf_counter() - s
+        rhat, ess, cover, _ = k_diagnostics(np.asarray(zs), np.asarray(centers),
+                                            np.asarray(chols), k_slice, free_j, truth[:n],
+                                            args.tune)
+        grads = int(np.sum(np.asarray(steps)))
+        print(f"{n:5d} {vg_ms:8.2f} {vg_ms / n:9.3f} {t_comp:9.1f} {t_lap:9.1f}"
+              f" {float(np.max(gnorm)):10.2e} {t_samp:9.1f} {grads:10d} {n / t_samp:7.2f}"
+              f" {rhat.max():9.4f} {ess.min():8.0f} {cover.mean():7.3f}"
+              f" {int(np.sum(np.asarray(div)[:, :, args.tune:])):5d}")
+    print(f"\n({args.chains} chains x ({args.tune} warm-up + {args.draws} draws) per observation;"
+          f" 'sample s' excludes compilation; 'laplace s' includes it; cover90: fraction of K"
+          f" inside the 90 % intervals, mean over observations)")
+    try:
+        import resource
+
+        print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    except ImportError:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
