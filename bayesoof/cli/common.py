@@ -126,7 +126,7 @@ def staged_run(out: str, stem: str):
 
 def save_plots(figures: dict, run: Path, pdf: bool) -> list[Path]:
     """Write ``figures`` into ``run/plots`` (PNG, and PDF with ``pdf``)."""
-    from bayesoof.plots.figures import save_figures
+    from bayesoof.plots import save_figures
 
     return save_figures(figures, run / "plots", pdf=pdf)
 

@@ -112,7 +112,7 @@ def run(args) -> int:
         result = run_fit(args, data, tel, cfg["fit"]["order"])
         built = result.save(staging, stem=stem)
         if args.plots:
-            from bayesoof.plots.figures import fit_figures
+            from bayesoof.plots import fit_figures
 
             with Ticker("plots", quiet=args.quiet):
                 plots = save_plots(fit_figures(result), built, args.pdf)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from bayesoof.cli.common import num, read_data, say, shorten
-from bayesoof.io.summary import read_summary
+from bayesoof.io.run import read_run
 
 NAME = "info"
 
@@ -17,15 +17,13 @@ def run(args) -> int:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or directory")
     if path.is_dir():
-        gravity = _gravity_summary(path)  # a 'bayesoof gravity' run has its own summary
-        if gravity is not None:
-            say(json.dumps(gravity, indent=2) if args.json else _describe_gravity(gravity, path))
-            return 0
-        info = read_summary(path)
+        run = read_run(path)
         if args.json:
-            say(json.dumps(info, indent=2))
+            say(json.dumps(run.summary, indent=2))
+        elif run.kind == "gravity":  # a 'bayesoof gravity' run has its own summary
+            say(_describe_gravity(run.summary, path))
         else:
-            say(_describe_summary(info, path))
+            say(_describe_summary(run.summary, path))
         return 0
     data = read_data(str(path))
     if args.json:
@@ -137,15 +135,6 @@ def register(sub, fmt) -> None:
     p.add_argument("path", help="FITS file or run directory")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
-
-
-def _gravity_summary(path: Path):
-    """The summary.json of a gravity run (``"kind": "gravity"``), else None."""
-    try:
-        doc = json.loads((path / "summary.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) and doc.get("kind") == "gravity" else None
 
 
 def _describe_gravity(doc: dict, path: Path) -> str:

@@ -11,7 +11,8 @@ NAME = "plot"
 
 def run(args) -> int:
     """Remake every plot of a run directory into RUN_DIR/plots."""
-    from bayesoof.plots.figures import fit_figures, posterior_figures
+    from bayesoof.io.run import read_run
+    from bayesoof.plots import fit_figures, posterior_figures
 
     run = Path(args.run_dir)
     if not run.exists():
@@ -19,9 +20,10 @@ def run(args) -> int:
     if not run.is_dir():
         raise CLIError(f"{run}: not a directory; expected a run directory from 'bayesoof fit'")
     with Ticker(f"plots of {run}"):
-        figs = fit_figures(run)
-        if (run / "posterior.nc").is_file():
-            figs.update(posterior_figures(run))
+        record = read_run(run)
+        figs = fit_figures(record)
+        if record.has_posterior:
+            figs.update(posterior_figures(record))
         written = save_plots(figs, run, args.pdf)
     for path in written:
         say(str(path))

@@ -87,7 +87,7 @@ def run(args) -> int:
             raise CLIError(f"{cause}; the draws are kept in {run}: complete the run with "
                            f"'bayesoof finish {run}'") from exc
         if args.plots:
-            from bayesoof.plots.figures import fit_figures, posterior_figures
+            from bayesoof.plots import fit_figures, posterior_figures
 
             with Ticker("plots", quiet=args.quiet):
                 figs = fit_figures(fit_result)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
@@ -16,36 +15,20 @@ FILES = {"effelsberg": "lookup_effelsberg.data", "gbt": "gbt_zernike.txt",
          "table": "actuators.csv"}
 
 
-def _single_result(run: Path, summary: dict):
+def _single_result(record):
     """K (waves), its covariance or draws, nl and wavelength of a fit/sample run."""
-    from bayesoof.physics import zernike
-
+    summary = record.summary
     coeffs = summary["coefficients"]
     nl = [(c["n"], c["l"]) for c in coeffs]
     K = np.array([c["value"] for c in coeffs])
     lam = float(summary["wavelength_m"])
-    post = run / "posterior.nc"
-    if post.is_file():
-        import arviz as az
-
-        from bayesoof.campaign.gravity import posterior_K_draws
-
-        d, _ = posterior_K_draws(az.from_netcdf(post).posterior, nl, K)
-        return {"draws": d, "nl": nl, "wavelength": lam, "estimate": "posterior draws"}
-    import xarray as xr
-
-    with xr.open_dataset(run / "result.nc", group="laplace", engine="h5netcdf") as lap:
-        names = [str(p) for p in lap["param"].values]
-        cov_free = lap["cov"].values
-    J = len(nl)
-    names_K = zernike.coeff_names(zernike.j_to_nl(J - 1)[0])
-    cov = np.zeros((J, J))
-    pos = {name: i for i, name in enumerate(names)}
-    idx = [(j, pos[n]) for j, n in enumerate(names_K) if n in pos]
-    for a, pa in idx:
-        for b, pb in idx:
-            cov[a, b] = cov_free[pa, pb]
-    return {"K": K, "cov": cov, "nl": nl, "wavelength": lam, "estimate": "Laplace"}
+    post = record.posterior
+    if post is not None:
+        # every chain's draws, the terms the model does not sample at the quick fit's MAP
+        return {"draws": post.K_draws(primary=False), "nl": nl, "wavelength": lam,
+                "estimate": "posterior draws"}
+    return {"K": K, "cov": record.fit.K_cov, "nl": nl, "wavelength": lam,
+            "estimate": "Laplace"}
 
 
 def _telescope(args, summary: dict):
@@ -73,18 +56,19 @@ def _write(path: Path, text: str, overwrite: bool) -> Path:
 def run(args) -> int:
     """Turn a single result or a gravity model into actuator commands with sd."""
     from bayesoof.campaign import actuators as A
+    from bayesoof.io.run import read_run
 
     run_dir = Path(args.run_dir)
-    path = run_dir / "summary.json"
-    if not path.is_file():
+    if not (run_dir / "summary.json").is_file():
         raise CLIError(f"{run_dir}: no summary.json (not a bayesoof run directory)")
-    summary = json.loads(path.read_text())
+    record = read_run(run_dir)
+    summary = record.summary
     tel = _telescope(args, summary)
     out = Path(args.output) if args.output else run_dir / FILES[args.format]
     written = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", A.ActuatorLimitWarning)
-        if summary.get("kind") == "gravity":
+        if record.kind == "gravity":
             from bayesoof.campaign.gravity import TERMS, load_gravity
 
             g = load_gravity(run_dir)
@@ -109,7 +93,7 @@ def run(args) -> int:
                                            args.include_tilt, source=str(run_dir))
                 written += _write_command(args, cmd, out)
         else:
-            r = _single_result(run_dir, summary)
+            r = _single_result(record)
             if args.format == "gbt":
                 if "draws" in r:
                     rows = A.gbt_rows_draws({"value": r["draws"]}, r["nl"], r["wavelength"])

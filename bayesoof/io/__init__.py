@@ -6,8 +6,11 @@
 * :mod:`bayesoof.io.jsonclean` -- :func:`clean` (NumPy to Python, NaN to null).
 * :mod:`bayesoof.io.rundir` -- :func:`new_run_dir`, :func:`staged_run`.
 * :mod:`bayesoof.io.summary` -- the typed, versioned ``summary.json``.
+* :mod:`bayesoof.io.run` -- :func:`read_run`, THE reader of a run directory (summary,
+  ``result.nc``, ``posterior.nc``) for ``info``, ``plot``, ``surface``, plots, notebooks.
 
-This layer imports NumPy and the standard library only (no inference, no plotting).
+This layer imports NumPy and the standard library only (no inference, no plotting); the
+reader imports xarray when it opens a netCDF file.
 """
 
 from bayesoof.io.atomic import (
@@ -21,6 +24,7 @@ from bayesoof.io.atomic import (
     write_text,
 )
 from bayesoof.io.jsonclean import clean
+from bayesoof.io.run import RunDirectory, read_run
 from bayesoof.io.rundir import new_run_dir, run_stem, staged_run
 from bayesoof.io.summary import (
     SCHEMA_VERSION,
@@ -34,6 +38,7 @@ from bayesoof.io.summary import (
 
 __all__ = [
     "SCHEMA_VERSION",
+    "RunDirectory",
     "Summary",
     "SummaryError",
     "add_posterior",
@@ -41,6 +46,7 @@ __all__ = [
     "check_summary",
     "clean",
     "new_run_dir",
+    "read_run",
     "read_summary",
     "run_stem",
     "staged_run",

@@ -311,6 +311,36 @@ def test_save_writes_a_new_run_directory(noisy_fit, tmp_path):
     assert idata.laplace.cov.shape == (n_free, n_free)
 
 
+def test_read_run_gives_back_what_save_wrote(noisy_fit, tmp_path):
+    """io.read_run (the reader of info, plot, surface and the views) returns the saved fit.
+
+    Exact equality: result.nc stores float64 and the reader converts nothing.  K's
+    covariance is embedded by label in the reader and by full-vector index in the result.
+    """
+    from bayesoof.io import read_run
+
+    r = noisy_fit
+    run = read_run(r.save(tmp_path, stem="sim"))
+    assert run.kind == "fit" and run.summary["order"] == 5
+    assert not run.has_posterior and run.posterior is None
+    fit_arrays = run.fit
+    np.testing.assert_array_equal(fit_arrays.K, r.K)
+    np.testing.assert_array_equal(fit_arrays.K_sd, r.K_sd)
+    np.testing.assert_array_equal(fit_arrays.K_cov, r.last.K_cov())
+    np.testing.assert_array_equal(fit_arrays.cov, r.cov)
+    assert fit_arrays.free_names == r.free_names and fit_arrays.nl == r.space.nl
+    np.testing.assert_array_equal(fit_arrays.model_beam, r.model_beam)
+    np.testing.assert_array_equal(fit_arrays.offsets, r.params["offset"])
+    for i, m in enumerate(r.data.maps):
+        sel = fit_arrays.map_index == i
+        np.testing.assert_array_equal(fit_arrays.u[sel], m.u)
+        np.testing.assert_array_equal(fit_arrays.beam[sel], m.beam)
+        assert fit_arrays.d_z[i] == m.d_z
+    (run.path / "result.nc").unlink()
+    with pytest.raises(FileNotFoundError, match="no result.nc"):
+        _ = read_run(run.path).fit
+
+
 def test_multi_start_keeps_the_best():
     """n_starts = 3 (seeded): three solutions, the lowest χ² returned, reproducibly."""
     K, (data,) = _realisations(order=2, n=1, seed=7)

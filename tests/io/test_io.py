@@ -16,6 +16,7 @@ from bayesoof.io import (
     staged_run,
     write_csv,
     write_json,
+    write_summary,
     write_text,
 )
 from bayesoof.io.summary import SCHEMA_VERSION, documented_keys
@@ -144,3 +145,26 @@ def test_readme_documents_exactly_the_summary_keys():
     keys = documented_keys()
     assert _readme_keys("summary-keys") == keys["summary"]
     assert _readme_keys("posterior-keys") == keys["posterior"]
+
+
+def test_read_run_tells_a_gravity_run_from_a_fit_run(tmp_path):
+    """read_run: a gravity summary (its own format) comes back as written, kind 'gravity'.
+
+    A fit summary is checked against the schema (an unknown key is an error).
+    """
+    from bayesoof.io import read_run
+
+    grav = tmp_path / "grav"
+    grav.mkdir()
+    (grav / "summary.json").write_text(json.dumps({"kind": "gravity", "terms": [4]}))
+    run = read_run(grav)
+    assert run.kind == "gravity" and run.summary["terms"] == [4]
+    assert not run.has_posterior
+    fit_run = tmp_path / "fit"
+    fit_run.mkdir()
+    write_summary(fit_run, _minimal_summary())
+    assert read_run(fit_run).kind == "fit"
+    doc = json.loads((fit_run / "summary.json").read_text()) | {"typo": 1}
+    (fit_run / "summary.json").write_text(json.dumps(doc))
+    with pytest.raises(SummaryError, match="typo"):
+        read_run(fit_run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import arviz as az
 import numpy as np
 
-from bayesoof.plots import figures as F
+from bayesoof.plots import diagnostics as F
 
 
 def _idata():

@@ -1,4 +1,4 @@
-"""Every plotting function of bayesoof.plots.figures, under Agg, checked for what it must draw."""
+"""Every plotting function of bayesoof.plots, under Agg, checked for what it must draw."""
 # ruff: noqa: E741  -- ``l`` is the azimuthal Zernike index
 
 import matplotlib
@@ -11,10 +11,10 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 
+from bayesoof import plots
 from bayesoof.inference.likelihood import predict
 from bayesoof.physics import zernike
 from bayesoof.physics.forward import ForwardModel
-from bayesoof.plots import figures as plots
 from bayesoof.products.maps import phase_map
 from bayesoof.simulate import DEFAULT_ILLUMINATION, random_coefficients, simulate
 
