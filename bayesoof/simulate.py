@@ -30,7 +30,7 @@ __all__ = [
     "simulate",
 ]
 
-#: start values of the parabolic illumination (its registered model)
+#: start values of the parabolic illumination (its registered model; x0 = y0 = 0 m)
 DEFAULT_ILLUMINATION = dict(get_illumination("parabolic").start)
 
 
@@ -117,7 +117,8 @@ def simulate(
         raise ValueError(f"K has {K.size} coefficients; expected a full order ((N+1)(N+2)/2)")
     illum = dict(DEFAULT_ILLUMINATION if illumination is None else illumination)
     model = get_illumination(illumination_kind)
-    illum = {n: illum.get(n, model.start[n]) for n in model.params}  # its coefficients only
+    start = model.start_values(tel.radius)
+    illum = {n: illum.get(n, start[n]) for n in model.params}  # its coefficients only
     rng = np.random.default_rng(seed)
     nm = dz.size
     if u is None:

@@ -169,8 +169,8 @@ def make_case(
         illum["y0"] *= scale
     else:
         illum = dict(illumination)
-    model = get_illumination(illumination_kind)
-    illum = {n: illum.get(n, model.start[n]) for n in model.params}
+    start = get_illumination(illumination_kind).start_values(tel.radius)
+    illum = {n: illum.get(n, start[n]) for n in start}
     dz = np.atleast_1d(np.asarray(d_z, float))
     nm = dz.size
     beam = wavelength / (2.0 * tel.radius)

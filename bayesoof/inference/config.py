@@ -195,7 +195,10 @@ def validate_config(cfg: dict, source: str) -> None:
     for name, val in z["fixed"].items():
         parse_label(name, source)
         _check_type(val, (int, float), source, f"zernike.fixed.{name}")
-    units = {n: u for m in available_illuminations().values() for n, u in m.units.items()}
+    # unit of the configured numbers: the coefficient's unit, or "R" (x0, y0: fractions of
+    # the dish radius, physics.illumination.OFFSET_CENTRE)
+    units = {c.name: c.config_unit for m in available_illuminations().values()
+             for c in m.coefficients}
     for name, table in cfg["illumination"].items():
         if name not in units:
             raise FitConfigError(

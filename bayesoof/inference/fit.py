@@ -459,7 +459,7 @@ def _run(data, tel, cfg, orders, sigma, sampling, method, verbose, start=None):
                                 sigma)
     beam_width = data.wavelength / (2.0 * tel.radius)
     space = ParameterSpace.from_config(cfg, data.n_maps, beam_width, d_z=data.d_z,
-                                       map_names=map_labels(data))
+                                       map_names=map_labels(data), radius=tel.radius)
     add_nuisance_blocks(space, cfg, tel, data.d_z)  # focus offsets, legs ([focus], [legs])
     forward = ForwardModel(data, tel, N, f["illumination"], method, sampling,
                            **forward_options(space, data.d_z))

@@ -139,9 +139,7 @@ def _space_for_forward(forward, tilt: str, free_illumination, free_amp: bool,
     with_pointing = tilt == "pointing" or (start is not None and start.get("pointing") is not None)
     sp = ParameterSpace.standard(forward.order, forward.illumination, data.n_maps,
                                  with_pointing, data.d_z, map_labels(data))
-    for n in sp.illum_names:
-        t = cfg["illumination"][n]
-        sp.set(n, t["value"], lower=t["lower"], upper=t["upper"])
+    sp.set_illumination(cfg["illumination"], forward.telescope.radius, free=False)
     if free_illumination is None:
         free_illumination = get_illumination(forward.illumination).model_free
     for n in free_illumination:
@@ -406,8 +404,7 @@ def build_model(
 
     R, lam = forward.telescope.radius, forward.wavelength
     data_scale = float(np.max(np.abs(forward.observed)))
-    scales = {"data": data_scale, "beam": lam / (2.0 * R), "radius": R,
-              "offset_range": float(pri["illumination"].get("offset_fraction", 0.2)) * R}
+    scales = {"data": data_scale, "beam": lam / (2.0 * R), "radius": R}
     amp = space.block("amp")
     coords = {"map": list(amp.coords["map"]), "uv": ["u", "v"],
               "sample": np.arange(forward.observed.size)}

@@ -198,11 +198,12 @@ class ParameterSpace:
 
     @classmethod
     def from_config(cls, cfg: dict, n_maps: int, beam_width: float, d_z=None,
-                    map_names=None) -> ParameterSpace:
+                    map_names=None, *, radius: float) -> ParameterSpace:
         """Space for ``cfg`` (see :func:`load_fit_config`) at order ``cfg['fit']['order']``.
 
-        ``beam_width`` (rad, λ/D) scales the pointing bounds.  All orders' K are free unless
-        listed in ``zernike.fixed``; :meth:`at_order` restricts them.
+        ``beam_width`` (rad, λ/D) scales the pointing bounds, the dish ``radius`` (m) the
+        illumination-centre offsets (configured in units of R).  All orders' K are free
+        unless listed in ``zernike.fixed``; :meth:`at_order` restricts them.
         """
         source = cfg.get("source", "config")
         f = cfg["fit"]
@@ -224,9 +225,7 @@ class ParameterSpace:
                 continue
             j = zernike.nl_to_j(n, l)
             sp.free[j], sp.values[j] = False, float(val)
-        for name in sp.illum_names:
-            t = cfg["illumination"][name]
-            sp.set(name, t["value"], lower=t["lower"], upper=t["upper"], free=t["free"])
+        sp.set_illumination(cfg["illumination"], radius)
         sp.set("amp", 1.0, lower=0.0, free=cfg["amplitude"]["free"])
         sp.set("offset", 0.0, free=cfg["offset"]["free"])
         if f["residual"] == "pyoof":  # min-max normalisation removes scale and offset
@@ -244,6 +243,19 @@ class ParameterSpace:
         if not sp.free.any():
             raise FitConfigError(f"{source}: every parameter is fixed; nothing to fit")
         return sp
+
+    def set_illumination(self, tables: dict, radius: float, free: bool = True) -> None:
+        """Set the illumination coefficients from the ``[illumination.<name>]`` tables.
+
+        Start, bounds and (unless ``free=False``) free flags.  The configured numbers are
+        in each coefficient's ``per`` unit (:class:`bayesoof.physics.illumination.Coefficient`):
+        x0, y0 in units of the dish ``radius`` R (m), stored in m.
+        """
+        model = get_illumination(self.illumination)
+        for name in self.illum_names:
+            t, f = tables[name], model.coefficient(name).factor(radius)
+            self.set(name, t["value"] * f, lower=t["lower"] * f, upper=t["upper"] * f,
+                     free=t["free"] if free else None)
 
     def add_block(self, block: Block, value=0.0, lower=-np.inf, upper=np.inf,
                   free: bool = False) -> ParameterSpace:

@@ -8,8 +8,8 @@ the tilts).  ``scale`` is accepted for ``sigma``.  Numbers are in units of ``per
 
 * ``data`` -- the largest |beam| over all maps (amplitudes, offsets, per-map σ),
 * ``beam`` -- the beam width λ/(2R), rad (pointing),
-* ``radius`` -- the dish radius R, m,
-* ``offset_range`` -- ``illumination.offset_fraction`` × R, m (illumination centre),
+* ``radius`` -- the dish radius R, m (the illumination-centre offsets x0, y0: configured
+  in units of R everywhere, see :data:`bayesoof.physics.illumination.OFFSET_CENTRE`),
 
 and of the block's unit when ``per`` is absent.  A block's prior is its
 ``default_prior`` (:class:`bayesoof.inference.params.Block`) updated by the preset's table
@@ -24,6 +24,7 @@ import numpy as np
 import pymc as pm
 
 from bayesoof.physics import zernike
+from bayesoof.physics.illumination import available_illuminations
 from bayesoof.presets.loader import available, merge, preset_text, read_preset, read_toml
 
 __all__ = ["available_priors", "block_prior", "load_priors", "prior_rv", "support"]
@@ -41,10 +42,14 @@ def load_priors(priors: str | Path | dict | None = None) -> dict:
     """Return the prior settings: the default preset, updated by ``priors``.
 
     ``priors`` is None (the default preset), a preset name, the path of a TOML file, or a
-    dict (nested like the TOML file); entries it lacks keep their default.  An entry the
+    dict (nested like the TOML file); entries it lacks keep their default.  Illumination
+    coefficients the preset does not list take their model's default prior.  An entry the
     default lacks (a typo) raises ValueError naming the source and the entry.
     """
     default = read_toml(preset_text("priors", "default"), "bayesoof/presets/priors/default.toml")
+    for model in available_illuminations().values():  # coefficients the TOML does not list
+        for c in model.coefficients:
+            default["illumination"].setdefault(c.name, dict(c.prior))
     if priors is None:
         return default
     if not isinstance(priors, dict) and not str(priors).endswith(".toml") \

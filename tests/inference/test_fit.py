@@ -220,7 +220,7 @@ def test_jacobian_matches_central_differences():
         "illumination": {n: {"free": True} for n in ("q", "x0", "y0")},
     })
     beam = case.maps.wavelength / (2 * TEL.radius)
-    sp = ParameterSpace.from_config(cfg, 3, beam)
+    sp = ParameterSpace.from_config(cfg, 3, beam, radius=TEL.radius)
     fm = ForwardModel(case.maps, TEL, 2)
     obj = Objective(fm, sp, "likelihood")
     sp.values[: 6] = case.K

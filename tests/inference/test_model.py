@@ -107,7 +107,7 @@ def test_logp_equals_loglikelihood_plus_logpriors_by_hand(case, variant):
     else:
         loglik = stats.t.logpdf(fm.observed, pri["noise"]["nu"], mu, vals["sigma"][idx]).sum()
     rms = np.array([zernike.mode_rms(*fm.nl[j]) for j in info.free_j])
-    frac = pri["illumination"]["offset_fraction"]
+    frac = pri["illumination"]["x0"]["upper"]  # ±0.2 R: the registry's x0, y0 prior, per radius
     logprior = (
         stats.norm.logpdf(vals["K"], 0.0, pri["zernike"]["rms"] / rms).sum()
         + stats.uniform.logpdf(vals["c_dB"], -25.0, 24.0)
@@ -135,6 +135,77 @@ def test_logp_equals_loglikelihood_plus_logpriors_by_hand(case, variant):
     tol = 1e-9 * abs(loglik)
     assert abs(got_nojac - expected) < tol, (got_nojac, expected, got_nojac - expected)
     assert abs(got_jac - (expected + logjac)) < tol, (got_jac - expected - logjac)
+
+
+def test_two_data_sets_from_the_same_pieces(case):
+    """A model over two data sets built from add_priors + one add_likelihood per set.
+
+    K and the illumination are shared (one set of variables), amp and offset are per data
+    set (prefix ``b_``).  compile_logp (no Jacobian) at a point = the two per-set
+    Gaussian log-likelihoods, each around the NumPy reference of its forward model, plus
+    every prior from scipy.stats.  Tolerance as in the single-set test: 1e-9 of the
+    log-likelihood magnitude (reference and graph agree to ~1e-12 of the peak per sample).
+    """
+    import pymc as pm
+
+    from bayesoof.inference.model import add_likelihood, add_priors
+
+    c_a, fm_a = case
+    c_b = make_case("effelsberg", order=3, n_grid=13, snr=150.0, seed=9, sampling=SAMPLING,
+                    d_z=(-0.03, 0.0, 0.03))
+    fm_b = ForwardModel(c_b.maps, c_b.telescope, 3, sampling=SAMPLING)
+    spaces = []
+    for fm in (fm_a, fm_b):
+        sp = ParameterSpace.standard(3, "parabolic", 3, d_z=fm.data.d_z)
+        sp.set_values({"K": c_a.K, **c_a.illumination}, "start")
+        sp.set("amp", float(np.max(fm.observed)) / 0.6, free=True)
+        sp.set("offset", 0.0, free=True)
+        spaces.append(sp)
+    shared = spaces[0]
+    shared.set("K", free=True)
+    shared.free[0] = False  # piston
+    shared.set("c_dB", free=True)
+    pri = load_priors()
+    scales = [{"data": float(np.max(np.abs(fm.observed))), "beam": fm.wavelength / (2 * R),
+               "radius": R} for fm in (fm_a, fm_b)]
+    coords = {"sample_a": np.arange(fm_a.observed.size),
+              "sample_b": np.arange(fm_b.observed.size), "map_b": ["m0", "m1", "m2"]}
+    with pm.Model(coords=coords) as model:
+        va = add_priors(shared, pri, scales[0])
+        vb = add_priors(spaces[1], pri, scales[1], prefix="b_")
+        vb.update({k: va[k] for k in ("K", *shared.illum_names)})  # the shared blocks
+        for fm, sp, vals, tag in ((fm_a, shared, va, "a"), (fm_b, spaces[1], vb, "b")):
+            add_likelihood(fm, vals, sp, noise="known", sigma=fm.sigma, likelihood="normal",
+                           nu=1.0, sigma_prior=1.0, sigma_start=None, name=f"beam_{tag}",
+                           dims=(f"sample_{tag}", "map" if tag == "a" else "map_b"))
+    assert {v.name for v in model.free_RVs} == {"K", "c_dB", "amp", "offset", "b_amp",
+                                                  "b_offset"}
+    assert {v.name for v in model.observed_RVs} == {"beam_a", "beam_b"}
+    rng = np.random.default_rng(4)
+    free_j = np.flatnonzero(shared.free_of("K"))
+    vals = {"K": c_a.K[free_j] + rng.normal(0, 0.01, free_j.size), "c_dB": -13.0,
+            "amp": np.array([0.95, 1.0, 1.05]) * float(np.max(fm_a.observed)) / 0.6,
+            "offset": np.array([0.01, -0.02, 0.005]),
+            "b_amp": np.array([1.02, 0.97, 1.0]) * float(np.max(fm_b.observed)) / 0.6,
+            "b_offset": np.array([-0.01, 0.0, 0.015])}
+    K_full = np.array(c_a.K, float)
+    K_full[free_j] = vals["K"]
+    illum = dict(c_a.illumination, c_dB=vals["c_dB"])
+    loglik = 0.0
+    for fm, amp, off in ((fm_a, vals["amp"], vals["offset"]),
+                         (fm_b, vals["b_amp"], vals["b_offset"])):
+        mu = amp[fm.map_index] * reference_power(fm, K_full, illum) + off[fm.map_index]
+        loglik += stats.norm.logpdf(fm.observed, mu, fm.sigma).sum()
+    rms = np.array([zernike.mode_rms(*fm_a.nl[j]) for j in free_j])
+    logprior = (stats.norm.logpdf(vals["K"], 0.0, pri["zernike"]["rms"] / rms).sum()
+                + stats.uniform.logpdf(vals["c_dB"], -25.0, 24.0))
+    for sc, amp, off in ((scales[0], vals["amp"], vals["offset"]),
+                         (scales[1], vals["b_amp"], vals["b_offset"])):
+        logprior += (stats.halfnorm.logpdf(amp, scale=pri["amplitude"]["scale"] * sc["data"]).sum()
+                     + stats.norm.logpdf(off, 0.0, pri["offset"]["scale"] * sc["data"]).sum())
+    got = float(model.compile_logp(jacobian=False, mode="JAX")(_point(model, vals)))
+    expected = loglik + logprior
+    assert abs(got - expected) < 1e-9 * abs(loglik), (got, expected, got - expected)
 
 
 # ------------------------------------------------------------------ free sets, dims

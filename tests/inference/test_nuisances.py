@@ -19,7 +19,7 @@ D_Z = (-0.022, 0.0, 0.022)
 
 def _space(cfg, tel="effelsberg", d_z=D_Z):
     tel = get_telescope(tel)
-    sp = ParameterSpace.from_config(cfg, len(d_z), 1e-4, d_z=d_z)
+    sp = ParameterSpace.from_config(cfg, len(d_z), 1e-4, d_z=d_z, radius=tel.radius)
     return add_nuisance_blocks(sp, cfg, tel, d_z), tel
 
 

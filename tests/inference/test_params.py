@@ -15,6 +15,7 @@ from bayesoof.inference.params import (
 from bayesoof.physics import zernike
 
 BEAM = 0.009 / 100.0  # rad, λ/D of a 100 m dish at 9 mm
+RADIUS = 50.0  # m, that dish's radius (x0, y0 are configured in units of it)
 
 
 # ------------------------------------------------------------------ presets
@@ -26,7 +27,7 @@ def test_presets_are_shipped_as_package_resources():
 
 
 def test_default_free_and_fixed_set():
-    sp = ParameterSpace.from_config(load_fit_config(), 3, BEAM)
+    sp = ParameterSpace.from_config(load_fit_config(), 3, BEAM, radius=RADIUS)
     free = set(sp.free_names)
     assert "K(0,0)" not in free  # piston unobservable
     assert {"K(1,-1)", "K(1,1)", "K(5,5)", "c_dB"} <= free
@@ -39,13 +40,34 @@ def test_default_free_and_fixed_set():
 def test_pyoof_preset_expresses_config_params_semantics():
     """pyoof's [i_amp, c_dB, q, x0, y0, K(0,0), K(1,±1)]: free/fixed as in its yml."""
     cfg = load_fit_config("pyoof")
-    sp = ParameterSpace.from_config(cfg, 3, BEAM)
+    sp = ParameterSpace.from_config(cfg, 3, BEAM, radius=RADIUS)
     free = set(sp.free_names)
     assert {"c_dB", "q", "K(1,-1)", "K(1,1)"} <= free
     assert not {"x0", "y0", "K(0,0)"} & free
     assert "amp[0]" in free  # i_amp maps onto the per-map amplitudes
     assert cfg["zernike"]["init"] == 0.1  # pyoof starts new coefficients at 0.1 waves
     assert sp.lower[sp.illum_index["x0"]] == -0.01
+
+
+def test_centre_offsets_follow_one_rule():
+    """x0, y0: configured in units of R, held in m; fit bounds = prior support = ±0.2 R.
+
+    Exact equality: both are the registry's numbers times R, computed once each.
+    """
+    from bayesoof.inference.priors import block_prior, load_priors
+
+    sp = ParameterSpace.from_config(load_fit_config(), 3, BEAM, radius=RADIUS)
+    pri = load_priors()
+    for name in ("x0", "y0"):
+        i = sp.illum_index[name]
+        assert (sp.lower[i], sp.upper[i]) == (-0.2 * RADIUS, 0.2 * RADIUS)
+        assert sp.units[i] == "m" and not sp.free[i]
+        spec = block_prior(sp.block(name), pri, {"radius": RADIUS})
+        assert spec == {"dist": "uniform", "lower": sp.lower[i], "upper": sp.upper[i]}
+    on_small_dish = ParameterSpace.from_config(load_fit_config(), 3, BEAM, radius=6.0)
+    assert on_small_dish.upper[on_small_dish.illum_index["x0"]] == 0.2 * 6.0
+    with pytest.raises(FitConfigError, match=r"'illumination.x0' starts at 0.5 R, outside"):
+        load_fit_config({"illumination": {"x0": {"free": True, "value": 0.5}}})
 
 
 def test_user_file_overrides_entries(tmp_path):
@@ -57,7 +79,7 @@ def test_user_file_overrides_entries(tmp_path):
     )
     cfg = load_fit_config(path)
     assert cfg["fit"]["order"] == 3 and cfg["source"] == str(path)
-    sp = ParameterSpace.from_config(cfg, 2, BEAM)
+    sp = ParameterSpace.from_config(cfg, 2, BEAM, radius=RADIUS)
     assert len(sp.nl) == zernike.n_coeffs(3)
     assert "q" in sp.free_names and "K(1,1)" not in sp.free_names
     # keyword overrides win over the file
@@ -69,7 +91,7 @@ def test_dict_config_and_pointing():
         "pointing": {"free": True, "limit": 1.5},
         "zernike": {"fixed": {"K(0,0)": 0.0, "K(1,-1)": 0.0, "K(1,1)": 0.0}},
     })
-    sp = ParameterSpace.from_config(cfg, 3, BEAM)
+    sp = ParameterSpace.from_config(cfg, 3, BEAM, radius=RADIUS)
     names = sp.free_names
     assert "pointing_u[0]" in names and "pointing_v[2]" in names
     assert np.allclose(sp.upper[sp.pointing_slice], 1.5 * BEAM)
@@ -98,7 +120,7 @@ def test_dict_config_and_pointing():
 def test_bad_configs_name_the_field(config, match):
     with pytest.raises(FitConfigError, match=match):
         cfg = load_fit_config(config)
-        ParameterSpace.from_config(cfg, 3, BEAM)
+        ParameterSpace.from_config(cfg, 3, BEAM, radius=RADIUS)
 
 
 def test_malformed_toml_names_the_file(tmp_path):
@@ -123,17 +145,17 @@ def test_all_fixed_is_an_error():
         "offset": {"free": False},
     })
     with pytest.raises(FitConfigError, match=r"every parameter is fixed; nothing to fit"):
-        ParameterSpace.from_config(cfg, 3, BEAM)
+        ParameterSpace.from_config(cfg, 3, BEAM, radius=RADIUS)
 
 
 def test_pointing_with_free_tilts_is_degenerate():
     cfg = load_fit_config({"pointing": {"free": True}})
     with pytest.raises(FitConfigError, match=r"tilts and a common pointing offset are degenerate"):
-        ParameterSpace.from_config(cfg, 3, BEAM)
+        ParameterSpace.from_config(cfg, 3, BEAM, radius=RADIUS)
 
 
 def test_start_outside_bounds_names_the_parameter():
-    sp = ParameterSpace.from_config(load_fit_config(), 3, BEAM)
+    sp = ParameterSpace.from_config(load_fit_config(), 3, BEAM, radius=RADIUS)
     sp.values[zernike.nl_to_j(2, 0)] = 9.0
     with pytest.raises(FitConfigError, match=r"K\(2,0\) starts at 9 wave, outside its bounds"):
         sp.check_start()
@@ -141,7 +163,8 @@ def test_start_outside_bounds_names_the_parameter():
 
 # ------------------------------------------------------------------ layout
 def test_at_order_fixes_higher_terms_at_zero():
-    sp = ParameterSpace.from_config(load_fit_config({"zernike": {"init": 0.1}}), 3, BEAM)
+    sp = ParameterSpace.from_config(load_fit_config({"zernike": {"init": 0.1}}), 3, BEAM,
+                                    radius=RADIUS)
     low = sp.at_order(2)
     for j, (n, _) in enumerate(sp.nl):
         if n > 2:
@@ -157,7 +180,7 @@ def test_unpack_matches_split_of_full_vector():
         "pointing": {"free": True},
         "zernike": {"fixed": {"K(0,0)": 0.0, "K(1,-1)": 0.0, "K(1,1)": 0.0}},
     })
-    sp = ParameterSpace.from_config(cfg, 3, BEAM)
+    sp = ParameterSpace.from_config(cfg, 3, BEAM, radius=RADIUS)
     rng = np.random.default_rng(0)
     sp.values[:] = rng.normal(size=sp.n_full)
     theta = rng.normal(size=sp.free.sum())
@@ -182,7 +205,7 @@ def test_unpack_matches_split_of_full_vector():
 
 def test_params_dict_design_form():
     sp = ParameterSpace.from_config(load_fit_config({"fit": {"illumination": "gaussian"}}), 2,
-                                    BEAM)
+                                    BEAM, radius=RADIUS)
     p = sp.params_dict()
     assert set(p) == {"K", "c_dB", "x0", "y0", "amp", "offset", "pointing"}
     assert p["pointing"] is None and p["K"].shape == (21,) and p["amp"].shape == (2,)

@@ -57,7 +57,7 @@ def test_tensor_value_and_gradient():
 def test_picked_up_by_config_space_and_cli():
     assert il.illumination_params("cosine_squared") == ("c_dB", "x0", "y0")
     cfg = load_fit_config({"fit": {"illumination": "cosine_squared"}})
-    sp = ParameterSpace.from_config(cfg, 3, 1e-4)
+    sp = ParameterSpace.from_config(cfg, 3, 1e-4, radius=50.0)
     assert sp.illum_names == ("c_dB", "x0", "y0")
     assert sp.free_of("c_dB").all() and not sp.free_of("x0").any()
     parser = app.build_parser()

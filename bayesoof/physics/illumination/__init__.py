@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = [
+    "CENTRE_BOUND",
     "EDGE_TAPER",
     "OFFSET_CENTRE",
     "TAPER_ORDER",
@@ -40,7 +41,11 @@ _REGISTRY: dict[str, Illumination] = {}
 class Coefficient:
     """One illumination coefficient: unit, start value and bounds of the fit, default prior.
 
-    ``prior`` is in the form of :mod:`bayesoof.inference.priors` (``per`` scales it).
+    ``unit`` is the unit of the coefficient inside bayesoof and in every result.  ``per``
+    names the unit of the CONFIGURED numbers (``start``, ``bounds``, the fit configuration's
+    ``[illumination.<name>]`` table and the prior): '' for ``unit`` itself, ``"radius"`` for
+    fractions of the dish radius R (the illumination-centre offsets; :meth:`factor` turns
+    them into ``unit``).  ``prior`` is in the form of :mod:`bayesoof.inference.priors`.
     """
 
     name: str
@@ -49,6 +54,16 @@ class Coefficient:
     bounds: tuple[float, float]
     prior: dict
     description: str = ""
+    per: str = ""
+
+    def factor(self, radius: float) -> float:
+        """Factor from the configured numbers to ``unit`` (R for ``per = "radius"``, else 1)."""
+        return float(radius) if self.per == "radius" else 1.0
+
+    @property
+    def config_unit(self) -> str:
+        """Unit of the configured numbers, for messages ('R' for fractions of the radius)."""
+        return "R" if self.per == "radius" else self.unit
 
 
 #: coefficients shared by the bundled models (a new model may define its own)
@@ -57,9 +72,16 @@ EDGE_TAPER = Coefficient("c_dB", "dB", -14.5, (-25.0, -1.0),
                          "edge taper, dB (PHYSICS.md range [-25, -1])")
 TAPER_ORDER = Coefficient("q", "", 1.4, (1.0, 2.0),
                           {"dist": "uniform", "lower": 1.0, "upper": 2.0}, "taper order")
-_CENTRE = {"dist": "uniform", "lower": -1.0, "upper": 1.0, "per": "offset_range"}
-OFFSET_CENTRE = (Coefficient("x0", "m", 0.0, (-1.0, 1.0), _CENTRE, "centre offset along x"),
-                 Coefficient("y0", "m", 0.0, (-1.0, 1.0), _CENTRE, "centre offset along y"))
+#: THE rule of the illumination-centre offsets x0, y0: configured (fit bounds and start,
+#: prior) in units of the dish radius R, in m inside and in results; the quick fit keeps them
+#: within ±0.2 R and the prior is uniform over the same ±0.2 R (±10 m at Effelsberg).
+CENTRE_BOUND = 0.2
+_CENTRE = {"dist": "uniform", "lower": -CENTRE_BOUND, "upper": CENTRE_BOUND, "per": "radius"}
+OFFSET_CENTRE = tuple(
+    Coefficient(name, "m", 0.0, (-CENTRE_BOUND, CENTRE_BOUND), _CENTRE,
+                f"illumination-centre offset along {axis}, configured in units of R",
+                per="radius")
+    for name, axis in (("x0", "x"), ("y0", "y")))
 
 
 @dataclass(frozen=True)
@@ -100,13 +122,25 @@ class Illumination:
 
     @property
     def start(self) -> dict[str, float]:
-        """Start (and fixed) value of each coefficient in the quick fit."""
+        """Start (and fixed) value of each coefficient in the quick fit, configured units."""
         return {c.name: c.start for c in self.coefficients}
+
+    def start_values(self, radius: float) -> dict[str, float]:
+        """Start value of each coefficient in its ``unit`` (x0, y0 in m) for a dish radius."""
+        return {c.name: c.start * c.factor(radius) for c in self.coefficients}
 
     @property
     def bounds(self) -> dict[str, tuple[float, float]]:
-        """(lower, upper) of each coefficient in the quick fit."""
+        """(lower, upper) of each coefficient in the quick fit, configured units (``per``)."""
         return {c.name: c.bounds for c in self.coefficients}
+
+    def coefficient(self, name: str) -> Coefficient:
+        """The coefficient called ``name`` (KeyError naming the model's coefficients)."""
+        for c in self.coefficients:
+            if c.name == name:
+                return c
+        raise KeyError(f"illumination {self.name!r} has no coefficient {name!r}; "
+                       f"it has {list(self.params)}")
 
     @property
     def priors(self) -> dict[str, dict]:
