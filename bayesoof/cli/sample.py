@@ -134,7 +134,7 @@ def register(sub, fmt) -> None:
                     "(started from the quick fit) and print the diagnostics verdict.",
     )
     add_fit_options(p)
-    p.add_argument("--sampler", choices=SAMPLERS, default="nuts",
+    p.add_argument("--sampler", choices=("nuts", *available_samplers()), default="nuts",
                    help="nuts: numpyro on JAX when installed, else PyMC; "
                         + "; ".join(f"{n}: {s.description}"
                                     for n, s in available_samplers().items()))
