@@ -362,24 +362,58 @@ def hac_score_covariance(jac, r, map_slices, positions, bandwidth: float) -> np.
     (about the noise-only information times the reduced χ²); structured residuals add the
     cross terms.  The least-squares covariance under misfit is then ``A⁻¹ B A⁻¹``.
     ``positions`` per map (u, v) and ``bandwidth`` L in the same unit (rad).
-    """
-    from scipy.sparse import coo_matrix
-    from scipy.spatial import cKDTree
 
+    The weight is separable, so on a map whose distinct u and v values span a small
+    table (a lattice, full or not, even with rounded coordinates) ``Σ_j w_ij g_j`` is the
+    table of scores smoothed by two banded matrices ``W_u[a, b] = max(1 - |u_a - u_b|/L, 0)``
+    and ``W_v`` (the same pairs and weights as the definition, no neighbour search);
+    scattered maps sum over the pairs within L found by a k-d tree.
+    """
     jac, r = np.asarray(jac, float), np.asarray(r, float)
     out = np.zeros((jac.shape[1], jac.shape[1]))
     for sl, (u, v) in zip(map_slices, positions, strict=True):
         g = jac[sl] * r[sl, None]
-        pts = np.column_stack([u, v])
-        tree = cKDTree(pts)
-        pairs = tree.query_pairs(bandwidth, p=np.inf, output_type="ndarray")
-        d = np.abs(pts[pairs[:, 0]] - pts[pairs[:, 1]]) / bandwidth
-        w = (1.0 - d[:, 0]) * (1.0 - d[:, 1])
-        n = g.shape[0]
-        W = coo_matrix((w, (pairs[:, 0], pairs[:, 1])), shape=(n, n)).tocsr()
-        cross = g.T @ (W @ g)
-        out += g.T @ g + cross + cross.T
+        smoothed = _bartlett_separable(g, np.asarray(u, float), np.asarray(v, float),
+                                       bandwidth)
+        if smoothed is None:
+            out += _hac_pairs(g, np.asarray(u, float), np.asarray(v, float), bandwidth)
+        else:
+            out += g.T @ smoothed
     return out
+
+
+# largest table (distinct u × distinct v values) smoothed densely, per sample of the map
+_TABLE_PER_SAMPLE = 4
+
+
+def _bartlett_separable(g, u, v, bandwidth: float):
+    """``Σ_j w_ij g_j`` for every sample i (n, p), or None when the table would be too large."""
+    uu, iu = np.unique(u, return_inverse=True)
+    vv, iv = np.unique(v, return_inverse=True)
+    if uu.size * vv.size > _TABLE_PER_SAMPLE * max(u.size, 1):
+        return None
+    wu = np.clip(1.0 - np.abs(uu[:, None] - uu[None, :]) / bandwidth, 0.0, None)
+    wv = np.clip(1.0 - np.abs(vv[:, None] - vv[None, :]) / bandwidth, 0.0, None)
+    table = np.zeros((uu.size, vv.size, g.shape[1]))
+    np.add.at(table, (iu, iv), g)  # samples sharing a position add up
+    table = (wu @ table.reshape(uu.size, -1)).reshape(table.shape)  # along u
+    table = np.matmul(wv, table)  # along v, for every u row
+    return table[iu, iv]
+
+
+def _hac_pairs(g, u, v, bandwidth: float) -> np.ndarray:
+    """``Σ_ij w_ij g_i g_jᵀ`` over the pairs within ``bandwidth`` (k-d tree; scattered maps)."""
+    from scipy.sparse import coo_matrix
+    from scipy.spatial import cKDTree
+
+    pts = np.column_stack([u, v])
+    pairs = cKDTree(pts).query_pairs(bandwidth, p=np.inf, output_type="ndarray")
+    d = np.abs(pts[pairs[:, 0]] - pts[pairs[:, 1]]) / bandwidth
+    w = (1.0 - d[:, 0]) * (1.0 - d[:, 1])
+    n = g.shape[0]
+    W = coo_matrix((w, (pairs[:, 0], pairs[:, 1])), shape=(n, n)).tocsr()
+    cross = g.T @ (W @ g)
+    return g.T @ g + cross + cross.T
 
 
 class HACCovariance:

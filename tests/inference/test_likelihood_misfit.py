@@ -127,6 +127,45 @@ def test_hac_score_covariance_matches_its_definition():
     assert np.all(np.linalg.eigvalsh(got) > 0)
 
 
+def _hac_definition(jac, r, slices, pos, L):
+    """The HAC meat by its definition: dense Bartlett weights over all pairs of a map."""
+    want = np.zeros((jac.shape[1], jac.shape[1]))
+    for sl, (u, v) in zip(slices, pos, strict=True):
+        g = jac[sl] * r[sl, None]
+        du = np.abs(u[:, None] - u[None, :]) / L
+        dv = np.abs(v[:, None] - v[None, :]) / L
+        want += g.T @ (np.clip(1 - du, 0, None) * np.clip(1 - dv, 0, None)) @ g
+    return want
+
+
+def test_hac_separable_and_pair_paths_match_the_definition():
+    from bayesoof.inference import likelihood
+    from bayesoof.inference.likelihood import hac_score_covariance
+
+    rng = np.random.default_rng(3)
+    # a lattice with holes and a repeated position (table path), and scattered samples
+    ax = np.arange(25) * 0.1
+    u, v = (a.ravel() for a in np.meshgrid(ax, ax))
+    keep = rng.random(u.size) > 0.2
+    lu, lv = np.append(u[keep], u[keep][0]), np.append(v[keep], v[keep][0])
+    su, sv = rng.uniform(0, 2.4, 500), rng.uniform(0, 2.4, 500)
+    slices = [slice(0, lu.size), slice(lu.size, lu.size + su.size)]
+    pos = [(lu, lv), (su, sv)]
+    n = lu.size + su.size
+    jac, r = rng.standard_normal((n, 4)), rng.standard_normal(n)
+    L = 0.35
+    assert likelihood._bartlett_separable(jac[slices[0]], lu, lv, L) is not None
+    assert likelihood._bartlett_separable(jac[slices[1]], su, sv, L) is None
+    want = _hac_definition(jac, r, slices, pos, L)
+    # both are the same sums of the same products in another order: rounding only
+    np.testing.assert_allclose(hac_score_covariance(jac, r, slices, pos, L), want, rtol=1e-10)
+    # the pair path on the lattice map gives the same too
+    g = jac[slices[0]] * r[slices[0], None]
+    np.testing.assert_allclose(likelihood._hac_pairs(g, lu, lv, L),
+                               _hac_definition(jac[slices[0]], r[slices[0]], [slice(None)],
+                                               [(lu, lv)], L), rtol=1e-10)
+
+
 def test_hac_is_neutral_on_white_and_inflates_on_correlated_residuals():
     from bayesoof.inference.likelihood import hac_score_covariance
 
