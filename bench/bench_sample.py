@@ -40,6 +40,7 @@ import warnings
 
 import numpy as np
 
+T_START = time.perf_counter()
 
 def _setup_devices(n: int) -> None:
     """One JAX CPU device per core (must run before JAX starts)."""
@@ -48,100 +49,107 @@ def _setup_devices(n: int) -> None:
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flag).strip()
 
 
-def k_stats(result) -> dict:
+def k_stats(result, n_draws: int | None = None) -> dict:
+    """R-hat max and bulk ESS min over K (primary chains; the first ``n_draws`` draws)."""
     import arviz as az
 
     post = result.primary_posterior()[["K"]]
+    if n_draws is not None:
+        post = post.isel(draw=slice(0, n_draws))
     ess = az.ess(post, method="bulk")["K"].values
     rhat = az.rhat(post)["K"].values
     return {"ess_bulk_min_K": float(np.min(ess)), "r_hat_max_K": float(np.max(rhat))}
 
 
-def run_nuts(model, sampler, draws, tune, chains, seed, max_doublings):
+def cpu_seconds() -> float:
+    """CPU time (user + sys) of this process and of its finished children (PyMC's workers)."""
+    import resource
+
+    return sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+
+
+def prefix_rows(res, draws_list, wall, cpu) -> list[dict]:
+    """One row per number of kept draws: the first ``n`` draws of each chain of one run.
+
+    NUTS after warm-up does not depend on how many draws follow (same seed, same warm-up),
+    so the first n draws of a run of N are the run of n draws.  Its gradients are the
+    warm-up's plus the first n draws'; its sampling and wall times are scaled from the
+    run's by gradients (compilation and Laplace are in the run's wall time once).
+    """
+    n_steps = np.asarray(res.idata.sample_stats["n_steps"].values)
+    div = np.asarray(res.idata.sample_stats["diverging"].values)
+    t = res.timing
+    n_warm = t["n_grad"] - t["n_grad_sampling"]
+    # numpyro's "sampling" time counts the kept draws only; PyMC's and nutpie's count the
+    # warm-up too (the chains run in other processes / threads: one span)
+    counted = t["n_grad_sampling"] if res.sampler == "numpyro" else t["n_grad"]
+    per_grad = t["sampling"] / max(counted, 1)
+    fixed = wall - per_grad * t["n_grad"]
+    rows = []
+    for n in draws_list:
+        grads = n_warm + int(n_steps[:, :n].sum())
+        rows.append({
+            "draws": n, **k_stats(res, n), "divergences": int(div[:, :n].sum()),
+            "n_grad": grads, "n_grad_warmup": int(n_warm),
+            "sampling_s": per_grad * int(n_steps[:, :n].sum()),
+            "warmup_and_sampling_s": per_grad * grads,
+            "wall_s_est": fixed + per_grad * grads,
+            "cpu_s_est": cpu * grads / max(t["n_grad"], 1),
+        })
+    for r in rows:
+        r["converged_K"] = (r["r_hat_max_K"] <= 1.01 and r["ess_bulk_min_K"] >= 400
+                            and r["divergences"] == 0)
+    return rows
+
+
+def run_nuts(model, sampler, draws_list, tune, chains, seed, options=None):
+    """One run of ``max(draws_list)`` kept draws, reported at every prefix of draws_list."""
     from bayesoof.inference.sample import sample_model
 
-    total = 0.0
-    attempts = []
-    for _ in range(max_doublings + 1):
-        t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = sample_model(model, sampler=sampler, draws=draws, tune=tune, chains=chains,
-                               seed=seed, products=False)
-        wall = time.perf_counter() - t0
-        total += wall
-        ks = k_stats(res)
-        d = res.diagnostics
-        ok = (ks["r_hat_max_K"] <= 1.01 and ks["ess_bulk_min_K"] >= 400
-              and d.get("divergences", 0) == 0)
-        attempts.append({"draws": draws, "wall_s": wall, **ks,
-                         "divergences": d.get("divergences"), "converged_K": ok})
-        if ok:
-            break
-        draws *= 2
+    draws = max(draws_list)
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = sample_model(model, sampler=sampler, draws=draws, tune=tune, chains=chains,
+                           seed=seed, products=False, **(options or {}))
+    wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     t = res.timing
-    samp = t["sampling"]
+    d = res.diagnostics
     return {
-        "sampler": res.sampler,
+        "sampler": res.sampler + (f" ({t['backend']})" if t.get("backend") else ""),
         "chains": chains,
         "tune": tune,
         "draws": draws,
-        "converged_K": ok,
-        "attempts": attempts,
+        "rows": prefix_rows(res, sorted(draws_list), wall, cpu),
         "diagnostics_all_parameters": {k: d.get(k) for k in (
             "r_hat_max", "ess_bulk_min", "ess_tail_min", "divergences", "tree_depth_mean",
             "converged")},
-        **ks,
-        "wall_to_converged_s": total,
-        "wall_last_run_s": wall,
+        "wall_s": wall,
+        "cpu_s": cpu,
         "laplace_s": t["laplace"],
         "sampler_wall_s": t["sampler_wall"],
-        "sampling_s": samp,
+        "sampling_s": t["sampling"],
         "n_grad": t["n_grad"],
         "n_grad_sampling": t["n_grad_sampling"],
-        "ess_per_s_sampling": ks["ess_bulk_min_K"] / samp,
-        "ess_per_s_wall": ks["ess_bulk_min_K"] / wall,
-        "grad_per_ess": t["n_grad"] / ks["ess_bulk_min_K"],
-        "ms_per_grad": 1e3 * samp / max(t["n_grad_sampling"], 1),
+        "ms_per_grad_cpu": 1e3 * cpu / max(t["n_grad"], 1),
+        "load_average": os.getloadavg(),
         "extra": {k: t.get(k) for k in ("chain_method", "devices", "cores", "compile_mode",
-                                         "first_chunk_time")},
+                                         "first_chunk_time", "backend")},
     }
 
 
-def run_nutpie(model, draws, tune, chains, seed):
-    """nutpie (JAX backend: bayesoof's kernel Ops have JAX versions, no Numba ones) on the
-    un-whitened model; nutpie adapts its own mass matrix during ``tune``."""
-    import arviz as az
-    import nutpie
-
-    import bayesoof.physics.jax_ops  # noqa: F401  (JAX versions of the transform Ops)
-
-    t0 = time.perf_counter()
-    # nutpie takes the start as initial_points, not as the model's initial values (the MAP)
-    initvals = dict(model.rvs_to_initial_values)
-    start = {rv.name: val for rv, val in initvals.items() if val is not None}
-    model.rvs_to_initial_values = dict.fromkeys(initvals)
-    try:
-        compiled = nutpie.compile_pymc_model(model, backend="jax", gradient_backend="jax",
-                                             initial_points=start or None)
-    finally:
-        model.rvs_to_initial_values = initvals
-    t_compile = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
-                          progress_bar=False)
-    t_sample = time.perf_counter() - t1
-    post = idata.posterior[[v for v in idata.posterior.data_vars if v.startswith("K")]]
-    ess = np.concatenate([np.ravel(v) for v in az.ess(post, method="bulk").data_vars.values()])
-    rhat = np.concatenate([np.ravel(v) for v in az.rhat(post).data_vars.values()])
-    ess, rhat = ess[np.isfinite(ess)], rhat[np.isfinite(rhat)]  # fixed (constant) terms
-    n_steps = int(idata.sample_stats["n_steps"].sum()) if "n_steps" in idata.sample_stats else None
-    div = int(idata.sample_stats["diverging"].sum())
-    return {"sampler": "nutpie (jax)", "chains": chains, "tune": tune, "draws": draws,
-            "ess_bulk_min_K": float(ess.min()), "r_hat_max_K": float(rhat.max()),
-            "divergences": div, "compile_s": t_compile, "sampling_s": t_sample,
-            "wall_s": time.perf_counter() - t0, "n_grad_sampling": n_steps,
-            "converged_K": bool(rhat.max() <= 1.01 and ess.min() >= 400 and div == 0)}
+def print_rows(key, r) -> None:
+    print(f"{key}: wall {r['wall_s']:.1f} s, CPU {r['cpu_s']:.1f} s (incl. Laplace "
+          f"{r['laplace_s']:.1f} s wall, compilation), {r['ms_per_grad_cpu']:.2f} ms CPU/"
+          f"gradient, load {r['load_average'][0]:.1f}")
+    print(f"  {'draws':>5s} {'R-hat max K':>11s} {'ESS min K':>9s} {'div':>3s} {'gradients':>9s}"
+          f" {'warm-up':>7s} {'sampling s':>10s} {'wall s':>7s} {'CPU s':>6s}  converged")
+    for w in r["rows"]:
+        print(f"  {w['draws']:5d} {w['r_hat_max_K']:11.4f} {w['ess_bulk_min_K']:9.0f} "
+              f"{w['divergences']:3d} {w['n_grad']:9d} {w['n_grad_warmup']:7d} "
+              f"{w['sampling_s']:10.1f} {w['wall_s_est']:7.1f} {w['cpu_s_est']:6.1f}  "
+              f"{w['converged_K']}", flush=True)
 
 
 def run_emcee(model, steps, burn, seed, walkers):
@@ -183,19 +191,22 @@ def main(argv=None) -> int:
                    help="run in this order (PyMC first: its worker processes need fork() "
                         "before JAX starts)")
     p.add_argument("--order", type=int, default=5)
-    p.add_argument("--n-grid", type=int, default=97)
-    p.add_argument("--draws", type=int, default=1000)
+    p.add_argument("--n-grid", type=int, default=127)
+    p.add_argument("--draws", default="250,500,1000",
+                   help="kept draws per chain: one run of the largest, reported at each "
+                        "(the first n draws of a run are the run of n draws)")
     p.add_argument("--tune", default="300",
                    help="warm-up steps; a comma-separated list runs each NUTS sampler once per"
                         " value (the warm-up study)")
     p.add_argument("--chains", type=int, default=4)
-    p.add_argument("--max-doublings", type=int, default=2)
     p.add_argument("--emcee-steps", type=int, default=4000)
     p.add_argument("--emcee-burn", type=int, default=1000)
     p.add_argument("--walkers", type=int, default=None)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--devices", type=int, default=os.cpu_count() or 1,
                    help="JAX CPU devices (one per core) for parallel numpyro chains")
+    p.add_argument("--nutpie-backend", default="pytensor",
+                   help="nutpie's density: 'pytensor' (the C-compiled one), 'jax' or 'numba'")
     p.add_argument("--quick", action="store_true", help="31 x 31 maps, order 3")
     p.add_argument("--scattered", type=int, default=0, metavar="N",
                    help="N scattered samples per map (an on-the-fly scan, bench/otf_scan.py)"
@@ -243,31 +254,40 @@ def main(argv=None) -> int:
     print(json.dumps(header, indent=1), flush=True)
     results = {"header": header}
     tunes = [int(t) for t in str(a.tune).split(",")]
+    draws_list = [int(n) for n in str(a.draws).split(",")]
     for s in a.samplers.split(","):
         for tune in tunes if s != "emcee" else [None]:
             if s == "emcee":
                 r = run_emcee(model, a.emcee_steps, a.emcee_burn, a.seed, a.walkers)
-            elif s == "nutpie":
-                r = run_nutpie(model, a.draws, tune, a.chains, a.seed)
             else:
-                r = run_nuts(model, s, a.draws, tune, a.chains, a.seed, a.max_doublings)
+                opts = {"backend": a.nutpie_backend} if s == "nutpie" else {}
+                r = run_nuts(model, s, draws_list, tune, a.chains, a.seed, opts)
             key = s if len(tunes) == 1 or s == "emcee" else f"{s}/tune={tune}"
             results[key] = r
-            print(json.dumps({key: r}, indent=1, default=str), flush=True)
+            if s == "emcee":
+                print(json.dumps({key: r}, indent=1, default=str), flush=True)
+            else:
+                print_rows(key, r)
     nuts = [results[s] for s in ("numpyro", "pymc") if s in results]
     if nuts and "emcee" in results:
         e = results["emcee"]
         for r in nuts:
-            gain_s = r["ess_per_s_sampling"] / e["ess_per_s_sampling"]
-            gain_w = r["ess_per_s_wall"] / e["ess_per_s_wall"]
-            print(f"{r['sampler']}: ESS/s (sampling) {r['ess_per_s_sampling']:.2f} vs emcee "
-                  f"{e['ess_per_s_sampling']:.3f} -> x{gain_s:.0f}; ESS/s (wall) "
-                  f"{r['ess_per_s_wall']:.2f} vs {e['ess_per_s_wall']:.3f} -> x{gain_w:.0f}")
-    results["load_average_end"] = os.getloadavg()
+            w = r["rows"][-1]
+            gain = w["ess_bulk_min_K"] / w["sampling_s"] / e["ess_per_s_sampling"]
+            print(f"{r['sampler']}: ESS/s (sampling) {w['ess_bulk_min_K'] / w['sampling_s']:.2f}"
+                  f" vs emcee {e['ess_per_s_sampling']:.3f} -> x{gain:.0f}")
     import resource
 
+    results["load_average_end"] = os.getloadavg()
+    results["process_wall_s"] = time.perf_counter() - T_START
+    results["process_cpu_s"] = cpu_seconds()
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS of this process (fit + posteriors): {results['peak_rss_mb']:.0f} MB")
+    results["peak_rss_children_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"whole process: wall {results['process_wall_s']:.1f} s, CPU (incl. worker "
+          f"processes) {results['process_cpu_s']:.1f} s, load average at the end "
+          f"{results['load_average_end'][0]:.1f}")
+    print(f"peak RSS of this process (fit + posteriors): {results['peak_rss_mb']:.0f} MB; "
+          f"largest worker process (PyMC's chains): {results['peak_rss_children_mb']:.0f} MB")
     if a.json:
         with open(a.json, "w") as fh:
             json.dump(results, fh, indent=1, default=str)

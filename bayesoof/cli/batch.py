@@ -54,8 +54,10 @@ def register(sub, fmt) -> None:
     p.add_argument("--sample", action="store_true",
                    help="also sample each posterior (NUTS); the table then holds posterior "
                         "means and sd")
-    p.add_argument("--draws", type=positive_int, default=1000, help="with --sample")
-    p.add_argument("--tune", type=positive_int, default=500, help="with --sample")
+    p.add_argument("--draws", type=positive_int, default=None,
+                   help="with --sample (default: the sampler's)")
+    p.add_argument("--tune", type=positive_int, default=None,
+                   help="with --sample (default: the sampler's)")
     p.add_argument("--chains", type=positive_int, default=4, help="with --sample")
     p.add_argument("--seed", type=int, default=0, help="with --sample")
     p.add_argument("--scheduler", default=None,

@@ -14,12 +14,17 @@ from bayesoof.cli.common import (
     staged_run,
 )
 from bayesoof.cli.fit import add_fit_options, fit_table, load_inputs, run_fit
-from bayesoof.inference.samplers import available_samplers, get_sampler
+from bayesoof.inference.samplers import NUTS_PREFERENCE, available_samplers, get_sampler
 
 NAME = "sample"
 #: 'nuts' and every registered sampler (bayesoof.inference.samplers; the registry imports
 #: no PyMC or JAX, so 'bayesoof --help' stays light)
 SAMPLERS = ("nuts", *available_samplers())
+
+
+def _nuts_default(field: str) -> int:
+    """A default of the NUTS samplers (the same for every one of them)."""
+    return getattr(available_samplers()[NUTS_PREFERENCE[-1]], field)
 
 
 def verdict(post) -> list[str]:
@@ -113,7 +118,8 @@ def run(args) -> int:
              f"{t.get('total', float('nan')):.1f} s")
     if post.interrupted:
         kept = post.idata.posterior.sizes["draw"]
-        say(f"sampling was interrupted: kept {kept} of {args.draws} draws per chain, "
+        say(f"sampling was interrupted: kept {kept} of {post.settings.get('draws')} draws "
+            "per chain, "
             "assembled and saved (the verdict below is for those)")
     for line in verdict(post):
         say(line)
@@ -135,12 +141,16 @@ def register(sub, fmt) -> None:
     )
     add_fit_options(p)
     p.add_argument("--sampler", choices=("nuts", *available_samplers()), default="nuts",
-                   help="nuts: numpyro on JAX when installed, else PyMC; "
+                   help=f"nuts: the first installed of {', '.join(NUTS_PREFERENCE)} (fastest "
+                        "first, measured); "
                         + "; ".join(f"{n}: {s.description}"
                                     for n, s in available_samplers().items()))
-    p.add_argument("--draws", type=positive_int, default=1000, help="draws per chain")
-    p.add_argument("--tune", type=positive_int, default=1000,
-                   help="tuning (NUTS) or burn-in (emcee) steps per chain")
+    p.add_argument("--draws", type=positive_int, default=None,
+                   help="draws per chain (default: the sampler's; NUTS "
+                        f"{_nuts_default('default_draws')})")
+    p.add_argument("--tune", type=positive_int, default=None,
+                   help="tuning (NUTS) or burn-in (emcee) steps per chain (default: the "
+                        f"sampler's; NUTS {_nuts_default('default_tune')})")
     p.add_argument("--chains", type=positive_int, default=4,
                    help="NUTS chains (emcee runs an ensemble of --walkers instead)")
     p.add_argument("--seed", type=int, default=0,

@@ -60,7 +60,7 @@ import pymc as pm
 
 from bayesoof.inference.density import AffineDensity, have_jax
 from bayesoof.inference.laplace import LaplaceResult, _chol, laplace
-from bayesoof.inference.samplers import RawDraws, available_samplers, get_sampler
+from bayesoof.inference.samplers import RawDraws, available_samplers, default_nuts, get_sampler
 from bayesoof.inference.threads import blas_threads
 
 __all__ = [
@@ -76,8 +76,6 @@ __all__ = [
     "sampler_names",
 ]
 
-#: what sampler="nuts" means when JAX is installed (chosen by bench/bench_sample.py)
-DEFAULT_NUTS = "numpyro"
 _COMMON = ("draws", "tune", "chains", "seed", "jitter", "progressbar")
 
 
@@ -91,17 +89,17 @@ SAMPLERS = sampler_names()
 
 
 def resolve_sampler(sampler: str) -> str:
-    """The registered sampler a name stands for: 'nuts' -> numpyro with JAX, else PyMC."""
+    """The registered sampler a name stands for ('nuts': :func:`default_nuts`)."""
     if sampler == "nuts":
-        return DEFAULT_NUTS if have_jax() else "pymc"
+        return default_nuts()
     return get_sampler(sampler).name
 
 
 def run_sampler(
     density: AffineDensity,
     sampler: str = "nuts",
-    draws: int = 1000,
-    tune: int = 500,
+    draws: int | None = None,
+    tune: int | None = None,
     chains: int = 4,
     seed: int = 0,
     jitter: float = 0.1,
@@ -116,9 +114,12 @@ def run_sampler(
         The model's log posterior in whitened coordinates ``z``.
     sampler : str
         'nuts' or a registered name (:func:`sampler_names`).
-    draws, tune, chains : int
-        Kept iterations per chain, warm-up iterations, chains (an ensemble sampler:
-        steps kept per walker after ``tune`` burn-in steps).
+    draws, tune : int or None
+        Kept iterations per chain and warm-up iterations (an ensemble sampler: steps kept
+        per walker after ``tune`` burn-in steps); None: the sampler's defaults
+        (``Sampler.default_draws``, ``default_tune``: NUTS 500 + 200 under the whitening).
+    chains : int
+        Chains (NUTS).
     seed : int
         Seeds the start points and the sampler: the same seed gives the same draws.
     jitter : float
@@ -136,6 +137,8 @@ def run_sampler(
         Options of other registered samplers are ignored; unknown ones raise TypeError.
     """
     spec = get_sampler(resolve_sampler(sampler))
+    draws = spec.default_draws if draws is None else draws
+    tune = spec.default_tune if tune is None else tune
     known = set().union(*(s.options for s in available_samplers().values()))
     unknown = sorted(set(options) - known)
     if unknown:
@@ -149,8 +152,8 @@ def run_sampler(
 def sample_model(
     model: pm.Model,
     sampler: str = "nuts",
-    draws: int = 1000,
-    tune: int = 500,
+    draws: int | None = None,
+    tune: int | None = None,
     chains: int = 4,
     seed: int = 0,
     laplace_result: LaplaceResult | None = None,
@@ -180,6 +183,8 @@ def sample_model(
     t0 = time.perf_counter()
     name = resolve_sampler(sampler)
     spec = get_sampler(name)
+    draws = spec.default_draws if draws is None else draws
+    tune = spec.default_tune if tune is None else tune
     mode = kwargs.get("compile_mode")
     if mode is None:
         mode = "JAX" if spec.compile_mode == "JAX" and have_jax() else "FAST_RUN"
@@ -219,8 +224,8 @@ def sample(
     telescope=None,
     order: int = 5,
     sampler: str = "nuts",
-    draws: int = 1000,
-    tune: int = 500,
+    draws: int | None = None,
+    tune: int | None = None,
     chains: int = 4,
     seed: int = 0,
     priors=None,
@@ -242,11 +247,14 @@ def sample(
     order : int
         Largest Zernike order.
     sampler : str
-        'nuts' (numpyro on JAX when available, else PyMC's NUTS) or a registered sampler
+        'nuts' (the fastest NUTS installed: :func:`default_nuts`) or a registered sampler
         (:func:`sampler_names`: numpyro, pymc, emcee, nutpie).
-    draws, tune, chains : int
-        Kept draws per chain, warm-up iterations per chain, chains (emcee: walkers are
-        chosen from the dimension, see ``walkers``; ``chains`` is ignored).
+    draws, tune : int or None
+        Kept draws and warm-up iterations per chain; None: the sampler's defaults
+        (:func:`run_sampler`).
+    chains : int
+        Chains (emcee: walkers are chosen from the dimension, see ``walkers``; ``chains``
+        is ignored).
     seed : int
         Seeds the quick fit's restarts, the chain jitter and the sampler: same seed, same
         draws.

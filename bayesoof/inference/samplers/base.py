@@ -25,11 +25,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = [
+    "NUTS_PREFERENCE",
     "PeriodicCheckpoint",
     "RawDraws",
     "Sampler",
     "available_samplers",
     "checkpoint_interval",
+    "default_nuts",
     "get_sampler",
     "logging_off",
     "progress_bar",
@@ -38,6 +40,10 @@ __all__ = [
 ]
 
 _REGISTRY: dict[str, Sampler] = {}
+
+#: the NUTS runners 'nuts' may stand for, fastest first (bench/bench_sample.py, order 5,
+#: 3 × 16 129 samples, 2 cores: bench/RESULTS.md "Sampling"); PyMC's is always installed
+NUTS_PREFERENCE = ("numpyro", "pymc")
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,9 @@ class Sampler:
         Walkers instead of chains (R-hat and ESS treat walkers as chains).
     prepare : callable or None
         Called before anything is compiled (e.g. to give JAX one device per core).
+    default_draws, default_tune : int
+        Kept draws and warm-up (burn-in) iterations per chain when the caller gives none
+        (NUTS: sized for the Laplace-whitened posterior, bench/RESULTS.md "Sampling").
     """
 
     name: str
@@ -73,6 +82,8 @@ class Sampler:
     compile_mode: str = "FAST_RUN"
     ensemble: bool = False
     prepare: Callable[[], None] | None = None
+    default_draws: int = 1000
+    default_tune: int = 500
 
 
 @dataclass
@@ -107,6 +118,15 @@ def available_samplers() -> dict[str, Sampler]:
     """Every registered sampler by name (the modules of this folder, imported on first use)."""
     _discover()
     return dict(sorted(_REGISTRY.items()))
+
+
+def default_nuts() -> str:
+    """What sampler 'nuts' stands for: the first of :data:`NUTS_PREFERENCE` that can run here."""
+    samplers = available_samplers()
+    for name in NUTS_PREFERENCE:
+        if name in samplers and not samplers[name].available():
+            return name
+    raise ImportError(f"none of the NUTS samplers {NUTS_PREFERENCE} can run here")
 
 
 def get_sampler(name: str) -> Sampler:
