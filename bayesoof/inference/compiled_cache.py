@@ -13,10 +13,20 @@ Location: ``$BAYESOOF_CACHE_DIR`` (set it to ``off`` to disable), else
 :data:`MAX_ENTRIES` files are kept (least recently used removed); a file that cannot be
 read is ignored and replaced.  Files are written atomically and only read from the
 user's own cache directory.
+
+Re-linking looks every C module up in PyTensor's module cache (``config.compiledir``),
+whose first use in a process unpickles the key of *every* module ever compiled there
+(seconds for a few hundred entries, and millions of objects that then slow every garbage
+collection).  An entry therefore also records the module-cache directories its function
+uses, and :func:`load` lets PyTensor read only those keys (when nothing has used the
+module cache yet in this process); later look-ups that miss (another function compiled
+afterwards) see the whole cache as usual.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import functools
 import hashlib
 import os
@@ -72,12 +82,56 @@ def load(key: str):
         return None
     try:
         with open(path, "rb") as fh:
-            obj = pickle.load(fh)
+            modules = pickle.load(fh)  # the module-cache entries the object uses
+            with _module_cache_reading(modules):
+                obj = pickle.load(fh)
     except Exception:  # noqa: BLE001  (a stale or truncated entry: recompile)
         path.unlink(missing_ok=True)
         return None
     os.utime(path)  # most recently used
     return obj
+
+
+def _module_entries() -> list[str]:
+    """Directories (names) of the C modules PyTensor has loaded in this process."""
+    cmodule = sys.modules.get("pytensor.link.c.cmodule")
+    cache = getattr(cmodule, "_module_cache", None)
+    if cache is None:
+        return []
+    return sorted({Path(name).parent.name for name in cache.module_from_name})
+
+
+@contextlib.contextmanager
+def _module_cache_reading(entries):
+    """Let PyTensor's module cache, if not yet built in this process, read only ``entries``.
+
+    The other keys are marked as read for the refresh that builds the cache and unmarked
+    afterwards (so a later miss refreshes them as usual), and marked again at exit, where
+    PyTensor's clean-up would otherwise read them all.
+    """
+    if not entries:
+        yield
+        return
+    from pytensor.link.c import cmodule
+    from pytensor.link.c.basic import get_module_cache
+
+    if cmodule._module_cache is not None:  # already built: its refresh was paid
+        yield
+        return
+    cache = get_module_cache(init_args={"do_refresh": False})
+    wanted = set(entries)
+    try:
+        names = os.listdir(cache.dirname)
+    except OSError:
+        names = []
+    skipped = {os.path.join(cache.dirname, n, "key.pkl") for n in names if n not in wanted}
+    cache.loaded_key_pkl |= skipped
+    try:
+        cache.refresh()
+        yield
+    finally:
+        cache.loaded_key_pkl -= skipped
+        atexit.register(cache.loaded_key_pkl.update, skipped)  # runs before PyTensor's
 
 
 def store(key: str, obj) -> None:
@@ -90,6 +144,7 @@ def store(key: str, obj) -> None:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pkl")
         try:
             with os.fdopen(fd, "wb") as fh:
+                pickle.dump(_module_entries(), fh, protocol=pickle.HIGHEST_PROTOCOL)
                 pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(tmp, path)
         finally:

@@ -56,3 +56,51 @@ def test_fit_reuses_function_compiled_by_an_earlier_run(cache):
     fit_mod._CACHE.clear()  # as in a new process
     second = fit_mod.fit(data, "effelsberg", order=1)
     np.testing.assert_array_equal(first.theta, second.theta)  # same compiled arithmetic
+
+
+_PROCESS = """
+import json, os, sys
+import numpy as np
+from bayesoof.data.fitsio import read_beam_maps
+from bayesoof.inference.fit import fit
+from bayesoof.simulate import example_path
+r = fit(read_beam_maps(example_path()), "effelsberg", order=1)
+from pytensor.link.c import cmodule
+cache = cmodule._module_cache
+read = len(cache.module_hash_to_key_data)  # module keys unpickled so far
+import pytensor, pytensor.tensor as pt
+x = pt.vector("x")
+later = float(pytensor.function([x], pt.exp(x).sum())(np.zeros(3)))  # compiled afterwards
+print(json.dumps({"theta": r.theta.tolist(), "loaded": r.compile_time > 0 and r.wall_time > 0,
+                  "read": read, "entries": len(os.listdir(cache.dirname)), "later": later}))
+"""
+
+
+def test_new_process_reads_only_the_module_keys_it_needs(cache, tmp_path):
+    """The second process loads the stored objective reading only the C-module keys the
+    entry lists (not every entry of PyTensor's cache), fits identically, and a function
+    compiled after that still finds or builds its modules."""
+    import json
+    import os
+    import pickle
+    import subprocess
+    import sys
+
+    env = {**os.environ, "BAYESOOF_CACHE_DIR": str(cache)}
+
+    def run() -> dict:
+        out = subprocess.run([sys.executable, "-c", _PROCESS], capture_output=True, text=True,
+                             env=env, cwd=tmp_path, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    first = run()  # compiles and stores
+    (entry,) = cache.glob("objective-*.pkl")
+    with open(entry, "rb") as fh:
+        modules = pickle.load(fh)
+    assert modules and all(isinstance(m, str) for m in modules)
+    second = run()  # loads
+    assert second["theta"] == first["theta"]  # the same compiled arithmetic, bit for bit
+    assert second["later"] == 3.0
+    # only the listed keys were read before the later compile (a shared PyTensor cache
+    # holds many more entries than one objective's few dozen)
+    assert second["read"] <= len(modules) < second["entries"]
