@@ -124,14 +124,20 @@ def write_fits(path, hdul, *, overwrite: bool = False) -> Path:
 
 
 def write_netcdf_groups(path, groups: dict, *, overwrite: bool = False) -> Path:
-    """Write xarray Datasets as the named groups of one netCDF-4 file (h5netcdf), atomically.
+    """Write datasets as the named groups of one netCDF-4 file (h5netcdf), atomically.
 
     The layout of ArviZ's ``InferenceData.to_netcdf`` (one group per dataset, numeric
     variables zlib-compressed), so ``arviz.from_netcdf`` reads it; written without
     importing ArviZ (which imports matplotlib: seconds of start-up for the quick fit).
+    ``groups`` maps names to :class:`bayesoof.io.netcdf.Group` (written by h5netcdf
+    alone: no xarray, pandas or dask import) or to xarray Datasets.
     """
+    from bayesoof.io.netcdf import Group, write_groups
 
     def write(tmp: Path) -> None:
+        if all(isinstance(g, Group) for g in groups.values()):
+            write_groups(tmp, groups)
+            return
         mode = "w"
         for name, ds in groups.items():
             encoding = {k: {"zlib": True} for k, v in ds.variables.items()

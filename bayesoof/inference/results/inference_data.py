@@ -12,13 +12,14 @@ from __future__ import annotations
 import numpy as np
 
 from bayesoof._version import __version__
+from bayesoof.io.netcdf import Group
 from bayesoof.physics import zernike
 
 __all__ = ["inference_groups"]
 
 
 def inference_groups(result, n_phase: int = 101) -> dict:
-    """The groups of ``result.nc`` as xarray Datasets (no ArviZ import).
+    """The groups of ``result.nc`` (no xarray or ArviZ import).
 
     Parameters
     ----------
@@ -29,10 +30,9 @@ def inference_groups(result, n_phase: int = 101) -> dict:
     Returns
     -------
     dict
-        ``{"map_estimate", "laplace", "observed_data", "constant_data"}`` → xarray Dataset.
+        ``{"map_estimate", "laplace", "observed_data", "constant_data"}`` →
+        :class:`bayesoof.io.netcdf.Group` (``.to_xarray()`` gives the xarray Dataset).
     """
-    import xarray as xr
-
     sp = result.space
     J = len(sp.nl)
     sd = result.last.full_sd()
@@ -81,9 +81,9 @@ def inference_groups(result, n_phase: int = 101) -> dict:
         "residual": result.config["fit"]["residual"], "bayesoof_version": __version__,
         "wavelength_m": result.data.wavelength, "telescope": result.telescope.name,
     }
-    est = xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    est = Group(data_vars, coords=coords, attrs=attrs)
     names = sp.free_names
-    lap = xr.Dataset(
+    lap = Group(
         {"theta": ("param", result.theta), "sd": ("param", result.sd),
          "cov": (("param", "param_"), result.cov), "corr": (("param", "param_"), result.corr),
          "lower": ("param", result.lower), "upper": ("param", result.upper)},
@@ -93,8 +93,8 @@ def inference_groups(result, n_phase: int = 101) -> dict:
     )
     fm = result.forward
     sample_coords = {"sample": coords["sample"], "map_index": ("sample", fm.map_index)}
-    obs = xr.Dataset({"beam": ("sample", fm.observed)}, coords=sample_coords)
-    const = xr.Dataset(
+    obs = Group({"beam": ("sample", fm.observed)}, coords=sample_coords)
+    const = Group(
         {"u": ("sample", np.concatenate([m.u for m in result.data.maps]), {"units": "rad"}),
          "v": ("sample", np.concatenate([m.v for m in result.data.maps]), {"units": "rad"}),
          "sigma": ("sample", result.sigma, {"units": "data"}),

@@ -288,7 +288,8 @@ class FitResult:
         """
         import arviz as az
 
-        return az.InferenceData(**inference_groups(self, n_phase))
+        groups = inference_groups(self, n_phase)
+        return az.InferenceData(**{k: g.to_xarray() for k, g in groups.items()})
 
     def save(self, out="out", stem: str | None = None, n_phase: int = 101) -> Path:
         """Write a new run directory ``out/<stem>-NNN`` and return its path.
