@@ -21,6 +21,7 @@ second, worst R-hat, smallest ESS, and the coverage of the 90 % intervals of K.
 Also printed: value + gradient of the batched density (ms per call, per observation).
 
     JAX_PLATFORMS=cuda python bench/bench_gpu_batch.py --observations 1 16 128
+    python bench/bench_gpu_batch.py --no-fit ...   # without the quick fit of observation 0
     python bench/bench_gpu_batch.py --observations 1 4 --n-grid 41 --order 3   # CPU check
 
 The simulation and the quick fit of observation 0 run on the CPU (PyTensor's C backend);
@@ -39,18 +40,25 @@ import numpy as np
 warnings.filterwarnings("ignore")
 
 
-def build(order: int, n_grid: int, snr: float, seed: int):
-    """Observation 0 (simulated), its quick fit and PyMC model (known σ); the truth's K."""
+def build(order: int, n_grid: int, snr: float, seed: int, quick_fit: bool = True):
+    """Observation 0 (simulated), its PyMC model (known σ) and status; the truth's K.
+
+    With ``quick_fit`` the model is built from the quick fit of observation 0 (as
+    ``bayesoof sample`` does); without, from its forward model at the configuration's start
+    values (quicker to set up; the observations are drawn from the model's mean).
+    """
     import bayesoof
     from bayesoof.inference.model import build_model
+    from bayesoof.physics.forward import ForwardModel
     from bayesoof.simulate import random_coefficients, simulate
 
     K0 = random_coefficients(order, scale=0.05, seed=seed)
     illum = {"c_dB": -14.0, "q": 1.5, "x0": 0.0, "y0": 0.0}
     data0 = simulate("effelsberg", K0, illumination=illum, n_grid=n_grid, snr=snr, seed=seed)
+    if not quick_fit:
+        return K0, build_model(ForwardModel(data0, "effelsberg", order)), "no quick fit"
     fit0 = bayesoof.fit(data0, telescope="effelsberg", order=order)
-    model = build_model(fit0)
-    return K0, illum, fit0, model
+    return K0, build_model(fit0), fit0.status
 
 
 def observations(mean, u0, k_slice, free_j, K0, sigma, n: int, seed: int, spread: float):
@@ -58,7 +66,7 @@ def observations(mean, u0, k_slice, free_j, K0, sigma, n: int, seed: int, spread
 
     Observation i: the parameters of observation 0's MAP with K = K0 + N(0, spread²) per
     coefficient (K0 for i = 0), plus Gaussian noise of the known per-sample σ.
-    Returns the true K (n, J) and the beams (n, samples).
+    Returns the true K (n, J), the true parameters (n, d) and the beams (n, samples).
     """
     import jax
     import jax.numpy as jnp
@@ -69,7 +77,7 @@ def observations(mean, u0, k_slice, free_j, K0, sigma, n: int, seed: int, spread
     us[:, k_slice] = Ks[:, free_j]
     mu = np.asarray(jax.jit(jax.vmap(mean))(jnp.asarray(us)))
     ys = mu + sigma * rng.normal(size=mu.shape)
-    return Ks, ys
+    return Ks, us, ys
 
 
 def jax_density(model):
@@ -110,17 +118,25 @@ def jax_density(model):
 
 
 def batched_laplace(f, u0, ys, steps: int):
-    """Newton from u0 to each observation's mode; returns modes, chol(-H⁻¹), |grad|."""
+    """Damped Newton from u0 (observation 0's truth) to each observation's mode.
+
+    Returns the modes, chol(-H⁻¹) and |grad| at the modes.
+    """
     import jax
     import jax.numpy as jnp
 
     grad = jax.grad(f)
     hess = jax.hessian(f)
 
+    steps_tried = jnp.array([1.0, 0.5, 0.25, 0.125, 0.0])  # 0: stay (never worse)
+
     def newton(y):
         def body(u, _):
-            H = hess(u, y)
-            return u - jnp.linalg.solve(H, grad(u, y)), None
+            dx = jnp.linalg.solve(hess(u, y), grad(u, y))
+            cands = u[None, :] - steps_tried[:, None] * dx[None, :]
+            vals = jax.vmap(lambda c: f(c, y))(cands)
+            vals = jnp.where(jnp.isfinite(vals), vals, -jnp.inf)
+            return cands[jnp.argmax(vals)], None
 
         u, _ = jax.lax.scan(body, jnp.asarray(u0), None, length=steps)
         H = hess(u, y)
@@ -179,6 +195,11 @@ def k_diagnostics(zs, centers, chols, k_slice, free_j, truth, tune):
     return np.array(rhat), np.array(ess), np.array(cover), np.concatenate(zabs)
 
 
+def stage(text: str) -> None:
+    """One progress line (the table row of N comes after its stages)."""
+    print(f"  .. {text}", flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--observations", type=int, nargs="+", default=[1, 16, 128])
@@ -192,12 +213,14 @@ def main(argv=None) -> int:
     ap.add_argument("--newton", type=int, default=6, help="Newton steps of the batched Laplace")
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--no-fit", action="store_true",
+                    help="build the model without a quick fit (see build)")
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
-    K0, illum, fit0, model = build(args.order, args.n_grid, args.snr, args.seed)
-    print(f"observation 0: quick fit (CPU) {time.perf_counter() - t0:.1f} s, order "
-          f"{args.order}, 3 maps x {args.n_grid}^2, status {fit0.status}")
+    K0, model, status = build(args.order, args.n_grid, args.snr, args.seed, not args.no_fit)
+    print(f"observation 0: model built (CPU) in {time.perf_counter() - t0:.1f} s, order "
+          f"{args.order}, 3 maps x {args.n_grid}^2, {status}")
     import jax
 
     f, mean, u0, k_slice, free_j = jax_density(model)
@@ -206,8 +229,8 @@ def main(argv=None) -> int:
           f"{u0.size} unconstrained parameters; load average {os.getloadavg()[0]:.2f}")
     n_max = max(args.observations)
     t1 = time.perf_counter()
-    truth, ys_all = observations(mean, u0, k_slice, free_j, K0, model.bayesoof.sigma, n_max,
-                                 args.seed, args.spread)
+    truth, us, ys_all = observations(mean, u0, k_slice, free_j, K0, model.bayesoof.sigma, n_max,
+                                     args.seed, args.spread)
     print(f"simulated {n_max} observations in {time.perf_counter() - t1:.1f} s (JAX)")
 
     import jax.numpy as jnp
@@ -226,16 +249,21 @@ def main(argv=None) -> int:
             times.append(time.perf_counter() - s)
         vg_ms = 1e3 * float(np.median(times))
         s = time.perf_counter()
-        centers, chols, gnorm = jax.block_until_ready(batched_laplace(f, u0, ys, args.newton))
+        stage(f"N={n}: value+gradient {vg_ms:.2f} ms")
+        centers, chols, gnorm = jax.block_until_ready(batched_laplace(f, us[0], ys,
+                                                                      args.newton))
         t_lap = time.perf_counter() - s  # includes its compilation
+        stage(f"N={n}: batched Laplace {t_lap:.1f} s (incl. compilation)")
         fn, fargs = batched_nuts(f, centers, chols, ys, args.chains, args.tune, args.draws,
                                  args.seed)
         s = time.perf_counter()
         compiled = fn.lower(*fargs).compile()
         t_comp = time.perf_counter() - s
+        stage(f"N={n}: NUTS compiled in {t_comp:.1f} s")
         s = time.perf_counter()
         zs, steps, div = jax.block_until_ready(compiled(*fargs))
         t_samp = time.perf_counter() - s
+        stage(f"N={n}: sampled in {t_samp:.1f} s")
         rhat, ess, cover, _ = k_diagnostics(np.asarray(zs), np.asarray(centers),
                                             np.asarray(chols), k_slice, free_j, truth[:n],
                                             args.tune)
