@@ -16,8 +16,12 @@ use, so ``import bayesoof`` does not import PyTensor, PyMC or JAX.
 
 from __future__ import annotations
 
-from bayesoof._lazy import lazy_getattr
+from bayesoof._lazy import defer_imports, lazy_getattr
 from bayesoof._version import __version__
+
+# PyTensor imports its signal-processing Ops (and with them scipy.signal, ~0.5 s) eagerly;
+# bayesoof uses none of them: their module runs on first use instead
+defer_imports("pytensor.tensor.signal")
 
 # public name -> module that defines it (imported on first attribute access)
 _LAZY = {

@@ -53,3 +53,21 @@ def test_quick_fit_imports_neither_pymc_jax_nor_plotting(tmp_path):
     assert set(idata.groups()) == {"map_estimate", "laplace", "observed_data", "constant_data"}
     assert idata.map_estimate["K"].shape == (3,)  # order 1: (N+1)(N+2)/2 coefficients
     assert json.loads((run / "summary.json").read_text())  # the run is complete
+
+
+def test_pytensor_signal_runs_on_first_use_only(tmp_path):
+    """bayesoof defers pytensor.tensor.signal (and its scipy.signal import) until used."""
+    code = (
+        "import bayesoof.inference.fit\n"
+        "deferred = 'scipy.signal' not in sys.modules\n"
+        "import numpy as np, pytensor, pytensor.tensor as pt\n"
+        "x = pt.vector('x')\n"
+        "out = pytensor.function([x], pt.signal.convolve1d(x, x))(np.ones(3)).tolist()\n"
+        "from pytensor.tensor.signal.conv import Convolve1d\n"
+        "print(json.dumps([deferred, out, 'scipy.signal' in sys.modules]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", "import json, sys\n" + code],
+                         capture_output=True, text=True, cwd=tmp_path, check=True)
+    deferred, conv, loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert deferred and loaded  # not imported by the quick fit; there once used
+    assert conv == [1.0, 2.0, 3.0, 2.0, 1.0]  # the real Op, working

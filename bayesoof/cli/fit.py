@@ -91,12 +91,12 @@ def run_fit(args, data, tel, order: int):
 def load_inputs(args):
     """Beam maps, telescope, fit configuration and run stem of ``fit`` and ``sample``.
 
-    Prints one line describing the data.
+    Prints one line describing the data.  The files and the telescope are checked before
+    the fit's heavy imports (PyTensor), so a bad input fails at once.
     """
-    from bayesoof.inference.params import load_fit_config
-
     data = read_data(args.file, args.dz, args.sigma_fraction)
     tel = telescope_for(data, args.telescope)
+    from bayesoof.inference.params import load_fit_config
     cfg = load_fit_config(args.config, order=config_order(args),
                           illumination=args.illumination)
     say(f"{data.source}: {data.n_maps} maps, {sum(m.size for m in data.maps)} samples, "
