@@ -1,31 +1,38 @@
-"""Benchmark of the full-posterior samplers: NUTS (numpyro on JAX, PyMC) against emcee.
+"""Benchmark of the full-posterior samplers: NUTS (nutpie, numpyro, PyMC) against emcee.
 
-Case: Effelsberg, 9 mm, order 5 (21 Zernike terms, piston fixed), three 97 × 97 maps
-(d_z = -22, 0, +22 mm), SNR 200, the default aperture sampling and fit configuration
-(c_dB, amplitudes and offsets free).  All samplers share the same log-density (the PyMC
-model of bayesoof.inference.model, whitened around the posterior mode).
+Case: Effelsberg, 9 mm, order 5 (21 Zernike terms, piston fixed), three 127 × 127 maps
+(3 × 16 129 samples; d_z = -22, 0, +22 mm), SNR 200, the default aperture sampling and
+fit configuration (c_dB, amplitudes and offsets free: 27 free parameters), or
+``--scattered N`` on-the-fly samples per map (bench/otf_scan.py).  All samplers share the
+same log-density (the PyMC model of bayesoof.inference.model, whitened around the
+posterior mode with the quick fit's Laplace covariance); nutpie runs on the C-compiled
+density by default (``--nutpie-backend``).
 
-Reported per sampler:
+Each NUTS sampler runs once per warm-up length (``--tune`` list) with the largest of
+``--draws``; the first n draws of that run ARE the run of n draws (after warm-up NUTS does
+not depend on how many draws follow), so each row reports them at every n of ``--draws``:
 
-* wall time to a converged posterior: quick fit excluded (reported apart); Laplace,
-  compilation, warm-up and sampling included; "converged" = 4 chains, R-hat <= 1.01 and
-  min bulk ESS >= 400 over every K (plus no divergences for NUTS).  If a run is not
-  converged the draws are doubled and the run repeated (up to ``--max-doublings``);
-* ESS per second: min bulk ESS over K divided by the sampling time (warm-up and
-  compilation excluded), and divided by the whole wall time;
-* gradient (NUTS) or density (emcee) evaluations per effective sample, warm-up included.
+* R-hat max and bulk ESS min over K (4 chains; converged = R-hat <= 1.01, ESS >= 400,
+  no divergence), divergences;
+* gradient evaluations, warm-up included, and the warm-up's alone;
+* sampling s (kept draws), wall s and CPU s of the run (Laplace, compilation, warm-up and
+  sampling; CPU = this process + PyMC's worker processes) scaled to the row's gradients;
+* per run: ms of CPU per gradient (everything included) and the load average.
 
 emcee runs for a fixed number of steps (``--emcee-steps``, after ``--emcee-burn``); its ESS
 is ArviZ's bulk ESS over walkers-as-chains and, for comparison, walkers × steps / τ_max
 with τ emcee's integrated autocorrelation time.
 
-Run:  python bench/bench_sample.py            (all samplers, the full case; ~12 min)
+Run:  python bench/bench_sample.py --samplers pymc,nutpie,numpyro --tune 100
+                                    (the sampler comparison; PyMC first: its worker
+                                     processes need fork() before JAX starts)
+      python bench/bench_sample.py --samplers nutpie --tune 100,200,300 --draws 250,500,1000
+                                    (the warm-up study)
       python bench/bench_sample.py --quick    (31 × 31 maps, order 3: a smoke test)
-      python bench/bench_sample.py --samplers numpyro,nutpie --tune 100,200,300
-                                              (the warm-up study, nutpie beside numpyro)
       python bench/bench_sample.py --scattered 10000   (3 × 10 000 on-the-fly samples)
 
-The peak RSS of the process (quick fit + all posteriors) is printed at the end.
+At the end: the whole process's wall and CPU time and its peak RSS (quick fit + all
+posteriors; PyMC's largest worker process apart).
 """
 
 from __future__ import annotations
@@ -187,7 +194,7 @@ def run_emcee(model, steps, burn, seed, walkers):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--samplers", default="pymc,numpyro,emcee",
+    p.add_argument("--samplers", default="pymc,nutpie,numpyro,emcee",
                    help="run in this order (PyMC first: its worker processes need fork() "
                         "before JAX starts)")
     p.add_argument("--order", type=int, default=5)
@@ -195,7 +202,7 @@ def main(argv=None) -> int:
     p.add_argument("--draws", default="250,500,1000",
                    help="kept draws per chain: one run of the largest, reported at each "
                         "(the first n draws of a run are the run of n draws)")
-    p.add_argument("--tune", default="300",
+    p.add_argument("--tune", default="100",
                    help="warm-up steps; a comma-separated list runs each NUTS sampler once per"
                         " value (the warm-up study)")
     p.add_argument("--chains", type=int, default=4)

@@ -22,6 +22,7 @@ from bayesoof.inference.fit import fit
 from bayesoof.inference.model import build_model
 from bayesoof.inference.posterior import PosteriorResult
 from bayesoof.inference.sample import AffineDensity, _chol, laplace, run_sampler, sample
+from bayesoof.inference.samplers import default_nuts, get_sampler
 from bayesoof.physics.aperture import ApertureGrid
 from bayesoof.products.maps import phase_map, phase_map_stats
 from bayesoof.products.rms import aperture_statistics, rms_draws
@@ -57,17 +58,18 @@ def _truths(result, K_true) -> dict:
 
 @pytest.fixture(scope="module")
 def order3():
-    """Order 3, 31 × 31 maps: quick fit, then numpyro NUTS (4 chains, 300 + 1000)."""
+    """Order 3, 31 × 31 maps: quick fit, then the default sampling (sampler 'nuts', its
+    default warm-up and draws, 4 chains): the defaults must converge and recover."""
     truth, data = _data(3, seed=1)
     fr = _fit(data, 3)
-    post = sample(data, telescope="effelsberg", order=3, fit_result=fr, sampler="nuts",
-                  draws=1000, tune=300, chains=4, seed=11)
+    post = sample(data, telescope="effelsberg", order=3, fit_result=fr, seed=11)
     return truth, data, fr, post
 
 
 # ------------------------------------------------------------------ recovery
 def test_recovery_order3_truth_in_94_hdi(order3):
-    """Every Zernike coefficient's truth inside its 94% HDI; R-hat ≤ 1.01, ESS ≥ 400.
+    """Default sampling: every Zernike coefficient's truth inside its 94% HDI; R-hat ≤ 1.01,
+    ESS ≥ 400.
 
     A seeded claim: for a calibrated posterior each of the 9 free K misses its 94% HDI
     with probability 6%, so a failure names the coefficients to look at (coverage itself
@@ -77,7 +79,10 @@ def test_recovery_order3_truth_in_94_hdi(order3):
     among 16 parameters).
     """
     truth, data, fr, post = order3
-    assert post.sampler == "numpyro"
+    spec = get_sampler(default_nuts())
+    assert post.sampler == spec.name == default_nuts()
+    assert (post.settings["draws"], post.settings["tune"]) == (spec.default_draws,
+                                                                spec.default_tune)
     d = post.diagnostics
     assert post.converged, post.problems
     assert d["r_hat_max"] <= 1.01 and d["ess_bulk_min"] >= 400 and d["divergences"] == 0
@@ -349,7 +354,8 @@ def test_rms_draws_match_products_definitions(small_density):
 # ------------------------------------------------------------------ slow studies
 @pytest.mark.slow
 def test_recovery_order5_default_sampling():
-    """Order 5 (20 free K), 41 × 41 maps, the default aperture sampling (98 pixels).
+    """Order 5 (20 free K), 41 × 41 maps, the default aperture sampling (98 pixels), the
+    default sampling (sampler 'nuts', its default warm-up and draws, 4 chains).
 
     Converged (R-hat ≤ 1.01, ESS ≥ 400, no divergence) and the truths recovered: at most
     3 of the 20 K outside their 94% HDI (Binomial(20, 0.06): P(≥ 4) = 3%) and none outside
@@ -360,8 +366,8 @@ def test_recovery_order5_default_sampling():
     data = simulate("effelsberg", truth, n_grid=41, snr=200.0, seed=1003, amp=AMP,
                     offset=OFFSET)
     fr = fit(data, telescope="effelsberg", order=5)
-    post = sample(data, telescope="effelsberg", order=5, fit_result=fr, sampler="nuts",
-                  draws=1000, tune=500, chains=4, seed=2, products=False)
+    post = sample(data, telescope="effelsberg", order=5, fit_result=fr, seed=2,
+                  products=False)
     assert post.converged, post.problems
     K = post.primary_posterior()[["K"]]
     labels = list(post.model.coords["zernike"])

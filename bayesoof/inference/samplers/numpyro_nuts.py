@@ -7,6 +7,8 @@ import time
 import numpy as np
 
 from bayesoof.inference.samplers.base import (
+    NUTS_DRAWS,
+    NUTS_TUNE,
     RawDraws,
     Sampler,
     progress_bar,
@@ -145,4 +147,5 @@ register(Sampler(
     options={"target_accept": 0.8, "max_tree_depth": 10, "chain_method": "auto", "chunk": 50,
              "on_checkpoint": None},
     available=_available, compile_mode="JAX", prepare=_prepare,
+    default_draws=NUTS_DRAWS, default_tune=NUTS_TUNE,
 ))

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from bayesoof.inference.samplers.base import RawDraws, Sampler, register
+from bayesoof.inference.samplers.base import NUTS_DRAWS, NUTS_TUNE, RawDraws, Sampler, register
 
 
 def _available() -> str | None:
@@ -137,4 +137,5 @@ register(Sampler(
     "nutpie", run, "nutpie's NUTS (Rust) on the C-compiled density (or nutpie's jax/numba)",
     options={"backend": "pytensor", "cores": None, "target_accept": 0.8},
     available=_available, compile_mode="FAST_RUN",
+    default_draws=NUTS_DRAWS, default_tune=NUTS_TUNE,
 ))

@@ -10,6 +10,8 @@ import warnings
 import numpy as np
 
 from bayesoof.inference.samplers.base import (
+    NUTS_DRAWS,
+    NUTS_TUNE,
     PeriodicCheckpoint,
     RawDraws,
     Sampler,
@@ -123,4 +125,5 @@ register(Sampler(
     "pymc", run, "PyMC's NUTS (C backend)",
     options={"target_accept": 0.8, "max_tree_depth": 10, "cores": None, "compile_mode": None,
              "on_checkpoint": None},
+    default_draws=NUTS_DRAWS, default_tune=NUTS_TUNE,
 ))
