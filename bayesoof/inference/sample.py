@@ -33,19 +33,23 @@ registered by name, so that ``bayesoof sample --sampler`` offers every one):
 * ``"pymc"`` -- PyMC's NUTS on the same graph (C backend, BLAS limited to one thread):
   always available; chains in worker processes unless JAX has already started in the
   process (fork() is then unsafe, chains run in turn).
-* ``"nuts"`` -- numpyro when JAX is installed, else PyMC.
+* ``"nuts"`` -- the first installed of nutpie, numpyro, PyMC (fastest first, measured;
+  :data:`~bayesoof.inference.samplers.base.NUTS_PREFERENCE`).
 * ``"emcee"`` -- emcee's ensemble sampler on the same log-density (vectorised over the
   walkers with ``jax.vmap``; walkers start from the Laplace approximation), returned as
   InferenceData with walkers as chains.
-* ``"nutpie"`` -- nutpie's NUTS (Rust) on the same whitened density.
+* ``"nutpie"`` -- nutpie's NUTS (Rust, chains in threads) calling the same whitened
+  density compiled by the C backend.
 
-Measured (bench/bench_sample.py: order 5, three 97 × 97 maps, 27 free parameters, 2-core
-CPU): the whitened posterior needs tree depth 3 (7 gradients per draw), no divergence,
-and gives bulk ESS ≈ 2 per draw; numpyro and PyMC reach similar ESS per second of
-sampling (130-140), numpyro paying ~8 s of compilation per run, PyMC none after the
-first (pytensor's C cache).  Defaults: 4 chains, 500 warm-up (300 sufficed in every
-case measured), 1000 draws (R-hat's tail variant needs about that many to stay below
-1.01 with ~30 parameters).
+Measured (bench/bench_sample.py, bench/RESULTS.md "Sampling": order 5, three 127 × 127
+maps, 27 free parameters, 2-core CPU shared with other jobs): the whitened posterior
+needs tree depth 3 (7 gradients per draw), no divergence, bulk ESS ≈ 2 per draw; CPU per
+gradient, everything included, nutpie 6.7-6.8 ms, numpyro 7.3 ms, PyMC 8.0 ms.  Defaults
+(``Sampler.default_tune`` / ``default_draws`` of the NUTS runners): 4 chains, 100 warm-up
+iterations (200 or 300 did not lower the draws needed), 750 draws per chain -- R-hat
+(ArviZ's rank-normalised split R-hat), not ESS, sets the length: 500 draws gave R-hat
+max over K 1.0075-1.0125 (2 of 4 runs above 1.01), 750 gave 1.006-1.008, 1000 gave
+1.003-1.005.
 """
 
 from __future__ import annotations

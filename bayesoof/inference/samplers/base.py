@@ -47,8 +47,8 @@ _REGISTRY: dict[str, Sampler] = {}
 #: 3 × 16 129 samples, 2 cores: bench/RESULTS.md "Sampling"); PyMC's is always installed
 NUTS_PREFERENCE = ("nutpie", "numpyro", "pymc")
 #: warm-up and kept draws per chain of every NUTS runner: under the Laplace whitening 100
-#: warm-up iterations suffice (200 or 300 bought nothing) and R-hat <= 1.01 over 20 K at
-#: order 5 needs ~750 draws per chain (its tail variant; bulk ESS is > 400 from 250 draws)
+#: warm-up iterations suffice (200 or 300 did not lower the draws needed) and R-hat <= 1.01
+#: over the 20 K of order 5 needs ~750 draws per chain (bulk ESS > 400 from 250 draws)
 NUTS_TUNE, NUTS_DRAWS = 100, 750
 
 
