@@ -17,7 +17,20 @@ import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 
-__all__ = ["AffineDensity", "flat_point", "have_jax", "host_devices", "jax_initialised"]
+__all__ = ["AffineDensity", "compile_function", "flat_point", "have_jax", "host_devices",
+           "jax_initialised"]
+
+
+def compile_function(inputs, outputs, mode=None):
+    """``pytensor.function`` through PyMC's compile, as PyMC's own samplers compile.
+
+    PyMC's parameter checks (``CheckParameterValue``) become ``-inf`` switches there, so no
+    PyMC Op reaches PyTensor's shared C-module cache: a key holding one would import PyMC
+    (and ArviZ, matplotlib) on every later cache refresh, the quick fit's included.
+    """
+    from pymc.pytensorf import compile as compile_pymc
+
+    return compile_pymc(inputs, outputs, mode=mode)
 
 
 def have_jax() -> bool:
@@ -131,7 +144,7 @@ class AffineDensity:
         def build():
             g = self.model.replace_rvs_by_values(list(graphs))
             g = pytensor.clone_replace(g, replace=self.replacements)
-            return pytensor.function([self.z], g, mode=self.mode)
+            return compile_function([self.z], g, mode=self.mode)
 
         return self.cached(("predictive", tuple(id(v) for v in graphs)), build)
 
@@ -167,7 +180,7 @@ class AffineDensity:
         mode = mode or self.mode
         key = ("logp_dlogp", mode)
         if key not in self._fns:
-            fn = pytensor.function([self.z], [self.logp_graph, self.grad_graph], mode=mode)
+            fn = compile_function([self.z], [self.logp_graph, self.grad_graph], mode=mode)
 
             def call(z, _fn=fn):
                 lp, g = _fn(np.asarray(z, float))
@@ -199,7 +212,7 @@ class AffineDensity:
                     out = np.asarray(_f(np.asarray(Z, float)), float)
                     return np.where(np.isfinite(out), out, -np.inf)
             else:
-                single = pytensor.function([self.z], self.logp_graph, mode=mode)
+                single = compile_function([self.z], self.logp_graph, mode=mode)
 
                 def call(Z, _f=single):
                     out = np.array([float(_f(z)) for z in np.asarray(Z, float)])
@@ -238,7 +251,7 @@ class AffineDensity:
                         res[n].append(np.asarray(v, float))
                 return {n: np.concatenate(v) for n, v in res.items()}
         else:
-            fn = pytensor.function([self.z], graphs, mode=mode)
+            fn = compile_function([self.z], graphs, mode=mode)
 
             def call(Z, _f=fn):
                 rows = [_f(z) for z in np.asarray(Z, float)]

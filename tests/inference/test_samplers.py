@@ -65,3 +65,32 @@ def test_unknown_sampler_and_option_are_named():
         get_sampler("gibbs")
     with pytest.raises(TypeError, match="unknown option"):
         run_sampler(None, "emcee", not_an_option=1)
+
+
+def test_c_compiled_density_holds_no_pymc_op():
+    """The C-compiled density (nutpie's, PyMC's, the Laplace step's) holds no PyMC Op.
+
+    A PyMC Op with C code (the parameter check ``CheckParameterValue``) would be keyed in
+    PyTensor's shared C-module cache, and every later cache refresh -- the quick fit's
+    included -- would import PyMC, ArviZ and matplotlib to unpickle that key.  The plain
+    ``pytensor.function`` of the same graph keeps the check (so this test can fail).
+    """
+    import pytensor
+
+    from bayesoof.inference.density import compile_function
+
+    with pm.Model() as model:
+        s = pm.HalfNormal("s", 1.0)
+        pm.Normal("x", 0.0, s, observed=np.array([0.3, -0.2]))
+    dens = AffineDensity(model, np.zeros(1), None, mode="FAST_RUN")
+
+    def pymc_ops(fn):
+        return [type(n.op).__module__ for n in fn.maker.fgraph.toposort()
+                if type(n.op).__module__.startswith("pymc")]
+
+    outs = [dens.logp_graph, dens.grad_graph]
+    assert pymc_ops(pytensor.function([dens.z], outs, mode="FAST_RUN"))
+    fn = compile_function([dens.z], outs, mode="FAST_RUN")
+    assert not pymc_ops(fn)
+    lp, g = fn(np.zeros(1))
+    assert np.isfinite(lp) and np.all(np.isfinite(g))

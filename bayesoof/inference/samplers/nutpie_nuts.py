@@ -34,11 +34,12 @@ def _pyfunc_model(density, seed: int, jitter: float):
 
     Chains start at ``z ~ N(0, jitter² I)`` (the MAP's mode), as the other NUTS runners.
     """
-    import pytensor
     from nutpie.compiled_pyfunc import from_pyfunc
 
+    from bayesoof.inference.density import compile_function
+
     d = density.dim
-    fn = density.cached(("nutpie-c",), lambda: pytensor.function(
+    fn = density.cached(("nutpie-c",), lambda: compile_function(
         [density.z], [density.logp_graph, density.grad_graph], mode="FAST_RUN"))
 
     def make_logp_fn():
