@@ -121,7 +121,8 @@ STAGES = ("import", "read", "compile", "solve", "write")
 def cli_runs(path: Path, label: str, repeat: int, out: Path) -> None:
     """Time ``bayesoof fit`` in fresh processes (see the module docstring)."""
     print(f"\nwhole process: bayesoof fit {path.name} --telescope effelsberg ({label})")
-    print("    stages: wall s / CPU s (process CPU: user + sys of this process's threads)")
+    print("    stages: wall s / CPU s of the process's threads; 'cpu s': user + sys of the "
+          "whole process, compiler runs included")
     print("    run   wall s    cpu s  " + "  ".join(f"{s:>12s}" for s in STAGES)
           + "  peak RSS MB")
     for i in range(repeat):

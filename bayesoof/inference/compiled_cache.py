@@ -18,9 +18,10 @@ Re-linking looks every C module up in PyTensor's module cache (``config.compiled
 whose first use in a process unpickles the key of *every* module ever compiled there
 (seconds for a few hundred entries, and millions of objects that then slow every garbage
 collection).  An entry therefore also records the module-cache directories its function
-uses, and :func:`load` lets PyTensor read only those keys (when nothing has used the
-module cache yet in this process); later look-ups that miss (another function compiled
-afterwards) see the whole cache as usual.
+uses (``objective-*.modules`` adds those that loading it needed besides), and
+:func:`load` lets PyTensor read only those keys (when nothing has used the module cache
+yet in this process); a look-up that misses then, or later (another function compiled
+afterwards), reads the whole cache as usual before anything is compiled.
 """
 
 from __future__ import annotations
@@ -82,14 +83,47 @@ def load(key: str):
         return None
     try:
         with open(path, "rb") as fh:
-            modules = pickle.load(fh)  # the module-cache entries the object uses
+            modules = set(pickle.load(fh)) | _loaded_with(path)  # module-cache entries used
             with _module_cache_reading(modules):
                 obj = pickle.load(fh)
     except Exception:  # noqa: BLE001  (a stale or truncated entry: recompile)
         path.unlink(missing_ok=True)
+        _sidecar(path).unlink(missing_ok=True)
         return None
+    used = set(_module_entries())
+    if not used <= modules:  # re-linking used modules the compiling process did not
+        _note_loaded_with(path, used | modules)
     os.utime(path)  # most recently used
     return obj
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_suffix(".modules")
+
+
+def _loaded_with(path: Path) -> set:
+    """Module-cache entries that earlier loads of ``path`` used.
+
+    PyTensor may key a node differently once unpickled than when it compiled it.
+    """
+    try:
+        return set(_sidecar(path).read_text().split())
+    except OSError:
+        return set()
+
+
+def _note_loaded_with(path: Path, modules: set) -> None:
+    side = _sidecar(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".modules")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write("\n".join(sorted(modules)) + "\n")
+        os.replace(tmp, side)
+    except OSError:
+        pass
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def _module_entries() -> list[str]:
@@ -128,8 +162,16 @@ def _module_cache_reading(entries):
     cache.loaded_key_pkl |= skipped
     try:
         cache.refresh()
+
+        def refresh_all(*args, **kwargs):  # a miss: read every key before compiling
+            cache.loaded_key_pkl.difference_update(skipped)
+            del cache.refresh
+            return cache.refresh(*args, **kwargs)
+
+        cache.refresh = refresh_all
         yield
     finally:
+        cache.__dict__.pop("refresh", None)
         cache.loaded_key_pkl -= skipped
         atexit.register(cache.loaded_key_pkl.update, skipped)  # runs before PyTensor's
 
@@ -150,8 +192,10 @@ def store(key: str, obj) -> None:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+        _sidecar(path).unlink(missing_ok=True)
         entries = sorted(path.parent.glob("objective-*.pkl"), key=lambda p: p.stat().st_mtime)
         for old in entries[:-MAX_ENTRIES]:
             old.unlink(missing_ok=True)
+            _sidecar(old).unlink(missing_ok=True)
     except (OSError, pickle.PicklingError, TypeError, AttributeError) as exc:
         warnings.warn(f"compiled objective not cached in {path.parent}: {exc}", stacklevel=2)
