@@ -32,7 +32,8 @@ fit missed the optimum are left out (counted).
 
 Run:  python bench/misspec_study.py --datasets 50 --workers 2
       python bench/misspec_study.py --datasets 3 --settings baseline pointing --n-grid 31
-Parallel runs use dask.distributed (LocalCluster of --workers processes, one thread each).
+Parallel runs (--workers > 1) use the standard library's process pool, one thread per
+process, each worker with its own PyTensor compile directory (under --compiledir).
 """
 
 from __future__ import annotations
@@ -170,16 +171,16 @@ def one(setting: str, i: int, a) -> list[dict]:
     from bayesoof.inference.fit import fit, misfit_refit
 
     data, t = make_data(setting, i, a)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = fit(data, "effelsberg", order=a.order)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     nl = res.space.nl
     plain = res.plain_last or res.last
     out = []
     base = {"setting": setting, "dataset": i, "misfit": not res.adequacy.adequate,
-            "reduced_chi2": plain.reduced_chi2, "fit_s": wall}
+            "reduced_chi2": plain.reduced_chi2, "fit_s": wall, "fit_cpu_s": cpu}
     out.append(base | _record("default", res.last.space, res.last.full_sd(), t, nl))
     out.append(base | _record("noise_only", plain.space, plain.full_sd(), t, nl))
     res.orders[-1] = plain  # candidates start from the noise-only solution
@@ -255,6 +256,7 @@ def summarise(rows: list[dict]) -> list[dict]:
                                     if base_rms else float("nan")),
                 "flagged": float(np.mean([r["misfit"] for r in rr])),
                 "excluded": len(bad),
+                "fit_cpu_s": float(np.median([r.get("fit_cpu_s", np.nan) for r in rr])),
                 "failed": sum(1 for r in rows if r["setting"] == s and r["method"] == m
                               and "error" in r),
             })
@@ -267,38 +269,107 @@ def print_table(table: list[dict]) -> None:
         print(f"excluded datasets (baseline fit missed the optimum, reduced chi2 > "
               f"{FAILED_BASELINE_CHI2}): {table[0]['excluded']}")
     print(f"{'setting':<9s} {'method':<14s} {'N':>3s} {'cover90':>8s} {'(se)':>7s} "
-          f"{'z_rms':>6s} {'phase err':>10s} {'ratio':>6s} {'rms ratio':>9s} {'flagged':>8s}")
+          f"{'z_rms':>6s} {'phase err':>10s} {'ratio':>6s} {'rms ratio':>9s} {'flagged':>8s} "
+          f"{'fit CPU s':>9s}")
     for r in table:
         print(f"{r['setting']:<9s} {r['method']:<14s} {r['datasets']:3d} {r['coverage90']:8.3f} "
               f"({r['binomial_se']:.3f}) {r['z_rms']:6.2f} {r['phase_err_rad']:10.4f} "
-              f"{r['phase_ratio']:6.2f} {r['phase_ratio_rms']:9.2f} {r['flagged']:8.2f}"
+              f"{r['phase_ratio']:6.2f} {r['phase_ratio_rms']:9.2f} {r['flagged']:8.2f} "
+              f"{r['fit_cpu_s']:9.1f}"
               + (f"  ({r['failed']} failed)" if r["failed"] else ""))
+
+
+def _worker_init(base: str, counter) -> None:
+    """Give this worker process its own PyTensor compile directory and bayesoof cache.
+
+    Worker processes sharing one compile directory wait on its lock, and under load a wait
+    can time out (it stopped the previous run); with one directory each, every worker
+    compiles its objectives once (a few minutes of CPU) and never waits on another.
+    Runs before the worker imports PyTensor (the ``spawn`` start method).
+    """
+    import os
+
+    with counter.get_lock():
+        counter.value += 1
+        k = counter.value
+    os.environ["PYTENSOR_FLAGS"] = ",".join(
+        f for f in (os.environ.get("PYTENSOR_FLAGS", ""),
+                    f"base_compiledir={base}/pytensor-w{k}") if f)
+    os.environ["BAYESOOF_CACHE_DIR"] = f"{base}/bayesoof-w{k}"
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"  # one thread per worker: the workers fill the cores
+
+
+def _job(job, a):
+    try:  # one failed job must not end the run
+        return job, one(job[0], job[1], a)
+    except Exception as err:  # noqa: BLE001
+        return job, [{"setting": job[0], "dataset": job[1], "method": "job",
+                      "error": repr(err)[:300]}]
+
+
+def _parallel(jobs, a):
+    """Run the jobs in ``a.workers`` processes (standard library only); yield as they end."""
+    import multiprocessing as mp
+    import os
+    import tempfile
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = mp.get_context("spawn")
+    base = a.compiledir or tempfile.mkdtemp(prefix="misspec-compile-")
+    os.makedirs(base, exist_ok=True)
+    counter = ctx.Value("i", 0)
+    with ProcessPoolExecutor(a.workers, mp_context=ctx, initializer=_worker_init,
+                             initargs=(base, counter)) as pool:
+        futures = [pool.submit(_job, job, a) for job in jobs]
+        for fut in as_completed(futures):
+            yield fut.result()
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", type=int, default=50)
     p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
-    p.add_argument("--candidates", nargs="*", default=list(CANDIDATES)[:4],
-                   choices=list(CANDIDATES))
+    p.add_argument("--candidates", nargs="*", default=[], choices=list(CANDIDATES),
+                   help="misfit likelihoods also applied to each noise-only fit (each adds "
+                        "its cost); the default fit and the noise-only one are always kept")
     p.add_argument("--n-grid", type=int, default=41)
     p.add_argument("--order", type=int, default=None, help="fit order (default: the config's)")
     p.add_argument("--snr", type=float, default=300.0)
     p.add_argument("--seed", type=int, default=2026)
-    p.add_argument("--workers", type=int, default=1, help="dask LocalCluster processes")
+    p.add_argument("--workers", type=int, default=1,
+                   help="worker processes (concurrent.futures, one thread each)")
+    p.add_argument("--compiledir", default=None,
+                   help="parent of the per-worker PyTensor compile directories (default: a "
+                        "new temporary one); reuse it to skip the compiles in a later run")
     p.add_argument("--json", default=None, help="write every record and the table here")
     p.add_argument("--rows", default=None,
                    help="append every record to this JSON-lines file as it completes")
+    p.add_argument("--resume", action="store_true",
+                   help="skip the (setting, dataset) pairs already in the --rows file")
+    p.add_argument("--first", type=int, default=None,
+                   help="with --table-from: only datasets 0 .. first-1")
     p.add_argument("--table-from", default=None,
                    help="only print the table of a --rows file (e.g. of a run still going)")
     a = p.parse_args(argv)
     if a.table_from:
         with open(a.table_from) as fh:
             rows = [json.loads(line) for line in fh if line.strip()]
+        if a.first is not None:  # e.g. to compare with a shorter run on the same datasets
+            rows = [r for r in rows if r["dataset"] < a.first]
         print_table(summarise(rows))
         return 0
     # datasets interleaved across settings, so that a partial run covers every setting
     jobs = [(s, i) for i in range(a.datasets) for s in a.settings]
+    if a.rows and a.resume:
+        try:
+            with open(a.rows) as fh:
+                done = {(r["setting"], r["dataset"]) for r in map(json.loads, filter(
+                    str.strip, fh)) if r.get("method") == "default"}
+        except FileNotFoundError:
+            done = set()
+        jobs = [j for j in jobs if j not in done]
+        print(f"resuming: {len(done)} datasets already in {a.rows}, {len(jobs)} to run")
     t0 = time.perf_counter()
     sink = open(a.rows, "a") if a.rows else None  # noqa: SIM115 - closed below
     rows = []
@@ -311,18 +382,8 @@ def main(argv=None) -> int:
 
     try:
         if a.workers > 1:
-            from dask.distributed import Client, LocalCluster, as_completed
-
-            with LocalCluster(n_workers=a.workers, threads_per_worker=1,
-                              processes=True, dashboard_address=None) as cluster, \
-                    Client(cluster) as client:
-                futures = client.map(lambda job: one(job[0], job[1], a), jobs, pure=False)
-                for fut, job in zip(as_completed(futures), jobs, strict=True):
-                    try:  # one failed job (e.g. a compile-lock timeout) must not end the run
-                        keep(fut.result())
-                    except Exception as err:  # noqa: BLE001
-                        keep([{"setting": job[0], "dataset": -1, "method": "job",
-                               "error": repr(err)[:300]}])
+            for _, recs in _parallel(jobs, a):
+                keep(recs)
         else:
             for s, i in jobs:
                 keep(one(s, i, a))

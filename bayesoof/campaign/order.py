@@ -215,6 +215,8 @@ def fit_auto(data, telescope="effelsberg", max_order: int = 5, config=None,
     cfg = load_fit_config(config, order=max_order)
     # every order is a candidate: fit each as tightly as the last one
     cfg["fit"]["chi2_tol_intermediate"] = cfg["fit"]["chi2_tol"]
+    # ... and with the same free set: nuisances (inference/nuisances.py) free at every order
+    cfg["fit"]["nuisances_last_order_only"] = False
     full = fit(data, telescope, order=max_order, config=cfg, **fit_kwargs)
     sel = select_order(full, **(selection_kwargs or {}))
     res = full

@@ -30,6 +30,7 @@ _SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "order": (int,),
         "illumination": (str,),
         "fit_previous": (bool,),
+        "nuisances_last_order_only": (bool,),
         "residual": (str,),
         "n_starts": (int,),
         "start_scale": (int, float),

@@ -60,7 +60,13 @@ from bayesoof.inference.likelihood import (
     pyoof_normalised_residuals,
     standardized_residuals,
 )
-from bayesoof.inference.nuisances import add_nuisance_blocks, forward_options, resolve_illumination
+from bayesoof.inference.nuisances import (
+    add_nuisance_blocks,
+    forward_options,
+    hold_below_last_order,
+    resampling_extent,
+    resolve_illumination,
+)
 from bayesoof.inference.params import (
     FitConfigError,
     ParameterSpace,
@@ -462,7 +468,7 @@ def _run(data, tel, cfg, orders, sigma, sampling, method, verbose, start=None):
                                        map_names=map_labels(data), radius=tel.radius)
     add_nuisance_blocks(space, cfg, tel, data.d_z)  # focus offsets, legs ([focus], [legs])
     forward = ForwardModel(data, tel, N, f["illumination"], method, sampling,
-                           **forward_options(space, data.d_z))
+                           **forward_options(space))
     given_amp = False
     if start is not None:  # the start of every coefficient; checked before compiling
         given_amp = _apply_start(space, start)
@@ -480,9 +486,22 @@ def _run(data, tel, cfg, orders, sigma, sampling, method, verbose, start=None):
             sp.values[keep] = prev.values[keep]
         elif not given_amp:
             _linear_amp_offset(sp, objective, observed, sig, forward.map_slices)
+        if k != orders[-1] and f["nuisances_last_order_only"]:  # nuisances.py
+            sp = hold_below_last_order(sp)
         sp.check_start(f"{cfg['source']}: order {k} start")
         res = _fit_order(k, sp, objective, observed, sig, cfg, forward.map_slices, rng,
                          final=k == orders[-1])
+        extent = None if sampling is not None else resampling_extent(res.space, forward,
+                                                                     data.d_z)
+        if extent is not None:  # fitted focus offsets beyond what the sampling resolves
+            forward = ForwardModel(data, tel, N, f["illumination"], method, None,
+                                   d_z_extent=extent, **forward_options(space))
+            objective = _objective(forward, space, f["residual"])
+            if verbose:
+                print(f"order {k}: effective d_z beyond the aperture sampling's; refitting "
+                      f"on {forward.sampling.n} pixels across")
+            res = _fit_order(k, res.space, objective, observed, sig, cfg,
+                             forward.map_slices, rng, final=k == orders[-1])
         results.append(res)
         if verbose:
             print(

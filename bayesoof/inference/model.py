@@ -32,7 +32,7 @@ import pytensor.tensor as pt
 
 from bayesoof.inference.config import load_fit_config
 from bayesoof.inference.likelihood import predict
-from bayesoof.inference.params import TILTS, ParameterSpace, map_labels
+from bayesoof.inference.params import TILTS, ParameterSpace, map_labels, pointing_reference
 from bayesoof.inference.priors import (
     available_priors,
     block_prior,
@@ -55,7 +55,7 @@ __all__ = [
 ]
 NOISE_KINDS = ("auto", "known", "per_map")
 LIKELIHOODS = ("normal", "student_t", "misfit")
-TILT_MODES = ("free", "pointing", "fixed")
+TILT_MODES = ("free", "pointing", "tied", "fixed")
 
 
 # ------------------------------------------------------------------ layout
@@ -70,7 +70,7 @@ class ModelInfo:
         The layout sampled: values are the start point (fixed entries keep them).
     free_j : ndarray of int
         OSA indices of the free Zernike coefficients (the ``zernike`` coordinate).
-    tilt : {'free', 'pointing', 'fixed'}
+    tilt : {'free', 'pointing', 'tied', 'fixed'}
     free_illum : tuple of str
         Free illumination coefficients (model variables of the same names).
     start : dict
@@ -136,7 +136,8 @@ def _space_for_forward(forward, tilt: str, free_illumination, free_amp: bool,
     """Standard space of a forward model: defaults of the fit configuration as the start."""
     data = forward.data
     cfg = load_fit_config()
-    with_pointing = tilt == "pointing" or (start is not None and start.get("pointing") is not None)
+    with_pointing = tilt in ("pointing", "tied") or (start is not None
+                                                     and start.get("pointing") is not None)
     sp = ParameterSpace.standard(forward.order, forward.illumination, data.n_maps,
                                  with_pointing, data.d_z, map_labels(data))
     sp.set_illumination(cfg["illumination"], forward.telescope.radius, free=False)
@@ -150,7 +151,7 @@ def _space_for_forward(forward, tilt: str, free_illumination, free_amp: bool,
     sp.set("offset", 0.0, free=free_offset)
     sp.set("K", free=True)
     if with_pointing:
-        sp.set("pointing", 0.0, free=tilt == "pointing")
+        sp.set("pointing", 0.0, free=tilt in ("pointing", "tied"))
     if start is not None:
         sp.set_values(start, "start")
     return sp
@@ -158,7 +159,7 @@ def _space_for_forward(forward, tilt: str, free_illumination, free_amp: bool,
 
 def _tilt_mode(space: ParameterSpace) -> str:
     if space.with_pointing and space.free_of("pointing").any():
-        return "pointing"
+        return "tied" if all(space.free[j] for j in TILTS) else "pointing"
     return "free" if all(space.free[j] for j in TILTS) else "fixed"
 
 
@@ -181,6 +182,15 @@ def _apply_choices(space: ParameterSpace, tilt: str, free_illumination) -> Param
                              "(fit with [pointing] free = true)")
         space.values[tilts], space.free[tilts] = 0.0, False
         space.set("pointing", free=True)
+    elif tilt == "tied":  # tilts free, the reference map's pointing fixed (the tilts carry it)
+        if not space.with_pointing:
+            raise ValueError("tilt='tied' needs a pointing block in the parameter space "
+                             "(fit with [pointing] free = true)")
+        space.free[tilts] = True
+        ref = pointing_reference(space.block("pointing").coords.get("d_z"), space.n_maps)
+        p = space.slice_of("pointing")
+        space.free[p] = True
+        space.free[p.start + 2 * ref + np.arange(2)] = False
     elif tilt == "fixed":
         space.free[tilts] = False
     else:
@@ -237,16 +247,26 @@ def add_priors(space: ParameterSpace, priors: dict, scales: dict, prefix: str = 
             else:
                 values[b.name] = prior_rv(name, spec, dims=b.dims, initval=init.reshape(b.shape))
             continue
-        if len(b.shape) != 1:
-            raise ValueError(f"block {b.name}: a partly free block must be one-dimensional")
-        coord = [c for c, f in zip(b.coords.get(b.dims[0], b.labels), free, strict=True) if f]
+        # partly free: along the first dimension (e.g. the maps of pointing, whose in-focus
+        # row the tilts carry), each row wholly free or wholly fixed
+        rows = free.reshape(b.shape[0], -1)
+        if not np.all(rows.all(axis=1) | ~rows.any(axis=1)):
+            raise ValueError(f"block {b.name}: a partly free block must free whole rows "
+                             f"along {b.dims[0]!r}")
+        keep = rows.all(axis=1)
+        coord = [c for c, f in zip(b.coords.get(b.dims[0], b.labels), keep, strict=True) if f]
         dim = b.dims[0]
         if dim in model.coords and list(model.coords[dim]) != coord:
             dim = f"{name}_free"
         if dim not in model.coords:
             model.add_coord(dim, coord)
-        rv = prior_rv(name, spec, dims=dim, initval=init)
-        values[b.name] = pt.set_subtensor(pt.as_tensor_variable(start)[np.flatnonzero(free)], rv)
+        for d in b.dims[1:]:
+            if d not in model.coords:
+                model.add_coord(d, list(b.coords.get(d)))
+        rv = prior_rv(name, spec, dims=(dim, *b.dims[1:]),
+                      initval=init.reshape((int(keep.sum()), *b.shape[1:])))
+        full = pt.as_tensor_variable(start.reshape(b.shape))
+        values[b.name] = pt.set_subtensor(full[np.flatnonzero(keep)], rv)
     return values
 
 
@@ -327,8 +347,10 @@ def build_model(
         Student-t (``nu`` degrees of freedom) is robust to outliers.  'misfit': the misfit
         likelihood the quick fit switched on (:mod:`bayesoof.inference.likelihood`, with
         its learned hyper-parameters); the default when the fit has one.
-    tilt : {'free', 'pointing', 'fixed'}, optional
-        Tilts K(1, ±1) free; tied to per-map pointing offsets (tilts 0, ``pointing`` free);
+    tilt : {'free', 'pointing', 'tied', 'fixed'}, optional
+        Tilts K(1, ±1) free; replaced by per-map pointing offsets (tilts 0, ``pointing``
+        free); 'tied': tilts free and the pointing of every map but the in-focus one free
+        (relative to it; the quick fit's default, see :mod:`bayesoof.inference.nuisances`);
         or fixed at their start value.  Default: as in the quick fit, else 'free'.
     free_illumination : tuple of str, optional
         Free illumination coefficients (default: as in the quick fit, else c_dB and q).
@@ -427,7 +449,7 @@ def build_model(
         start=space.params_dict(),
         free={"amp": bool(space.free_of("amp").any()),
               "offset": bool(space.free_of("offset").any()),
-              "pointing": tilt == "pointing", "sigma": noise == "per_map"},
+              "pointing": tilt in ("pointing", "tied"), "sigma": noise == "per_map"},
         sigma=None if known is None else np.asarray(known, float),
         noise=noise,
         likelihood=lik,

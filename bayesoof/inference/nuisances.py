@@ -1,14 +1,43 @@
-"""Nuisance blocks of real observations: per-map focus offsets and the uncertain leg geometry.
+"""Nuisances of real observations: per-map focus offsets, pointing, taper, leg geometry.
 
-Each nuisance is one :class:`~bayesoof.inference.params.Block` of the parameter space, so
-the quick fit, the PyMC model and emcee all take it through the one mapping
-(:meth:`ParameterSpace.unpack` → :func:`~bayesoof.inference.likelihood.predict` →
-:meth:`ForwardModel.power`).  Configured in the ``[focus]`` and ``[legs]`` tables of the
-fit configuration (``bayesoof/presets/fit/default.toml``); priors in the ``[focus_offset]``
-and ``[legs.*]`` tables of ``bayesoof/presets/priors/default.toml``.
+Each nuisance is a block of the one parameter space, so the quick fit, the PyMC model and
+emcee all take it through the one mapping (:meth:`ParameterSpace.unpack` →
+:func:`~bayesoof.inference.likelihood.predict` → :meth:`ForwardModel.power`).  The focus
+offsets and the leg geometry are added here (``[focus]``, ``[legs]`` of the fit
+configuration ``bayesoof/presets/fit/default.toml``; priors in ``[focus_offset]`` and
+``[legs.*]`` of ``bayesoof/presets/priors/default.toml``); pointing and the illumination
+taper/centre are standard blocks of :mod:`bayesoof.inference.params` (``[pointing]``,
+``[illumination.*]``).
 
-Blocks
-------
+Defaults (issue 9: on wherever the data identify them and the cost is affordable)
+--------------------------------------------------------------------------------
+=================  =======  ===========================================================
+nuisance           default  identification (Fisher sd at the truth, Effelsberg 9 mm,
+                            order 5, 41 × 41 samples over ±8 λ/D, SNR 200)
+=================  =======  ===========================================================
+focus offsets      ON       defocused maps 0.05 mm each (in-focus map fixed, below)
+pointing           ON       tied to the tilts: the in-focus map's pointing fixed (below)
+centre x0, y0      ON       x0 0.11 m, y0 0.10 m
+taper order q      off      0.03, identified, but with q free NUTS diverges (9
+                            divergences in 4 × 700 draws, order 3, 31 × 31 maps, data
+                            from the model; none with x0, y0 alone): it needs a
+                            reparametrisation before it can be a default
+leg width, shade   off      half-width 0.03 m, shade 0.17°: identified (noise-free
+                            recovery 1e-16 waves with them free), but a fit with them
+                            free costs ~20× the CPU (measured: 58 s instead of 3.0 s per
+                            warm order-1..5 fit of tests/inference/test_fit.py's
+                            geometry, 41 × 41 maps), too costly for a default;
+                            ``[legs] free = true`` turns them on
+=================  =======  ===========================================================
+
+The pyoof preset keeps pyoof's set (no focus offsets, pointing or legs; q free at every
+order, x0, y0 fixed).  ``[illumination.q] free = true`` frees q in the default one.
+Otherwise every nuisance is free at the last order only (``fit.nuisances_last_order_only``,
+:func:`hold_below_last_order`): the lower orders only start the next one, and there the
+nuisances soak up the orders still missing.
+
+Blocks added here
+-----------------
 ``focus_offset`` (n_maps,), m
     Effective sub-reflector offset of map i: ``d_z,i + focus_offset[i]``.  Shaped optics,
     asymmetric ±d_z maps, drifts and an effective d_z that differs from the commanded one
@@ -22,10 +51,15 @@ Blocks
     legs (a shade); prior uniform over the bounds (by default 0.5–1.5 × the preset's
     half-width, the preset's shade angle ± 10°).
 
-Defaults: both off for now (``[focus] free = true``, ``[legs] free = true`` turn them on;
-the in-focus offset stays fixed).  Both are identified (below), but with the focus offsets
-free the noise-free recovery test of the quick fit (tests/inference/test_fit.py) degrades
-from < 1e-4 to 3.5e-4 waves, and the legs' cost over the suite is not yet measured.
+Aperture sampling
+-----------------
+The forward model's pixels are chosen for the commanded d_z (as without offsets; 0.35 rad
+of defocus phase per pixel).  When the fitted offsets take some |d_z + offset| more than
+:data:`RESAMPLE_EXCESS` (10 %) beyond that, the fit refits the last order on pixels that
+resolve it (:func:`resampling_extent`).  (Choosing the pixels for the whole ±10 mm box up
+front took Effelsberg at d_z = ±22 mm from 98 to 140 pixels across: 2× the cost of every
+fit, and the simulator's and the fit's samplings no longer matched, which is what moved
+the noise-free recovery of tests/inference/test_fit.py to 3.5e-4 waves.)
 
 Degeneracies and how they are handled
 -------------------------------------
@@ -33,15 +67,21 @@ Degeneracies and how they are handled
   d_z [(1-a²)/(1+a²) + ...], mostly ρ², which is what U_2^0 = 2ρ² - 1 is.  The in-focus
   map's offset is therefore fixed at 0 by default (``focus.in_focus_free = false``): K(2,0)
   carries the focus error at the time of the in-focus map, and the defocused maps' offsets
-  are relative to it.  Measured (``bench``-style Fisher check, Effelsberg order 5, 41 × 41
-  samples over ±8 beam widths, SNR 200): all three offsets free, sd 1.2 mm each (the common
-  mode is only held by the non-ρ² part of the path); in-focus fixed, sd 0.05 mm.
+  are relative to it.  Measured: all three offsets free, sd 1.2 mm each (the common mode
+  is only held by the non-ρ² part of the path); in-focus fixed, sd 0.05 mm.
 * Offset vs scale: see above (a scale is not a separate parameter).
+* Pointing vs tilts: a tilt K(1,±1) is a linear aperture phase, which shifts every beam
+  alike, so a pointing offset common to all maps IS a tilt (exactly degenerate).  With the
+  tilts free the in-focus map's pointing is fixed at 0 (the tilts carry it) and the other
+  maps' pointing is relative to it (:func:`~bayesoof.inference.params.pointing_reference`);
+  with the tilts fixed (``zernike.fixed``) every map's pointing is free.  Tilts are left
+  out of phase maps and rms anyway.
+* Taper order q vs c_dB: strongly correlated (both set the edge fall-off) but identified
+  by the beam's sidelobes (q is not a default: NUTS diverges, above); x0, y0 vs the odd K
+  (coma): correlated, identified.
 * Leg half-width vs per-map amplitude: the legs' area scales the beam peak, which the
-  amplitudes a_i absorb (correlation 0.6–0.8); the sidelobe pattern identifies the width
-  (sd 0.03 m on Effelsberg at SNR 200, against a prior range of 1 m).
-* Shade angle: correlated with high-order K (|r| < 0.35); sd 0.17° at SNR 200.
-* Tilts vs pointing: handled by the pointing block (tilts fixed when pointing is free).
+  amplitudes a_i absorb (correlation 0.6–0.8); the sidelobe pattern identifies the width.
+* Shade angle: correlated with high-order K (|r| < 0.35).
 """
 
 from __future__ import annotations
@@ -50,7 +90,10 @@ import numpy as np
 
 from bayesoof.inference.params import Block, FitConfigError, ParameterSpace
 
-__all__ = ["FOCUS", "LEGS", "add_nuisance_blocks", "forward_options", "resolve_illumination"]
+__all__ = [
+    "FOCUS", "LEGS", "add_nuisance_blocks", "effective_extent", "forward_options",
+    "hold_below_last_order", "resampling_extent", "resolve_illumination",
+]
 
 FOCUS = "focus_offset"
 LEGS = ("leg_half_width", "shade_half_angle")
@@ -121,12 +164,13 @@ def add_nuisance_blocks(space: ParameterSpace, cfg: dict, telescope, d_z) -> Par
     return space
 
 
-def forward_options(space: ParameterSpace, d_z=None) -> dict:
+def forward_options(space: ParameterSpace) -> dict:
     """Keyword arguments of :class:`ForwardModel` that the nuisance blocks need.
 
-    ``free_blockage``: the bounds of the leg blocks; ``d_z_extent``: the largest |d_z +
-    offset| the focus block allows (``d_z``: the commanded offsets, m), so that the default
-    aperture sampling resolves its phase slope.
+    ``free_blockage``: the bounds of the leg blocks.  The aperture sampling is chosen for
+    the commanded d_z, as for a fit without focus offsets (its phase step, 0.35 rad per
+    pixel, has room for offsets of a few per cent); :func:`resampling_extent` tells the
+    fit when the fitted offsets need a finer one.
     """
     names = {b.name for b in space.blocks}
     out: dict = {}
@@ -137,13 +181,56 @@ def forward_options(space: ParameterSpace, d_z=None) -> dict:
             legs[n] = (float(space.lower[sl][0]), float(space.upper[sl][0]))
     if legs:
         out["free_blockage"] = legs
-    if FOCUS in names and d_z is not None:
-        sl = space.slice_of(FOCUS)
-        free = space.free[sl]
-        if free.any():
-            reach = np.abs(np.asarray(d_z, float)) + np.where(
-                free, np.maximum(np.abs(space.lower[sl]), np.abs(space.upper[sl])), 0.0)
-            out["d_z_extent"] = float(reach.max())
+    return out
+
+
+#: Relative excess of the fitted over the resolved |effective d_z| that triggers resampling:
+#: 10 % raises the phase step per pixel from 0.35 to 0.385 rad (the sum's error grows ~20 %).
+RESAMPLE_EXCESS = 0.10
+
+
+def effective_extent(space: ParameterSpace, d_z) -> float:
+    """Largest |d_z + focus offset| (m) at the space's values; max |d_z| without offsets."""
+    d_z = np.abs(np.asarray(d_z, float))
+    if FOCUS not in {b.name for b in space.blocks}:
+        return float(d_z.max())
+    return float(np.max(np.abs(np.asarray(d_z, float) + space.values[space.slice_of(FOCUS)])))
+
+
+def resampling_extent(space: ParameterSpace, forward, d_z) -> float | None:
+    """|effective d_z| (m) a finer aperture sampling must resolve, or None if it is resolved.
+
+    The forward model's sampling resolves the phase slope at ``forward.d_z_extent`` (or the
+    commanded max |d_z|).  When the fitted offsets take the effective d_z more than
+    :data:`RESAMPLE_EXCESS` beyond it, the fit refits its last order with a sampling that
+    resolves the fitted extent plus that margin.
+    """
+    resolved = max(float(np.max(np.abs(np.asarray(d_z, float)))), forward.d_z_extent or 0.0)
+    fitted = effective_extent(space, d_z)
+    if resolved == 0.0 or fitted <= (1.0 + RESAMPLE_EXCESS) * resolved:
+        return None
+    return (1.0 + RESAMPLE_EXCESS) * fitted
+
+
+#: Illumination coefficients that are nuisances (held below the last order with the blocks).
+ILLUMINATION_NUISANCES = ("q", "x0", "y0")
+
+
+def hold_below_last_order(space: ParameterSpace) -> ParameterSpace:
+    """Copy with the nuisances fixed at their current values (``fit.nuisances_last_order_only``).
+
+    The nuisances are the focus offsets, the leg geometry, pointing and the illumination's
+    q, x0, y0.  The orders below the last only start the next one; there, with the
+    nuisances free, they absorb the higher orders the model still lacks: measured on
+    tests/inference/test_fit.py's noise-free data, order 1 took x0 and y0 to their ±0.2 R
+    bounds, q to 2 and c_dB to -25 dB, the pointing to its 2-beam bounds, and the last
+    order did not recover (K off by 0.9 waves); with the focus offsets free, order 4 ran
+    into max_nfev (200 evaluations instead of 55).
+    """
+    out = space.copy()
+    for name in (FOCUS, *LEGS, "pointing", *ILLUMINATION_NUISANCES):
+        if out.has(name):
+            out.free[out.slice_of(name)] = False
     return out
 
 

@@ -76,6 +76,13 @@ __all__ = [
 TILTS = (1, 2)  # OSA indices of K(1,-1) and K(1,1)
 
 
+def pointing_reference(d_z, n_maps: int) -> int:
+    """Map whose pointing the tilts carry when both are free: the in-focus one (min |d_z|)."""
+    if d_z is None or len(d_z) != n_maps or not np.all(np.isfinite(d_z)):
+        return 0
+    return int(np.argmin(np.abs(np.asarray(d_z, float))))
+
+
 @dataclass(frozen=True)
 class Block:
     """One named group of parameters: layout, labels, unit, where it goes, its prior.
@@ -235,11 +242,11 @@ class ParameterSpace:
             lim = cfg["pointing"]["limit"] * beam_width
             sp.set("pointing", 0.0, lower=-lim, upper=lim, free=True)
             if any(sp.free[j] for j in TILTS):
-                raise FitConfigError(
-                    f"{source}: [pointing] free = true with free tilts K(1,-1), K(1,1): the "
-                    "tilts and a common pointing offset are degenerate; fix the tilts "
-                    '(zernike.fixed = { "K(0,0)" = 0.0, "K(1,-1)" = 0.0, "K(1,1)" = 0.0 })'
-                )
+                # tilts and a pointing offset common to all maps are exactly degenerate (a
+                # tilt is a linear aperture phase: it shifts every beam alike); the tilts
+                # carry the reference map's pointing, the other maps' offsets are relative
+                sp.free[sp.pointing_slice.start + 2 * pointing_reference(d_z, n_maps)
+                        + np.arange(2)] = False
         if not sp.free.any():
             raise FitConfigError(f"{source}: every parameter is fixed; nothing to fit")
         return sp

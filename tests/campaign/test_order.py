@@ -83,7 +83,8 @@ def test_says_when_orders_cannot_be_told_apart():
     K[10:15] = np.sign(K[10:15]) * TIE
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res, sel = fit_auto(_maps(4, K=K, seed=4), max_order=4, orders=[3, 4])
+        res, sel = fit_auto(_maps(4, K=K, seed=4), max_order=4, orders=[3, 4],
+                            config=WITHOUT_NUISANCES)
     assert sel.indistinguishable == [3, 4], sel.lines()
     assert sel.selected_order == 3
     assert res.order == 3
@@ -91,6 +92,11 @@ def test_says_when_orders_cannot_be_told_apart():
 
 
 TIE = 0.0066  # waves
+# TIE was scanned with the free set before issue 9 made the focus offsets, pointing and the
+# taper q, x0, y0 default nuisances (each adds an Occam factor and moves the tie): the test
+# of the criterion keeps that free set
+WITHOUT_NUISANCES = {"focus": {"free": False}, "pointing": {"free": False},
+                     "illumination": {n: {"free": False} for n in ("q", "x0", "y0")}}
 
 
 @pytest.mark.slow  # the CLI layer over fit_auto (tested above); a simulate and two compiles

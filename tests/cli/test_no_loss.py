@@ -1,8 +1,8 @@
 """Sampling time is never lost: raw draws kept before assembly, 'bayesoof finish', signals.
 
 All on a pyoof-format file (no per-sample noise column: the noise is a per-map posterior
-variable, the case that used to fail in assembly), order 1, 9 x 9 maps, emcee with 32
-walkers x (10 + 20) steps: seconds of sampling, the point is the bookkeeping.
+variable, the case that used to fail in assembly), order 1, 9 x 9 maps, emcee with
+max(2 d + 2, 32) walkers x (10 + 20) steps: seconds of sampling, the point is the bookkeeping.
 """
 
 from __future__ import annotations
@@ -69,7 +69,9 @@ def test_failure_after_sampling_keeps_a_recoverable_run(recovered):
     assert checkpoint.RAW_FILE in before and "result.nc" in before and "summary.json" in before
     assert "posterior.nc" not in before
     kept = checkpoint.load_raw(run)
-    assert kept["raw"].z.shape[:2] == (32, 20)  # walkers x kept draws: all of them
+    z = kept["raw"].z  # walkers x kept draws x d: all of them (emcee: max(2 d + 2, 32)
+    d = z.shape[-1]    # walkers: 44 with issue 9's default nuisances, 32 before)
+    assert z.shape[:2] == (max(2 * d + 2, 32) + max(2 * d + 2, 32) % 2, 20)
     assert kept["recipe"]["data"].endswith("tiny_pyoof.fits")
 
 

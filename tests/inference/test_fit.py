@@ -251,8 +251,11 @@ def test_fit_result_contract(noisy_fit):
     n_free = len(r.free_names)
     assert r.theta.shape == (n_free,) and r.cov.shape == (n_free, n_free)
     assert np.allclose(r.cov, r.cov.T) and np.all(np.linalg.eigvalsh(r.cov) > 0)
-    assert set(r.params) == {"K", "c_dB", "q", "x0", "y0", "amp", "offset", "pointing"}
-    assert r.params["K"].shape == (21,) and r.params["pointing"] is None
+    # issue 9: the focus offsets and pointing (tied to the tilts) are default nuisances
+    assert set(r.params) == {"K", "c_dB", "q", "x0", "y0", "amp", "offset", "pointing",
+                             "focus_offset"}
+    assert r.params["K"].shape == (21,) and r.params["pointing"].shape == (3, 2)
+    assert np.all(r.params["pointing"][1] == 0.0) and r.params["focus_offset"][1] == 0.0
     assert r.sigma.shape == r.forward.observed.shape and r.forward.order == 5
     assert r.lower.shape == r.upper.shape == (n_free,)
     # unpack(theta) through likelihood.predict reproduces the fitted model exactly
@@ -388,9 +391,11 @@ def test_unknown_telescope(geometry_only):
 def test_all_parameters_fixed(geometry_only):
     cfg = {
         "zernike": {"fixed": {name: 0.0 for name in zernike.coeff_names(2)}},
-        "illumination": {"c_dB": {"free": False}},
+        "illumination": {n: {"free": False} for n in ("c_dB", "q", "x0", "y0")},
         "amplitude": {"free": False},
         "offset": {"free": False},
+        "pointing": {"free": False},  # default nuisances since issue 9
+        "focus": {"free": False},
     }
     with pytest.raises(FitConfigError, match=r"every parameter is fixed"):
         fit(geometry_only, TEL, order=2, config=cfg)

@@ -31,7 +31,10 @@ def test_default_free_and_fixed_set():
     free = set(sp.free_names)
     assert "K(0,0)" not in free  # piston unobservable
     assert {"K(1,-1)", "K(1,1)", "K(5,5)", "c_dB"} <= free
-    assert not {"q", "x0", "y0"} & free
+    # issue 9: the illumination centre, and pointing tied to the tilts, are default
+    # nuisances (map 0 is the reference without d_z: its pointing is the tilts'); q is not
+    assert {"x0", "y0", "pointing_u[1]", "pointing_v[2]"} <= free and "q" not in free
+    assert not {"pointing_u[0]", "pointing_v[0]"} & free
     assert {f"amp[{i}]" for i in range(3)} | {f"offset[{i}]" for i in range(3)} <= free
     assert sp.values[sp.illum_index["c_dB"]] == -14.5
     assert sp.values[sp.illum_index["q"]] == 1.4
@@ -61,7 +64,7 @@ def test_centre_offsets_follow_one_rule():
     for name in ("x0", "y0"):
         i = sp.illum_index[name]
         assert (sp.lower[i], sp.upper[i]) == (-0.2 * RADIUS, 0.2 * RADIUS)
-        assert sp.units[i] == "m" and not sp.free[i]
+        assert sp.units[i] == "m" and sp.free[i]  # free by default since issue 9
         spec = block_prior(sp.block(name), pri, {"radius": RADIUS})
         assert spec == {"dist": "uniform", "lower": sp.lower[i], "upper": sp.upper[i]}
     on_small_dish = ParameterSpace.from_config(load_fit_config(), 3, BEAM, radius=6.0)
@@ -140,18 +143,37 @@ def test_all_fixed_is_an_error():
     cfg = load_fit_config({
         "fit": {"order": 2},
         "zernike": {"fixed": fixed},
-        "illumination": {"c_dB": {"free": False}},
+        "illumination": {n: {"free": False} for n in ("c_dB", "q", "x0", "y0")},
         "amplitude": {"free": False},
         "offset": {"free": False},
+        "pointing": {"free": False},  # default nuisances since issue 9
     })
     with pytest.raises(FitConfigError, match=r"every parameter is fixed; nothing to fit"):
         ParameterSpace.from_config(cfg, 3, BEAM, radius=RADIUS)
 
 
-def test_pointing_with_free_tilts_is_degenerate():
+def test_pointing_with_free_tilts_fixes_the_reference_map():
+    """Tilts and a pointing common to all maps are exactly degenerate (a tilt shifts every
+    beam alike).  With both free (issue 9: pointing tied to the tilts) the in-focus map's
+    pointing is fixed at 0 - the tilts carry it - and the other maps' are free, relative to
+    it.  (Until issue 9 this configuration was an error.)"""
     cfg = load_fit_config({"pointing": {"free": True}})
-    with pytest.raises(FitConfigError, match=r"tilts and a common pointing offset are degenerate"):
-        ParameterSpace.from_config(cfg, 3, BEAM, radius=RADIUS)
+    sp = ParameterSpace.from_config(cfg, 3, BEAM, d_z=[-0.02, 0.0, 0.02],
+                                    radius=RADIUS)
+    names = sp.free_names
+    assert {"K(1,-1)", "K(1,1)"} <= set(names)
+    assert "pointing_u[1]" not in names and "pointing_v[1]" not in names
+    assert {"pointing_u[0]", "pointing_v[0]", "pointing_u[2]", "pointing_v[2]"} <= set(names)
+    # the reference is the map with the smallest |d_z|, wherever it is
+    sp = ParameterSpace.from_config(cfg, 3, BEAM, d_z=[0.0, -0.02, 0.02],
+                                    radius=RADIUS)
+    assert "pointing_u[0]" not in sp.free_names and "pointing_u[1]" in sp.free_names
+    # with the tilts fixed every map's pointing is free (the earlier mode, unchanged)
+    fixed = load_fit_config({"pointing": {"free": True}, "zernike": {"fixed": {
+        "K(0,0)": 0.0, "K(1,-1)": 0.0, "K(1,1)": 0.0}}})
+    sp = ParameterSpace.from_config(fixed, 3, BEAM, d_z=[-0.02, 0.0, 0.02],
+                                    radius=RADIUS)
+    assert "pointing_u[1]" in sp.free_names and "K(1,1)" not in sp.free_names
 
 
 def test_start_outside_bounds_names_the_parameter():
@@ -208,7 +230,8 @@ def test_params_dict_design_form():
                                     BEAM, radius=RADIUS)
     p = sp.params_dict()
     assert set(p) == {"K", "c_dB", "x0", "y0", "amp", "offset", "pointing"}
-    assert p["pointing"] is None and p["K"].shape == (21,) and p["amp"].shape == (2,)
+    # pointing is a default nuisance since issue 9 (before: None)
+    assert p["pointing"].shape == (2, 2) and p["K"].shape == (21,) and p["amp"].shape == (2,)
 
 
 def test_a_loaded_configuration_can_be_handed_back():
