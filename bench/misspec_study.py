@@ -32,8 +32,8 @@ fit missed the optimum are left out (counted).
 
 Run:  python bench/misspec_study.py --datasets 50 --workers 2
       python bench/misspec_study.py --datasets 3 --settings baseline pointing --n-grid 31
-Parallel runs (--workers > 1) use the standard library's process pool, one thread per
-process, each worker with its own PyTensor compile directory (under --compiledir).
+Parallel runs (--workers > 1) use dask.distributed (a LocalCluster of --workers processes,
+one thread each), each worker with its own PyTensor compile directory (under --compiledir).
 """
 
 from __future__ import annotations
@@ -279,28 +279,28 @@ def print_table(table: list[dict]) -> None:
               + (f"  ({r['failed']} failed)" if r["failed"] else ""))
 
 
-def _worker_init(base: str, counter) -> None:
+def _own_compiledir(base: str) -> None:
     """Give this worker process its own PyTensor compile directory and bayesoof cache.
 
     Worker processes sharing one compile directory wait on its lock, and under load a wait
-    can time out (it stopped the previous run); with one directory each, every worker
-    compiles its objectives once (a few minutes of CPU) and never waits on another.
-    Runs before the worker imports PyTensor (the ``spawn`` start method).
+    can time out (it stopped a run of the previous session); with one directory each,
+    every worker compiles its objectives once (1–2 CPU-minutes) and never waits on another.
+    Takes effect only before the worker's first import of PyTensor (its first job).
     """
     import os
 
-    with counter.get_lock():
-        counter.value += 1
-        k = counter.value
+    if "pytensor" in sys.modules:
+        return
+    k = os.getpid()
     os.environ["PYTENSOR_FLAGS"] = ",".join(
         f for f in (os.environ.get("PYTENSOR_FLAGS", ""),
-                    f"base_compiledir={base}/pytensor-w{k}") if f)
-    os.environ["BAYESOOF_CACHE_DIR"] = f"{base}/bayesoof-w{k}"
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = "1"  # one thread per worker: the workers fill the cores
+                    f"base_compiledir={base}/pytensor-{k}") if f)
+    os.environ["BAYESOOF_CACHE_DIR"] = f"{base}/bayesoof-{k}"
 
 
-def _job(job, a):
+def _job(job, a, base=None):
+    if base is not None:
+        _own_compiledir(base)
     try:  # one failed job must not end the run
         return job, one(job[0], job[1], a)
     except Exception as err:  # noqa: BLE001
@@ -309,19 +309,18 @@ def _job(job, a):
 
 
 def _parallel(jobs, a):
-    """Run the jobs in ``a.workers`` processes (standard library only); yield as they end."""
-    import multiprocessing as mp
+    """Run the jobs on a dask.distributed LocalCluster of ``a.workers`` processes (one
+    thread each; dask's nanny limits BLAS/OpenMP to one thread); yield as they end."""
     import os
     import tempfile
-    from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    ctx = mp.get_context("spawn")
+    from dask.distributed import Client, LocalCluster, as_completed
+
     base = a.compiledir or tempfile.mkdtemp(prefix="misspec-compile-")
     os.makedirs(base, exist_ok=True)
-    counter = ctx.Value("i", 0)
-    with ProcessPoolExecutor(a.workers, mp_context=ctx, initializer=_worker_init,
-                             initargs=(base, counter)) as pool:
-        futures = [pool.submit(_job, job, a) for job in jobs]
+    with LocalCluster(n_workers=a.workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        futures = [client.submit(_job, job, a, base, pure=False) for job in jobs]
         for fut in as_completed(futures):
             yield fut.result()
 
@@ -338,7 +337,7 @@ def main(argv=None) -> int:
     p.add_argument("--snr", type=float, default=300.0)
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--workers", type=int, default=1,
-                   help="worker processes (concurrent.futures, one thread each)")
+                   help="dask LocalCluster worker processes (one thread each)")
     p.add_argument("--compiledir", default=None,
                    help="parent of the per-worker PyTensor compile directories (default: a "
                         "new temporary one); reuse it to skip the compiles in a later run")
