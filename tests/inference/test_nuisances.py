@@ -93,21 +93,16 @@ def test_preset_illumination_is_the_default():
     assert mine["fit"]["illumination"] == "parabolic"
 
 
-def test_default_fit_recovers_focus_pointing_and_centre():
-    """Data with the plus map's effective d_z 3 % off (+0.66 mm) and its beam a quarter beam
-    width off in u, illumination centred at (0.2, -0.15) m, SNR 300: the DEFAULT fit finds
-    each within 4 Laplace sd (a 4-sd miss has probability 6e-5 when the Laplace sd is
-    right), the minus map's offsets within 4 sd of 0; the in-focus map's focus offset and
-    pointing are fixed (the K(2,0) and tilt degeneracies)."""
+def _fit_focus_offset_case(illum, pointing, config):
+    """Fit order 2 to data whose plus map's effective d_z is 3 % off (+0.66 mm), SNR 300,
+    and check the focus offsets: the plus map's within 4 Laplace sd of the truth (a 4-sd
+    miss has probability 6e-5 when the Laplace sd is right), the minus map's within 4 sd
+    of 0, the in-focus map's fixed.  Returns the fit and its sd by free-parameter name."""
     import bayesoof
     from bayesoof.data.containers import BeamMap
     from bayesoof.simulate import simulate
 
     true_off = np.array([0.0, 0.0, 0.00066])
-    beam = 0.009 / (2 * get_telescope("effelsberg").radius)
-    pointing = np.zeros((3, 2))
-    pointing[2, 0] = 0.25 * beam
-    illum = {"c_dB": -14.5, "q": 1.4, "x0": 0.2, "y0": -0.15}
     base = T.make_case("effelsberg", order=2, n_grid=15, extent=5.0, values=False)
     maps = simulate(base.telescope, base.K, 0.009, np.array(D_Z) + true_off,
                     illumination=illum, pointing=pointing,
@@ -115,14 +110,27 @@ def test_default_fit_recovers_focus_pointing_and_centre():
                     snr=300, seed=2)
     maps = maps.with_maps([BeamMap(m.u, m.v, m.beam, dz, m.sigma, m.name)
                            for m, dz in zip(maps.maps, D_Z, strict=True)])
-    res = bayesoof.fit(maps, "effelsberg", order=2, orders=[2],
-                       config={"misfit": {"remedy": "never"}})
+    res = bayesoof.fit(maps, "effelsberg", order=2, orders=[2], config=config)
     est = res.space.values[res.space.slice_of("focus_offset")]
     sd = {n: s for n, s in zip(res.free_names, res.sd, strict=True)}
     assert est[1] == 0.0 and "focus_offset[1]" not in sd  # the in-focus offset is fixed
     assert abs(est[2] - true_off[2]) < 4 * sd["focus_offset[2]"], (est, sd)
     assert abs(est[0]) < 4 * sd["focus_offset[0]"], (est, sd)
     assert sd["focus_offset[2]"] < 0.2e-3  # identified: far below the 0.66 mm offset
+    return res, sd
+
+
+def test_default_fit_recovers_focus_pointing_and_centre():
+    """Data with the plus map's effective d_z 3 % off (+0.66 mm) and its beam a quarter beam
+    width off in u, illumination centred at (0.2, -0.15) m, SNR 300: the DEFAULT fit finds
+    each within 4 Laplace sd (a 4-sd miss has probability 6e-5 when the Laplace sd is
+    right), the minus map's offsets within 4 sd of 0; the in-focus map's focus offset and
+    pointing are fixed (the K(2,0) and tilt degeneracies)."""
+    beam = 0.009 / (2 * get_telescope("effelsberg").radius)
+    pointing = np.zeros((3, 2))
+    pointing[2, 0] = 0.25 * beam
+    illum = {"c_dB": -14.5, "q": 1.4, "x0": 0.2, "y0": -0.15}
+    res, sd = _fit_focus_offset_case(illum, pointing, {"misfit": {"remedy": "never"}})
     p = res.params["pointing"]
     assert "pointing_u[1]" not in sd and p[1, 0] == 0.0  # the tilts carry map 1's pointing
     assert abs(p[2, 0] - pointing[2, 0]) < 4 * sd["pointing_u[2]"], (p / beam, sd)
@@ -141,23 +149,5 @@ def test_fit_recovers_a_focus_offset():
     """Data with the plus map's effective d_z 3 % off (+0.66 mm), SNR 300: the fit with the
     focus offsets freed finds the offset within 4 Laplace sd (a 4-sd miss has probability
     6e-5 when the Laplace sd is right), the minus map's within 4 sd of 0."""
-    import bayesoof
-    from bayesoof.data.containers import BeamMap
-    from bayesoof.simulate import simulate
-
-    true_off = np.array([0.0, 0.0, 0.00066])
-    base = T.make_case("effelsberg", order=2, n_grid=15, extent=5.0, values=False)
-    maps = simulate(base.telescope, base.K, 0.009, np.array(D_Z) + true_off,
-                    illumination={"c_dB": -14.5, "q": 1.4, "x0": 0.0, "y0": 0.0},
-                    u=[m.u for m in base.maps.maps], v=[m.v for m in base.maps.maps],
-                    snr=300, seed=2)
-    maps = maps.with_maps([BeamMap(m.u, m.v, m.beam, dz, m.sigma, m.name)
-                           for m, dz in zip(maps.maps, D_Z, strict=True)])
-    res = bayesoof.fit(maps, "effelsberg", order=2, orders=[2],
-                       config={"focus": {"free": True}, "misfit": {"remedy": "never"}})
-    est = res.space.values[res.space.slice_of("focus_offset")]
-    sd = {n: s for n, s in zip(res.free_names, res.sd, strict=True)}
-    assert est[1] == 0.0 and "focus_offset[1]" not in sd  # the in-focus offset is fixed
-    assert abs(est[2] - true_off[2]) < 4 * sd["focus_offset[2]"], (est, sd)
-    assert abs(est[0]) < 4 * sd["focus_offset[0]"], (est, sd)
-    assert sd["focus_offset[2]"] < 0.2e-3  # identified: far below the 0.66 mm offset
+    _fit_focus_offset_case({"c_dB": -14.5, "q": 1.4, "x0": 0.0, "y0": 0.0}, None,
+                           {"focus": {"free": True}, "misfit": {"remedy": "never"}})
