@@ -523,6 +523,11 @@ def misfit_refit(result, kind: str | None = None, **options):
     standardised residuals (for the adequacy test) and χ² = Σ r²; its covariance is the
     Laplace covariance of the misfit likelihood (``laplace_jacobian``).
     """
+    with blas_threads(result.config["fit"]["blas_threads"]):  # as the fit: small products
+        return _misfit_refit(result, kind, **options)
+
+
+def _misfit_refit(result, kind, **options):
     cfg = result.config
     m = dict(cfg["misfit"])
     if kind is not None:
