@@ -54,6 +54,8 @@ _SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "focus": {"free": (bool,), "in_focus_free": (bool,), "limit": (int, float),
               "prior_sd": (int, float)},
     "legs": {"free": (bool,), "width_range": (list,), "shade_range": (int, float)},
+    "drift": {"gain_free": (bool,), "baseline_free": (bool,), "gain_limit": (int, float),
+              "gain_prior_sd": (int, float), "baseline_prior_sd": (int, float)},
     "misfit": {"remedy": (str,), "model": (str,), "correlation": (int, float),
                "envelope_power": (int, float), "nu": (int, float), "iterations": (int,),
                "covariance": (str,), "hac_bandwidth": (int, float)},

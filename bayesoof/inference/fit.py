@@ -1,6 +1,8 @@
 """Quick fit: noise-weighted least squares (the MAP with flat priors), order by order.
 
-Each map is modelled as ``data = a_i P_i(u, v; θ) + b_i + noise`` with the residual of
+Each map is modelled as ``data = a_i (1 + g_i t) P_i(u, v; θ) + b_i + c_i t + noise`` (the
+drifts g_i, c_i along the scan time t when free, :mod:`bayesoof.inference.nuisances`) with
+the residual of
 :mod:`bayesoof.inference.likelihood` (``(data - predict) / σ``), σ from the file or estimated
 (:mod:`bayesoof.data.noise`).  Orders 1 → N are fitted in turn, each started from the previous
 solution (pyoof's ``fit_previous``), with :func:`scipy.optimize.least_squares` ('trf',
@@ -66,6 +68,7 @@ from bayesoof.inference.nuisances import (
     hold_below_last_order,
     resampling_extent,
     resolve_illumination,
+    scan_time,
 )
 from bayesoof.inference.params import (
     FitConfigError,
@@ -324,32 +327,87 @@ class _Problem:
         return jac if self.transform is None else self.transform.whiten_jacobian(r, jac)
 
 
-def _linear_amp_offset(space: ParameterSpace, objective: Objective, observed, sigma, slices):
-    """Start a_i, b_i by weighted linear least squares of each map against P at the start."""
+def solve_linear(power, data, weight, t=None, free=(True, True, False, False),
+                 fixed=(1.0, 0.0, 0.0, 0.0)) -> np.ndarray:
+    """Weighted linear least squares of one map: (a, g, b, c) of ``a (1 + g t) P + b + c t``.
+
+    The model is linear in (a, a g, b, c): the columns P, t P, 1, t.  ``free`` says which
+    of (a, g, b, c) are solved; the others stay at ``fixed`` (their values: a, g, b, c).
+    ``weight`` = 1/σ per sample; ``t`` the scan time (needed when g or c is involved).
+    A fixed a with a free g solves for the product a g; a free a with a fixed g ≠ 0
+    takes the column (1 + g t) P.
+    """
+    p, d, w = (np.asarray(x, float) for x in (power, data, weight))
+    t = np.zeros_like(p) if t is None else np.asarray(t, float)
+    a0, g0, b0, c0 = (float(x) for x in fixed)
+    fa, fg, fb, fc = (bool(x) for x in free)
+    cols, names = [], []
+    rhs = d.copy()
+    if fa:
+        cols.append(p * (1.0 + (0.0 if fg else g0) * t))
+        names.append("a")
+    if fg:
+        cols.append(t * p)
+        names.append("ag")
+        if not fa:
+            rhs -= a0 * p
+    if not fa and not fg:
+        rhs -= a0 * (1.0 + g0 * t) * p
+    if fb:
+        cols.append(np.ones_like(p))
+        names.append("b")
+    else:
+        rhs -= b0
+    if fc:
+        cols.append(t)
+        names.append("c")
+    else:
+        rhs -= c0 * t
+    out = dict(zip("agbc", (a0, g0, b0, c0), strict=True))
+    if cols:
+        A = np.column_stack(cols) * w[:, None]
+        sol, *_ = np.linalg.lstsq(A, rhs * w, rcond=None)
+        got = dict(zip(names, sol, strict=True))
+        out["a"] = got.get("a", a0)
+        out["b"], out["c"] = got.get("b", b0), got.get("c", c0)
+        if fg:
+            out["g"] = got["ag"] / out["a"] if out["a"] != 0 else 0.0
+    return np.array([out["a"], out["g"], out["b"], out["c"]])
+
+
+def _linear_amp_offset(space: ParameterSpace, objective: Objective, observed, sigma, slices,
+                       t=None):
+    """Start a_i, b_i (and the drifts g_i, c_i) by weighted linear least squares per map.
+
+    Each map against P at the start (:func:`solve_linear`); ``t`` the scan time of every
+    sample (:func:`~bayesoof.inference.nuisances.scan_time`), used when the drift blocks exist.
+    """
     if objective.residual != "likelihood":
         return
-    free_a = space.free[space.amp_slice]
-    free_b = space.free[space.offset_slice]
-    if not (free_a.any() or free_b.any()):
+    names = ["amp", "gain_drift", "offset", "baseline_drift"]
+    present = [space.has(n) for n in names]
+    free = [space.free[space.slice_of(n)] if h else np.zeros(space.n_maps, bool)
+            for n, h in zip(names, present, strict=True)]
+    if not any(f.any() for f in free):
         return
+    vals = [space.values[space.slice_of(n)].copy() if h else np.zeros(space.n_maps)
+            for n, h in zip(names, present, strict=True)]
     power = objective.power(space.values)
-    amps = space.values[space.amp_slice]
-    offs = space.values[space.offset_slice]
     for i, sl in enumerate(slices):
-        p, d, w = power[sl], observed[sl], 1.0 / sigma[sl]
-        if free_a[i] and free_b[i]:
-            A = np.column_stack([p * w, w])
-            (a, b), *_ = np.linalg.lstsq(A, d * w, rcond=None)
-        elif free_a[i]:
-            b = offs[i]
-            a = np.sum(w**2 * p * (d - b)) / np.sum(w**2 * p * p)
-        else:
-            a, b = amps[i], np.sum(w**2 * (d - amps[i] * p)) / np.sum(w**2)
-        if not a > 0:  # a start the data cannot place (e.g. a map of pure noise)
-            a = max(float(np.ptp(d)), 1e-30) / max(float(np.max(p)), 1e-30)
-        amps[i], offs[i] = a, b
-    space.values[space.amp_slice] = amps
-    space.values[space.offset_slice] = offs
+        p, d = power[sl], observed[sl]
+        sol = solve_linear(p, d, 1.0 / sigma[sl], None if t is None else t[sl],
+                           [f[i] for f in free], [v[i] for v in vals])
+        if not sol[0] > 0:  # a start the data cannot place (e.g. a map of pure noise)
+            sol[0] = max(float(np.ptp(d)), 1e-30) / max(float(np.max(p)), 1e-30)
+            sol[1] = vals[1][i]
+        if present[1]:  # keep g inside its bounds (a start outside fails check_start)
+            g = space.slice_of("gain_drift")
+            sol[1] = np.clip(sol[1], space.lower[g][i], space.upper[g][i])
+        for v, x in zip(vals, sol, strict=True):
+            v[i] = x
+    for n, h, v in zip(names, present, vals, strict=True):
+        if h:
+            space.values[space.slice_of(n)] = v
 
 
 def _perturbed(space: ParameterSpace, order: int, scale: float, rng) -> ParameterSpace:
@@ -390,13 +448,13 @@ def _solve(problem: _Problem, cfg: dict, final: bool):
     )
 
 
-def _fit_order(order, space, objective, observed, sigma, cfg, slices, rng, final=True):
+def _fit_order(order, space, objective, observed, sigma, cfg, slices, rng, final=True, t=None):
     t0 = time.perf_counter()
     f = cfg["fit"]
     starts = [space]
     for _ in range(f["n_starts"] - 1):
         trial = _perturbed(space, order, f["start_scale"], rng)
-        _linear_amp_offset(trial, objective, observed, sigma, slices)
+        _linear_amp_offset(trial, objective, observed, sigma, slices, t)
         starts.append(trial)
     best, costs, n_eval, n_jac = None, [], 0, 0
     for start in starts:
@@ -475,6 +533,7 @@ def _run(data, tel, cfg, orders, sigma, sampling, method, verbose, start=None):
         space.check_start("start")
     objective = _objective(forward, space, f["residual"])
     observed = np.ascontiguousarray(forward.observed, float)
+    t_scan = scan_time(data)  # drift nuisance: scan time of every sample
     rng = np.random.default_rng(f["seed"])
     results: list[OrderResult] = []
     for k in orders:
@@ -485,12 +544,12 @@ def _run(data, tel, cfg, orders, sigma, sampling, method, verbose, start=None):
             keep[: len(sp.nl)] = [n <= results[-1].order for n, _ in sp.nl]
             sp.values[keep] = prev.values[keep]
         elif not given_amp:
-            _linear_amp_offset(sp, objective, observed, sig, forward.map_slices)
+            _linear_amp_offset(sp, objective, observed, sig, forward.map_slices, t_scan)
         if k != orders[-1] and f["nuisances_last_order_only"]:  # nuisances.py
             sp = hold_below_last_order(sp)
         sp.check_start(f"{cfg['source']}: order {k} start")
         res = _fit_order(k, sp, objective, observed, sig, cfg, forward.map_slices, rng,
-                         final=k == orders[-1])
+                         final=k == orders[-1], t=t_scan)
         extent = None if sampling is not None else resampling_extent(res.space, forward,
                                                                      data.d_z)
         if extent is not None:  # fitted focus offsets beyond what the sampling resolves
@@ -501,7 +560,7 @@ def _run(data, tel, cfg, orders, sigma, sampling, method, verbose, start=None):
                 print(f"order {k}: effective d_z beyond the aperture sampling's; refitting "
                       f"on {forward.sampling.n} pixels across")
             res = _fit_order(k, res.space, objective, observed, sig, cfg,
-                             forward.map_slices, rng, final=k == orders[-1])
+                             forward.map_slices, rng, final=k == orders[-1], t=t_scan)
         results.append(res)
         if verbose:
             print(

@@ -1,7 +1,9 @@
 """The one residual definition shared by the quick fit, the PyMC model and emcee.
 
-Each map i is modelled as ``data = a_i · P_i(u, v; θ) + b_i + noise`` with a per-map
-amplitude a_i and offset b_i (both in the data's power units) and P_i the normalised
+Each map i is modelled as ``data = a_i (1 + g_i t) P_i(u, v; θ) + b_i + c_i t + noise``
+with a per-map amplitude a_i and offset b_i (both in the data's power units), their drifts
+along the scan time t ∈ [-1/2, 1/2] (relative gain drift g_i, baseline drift c_i in data
+units; :mod:`bayesoof.inference.nuisances`; 0 when not free) and P_i the normalised
 power of :meth:`bayesoof.physics.forward.ForwardModel.power`.  The standardised residual is
 ``(data - model) / σ`` with σ the per-sample noise (same units as the data).
 """
@@ -12,6 +14,8 @@ import numpy as np
 import pytensor.tensor as pt
 from scipy.optimize import minimize, minimize_scalar
 
+from bayesoof.inference.nuisances import scan_time
+
 __all__ = [
     "MISFIT_MODELS",
     "Discrepancy",
@@ -21,29 +25,49 @@ __all__ = [
     "hac_score_covariance",
     "misfit_model",
     "predict",
+    "beam_from_power",
     "pyoof_normalised_residuals",
     "standardized_residuals",
 ]
 
 
 def predict(forward, K, illum: dict, amp, offset, pointing=None, focus_offset=None,
-            blockage=None):
-    """Model beam values a_i P_i + b_i at every sample (tensor, data units).
+            blockage=None, gain_drift=None, baseline_drift=None):
+    """Model beam values a_i (1 + g_i t) P_i + b_i + c_i t at every sample (tensor, data units).
 
     ``amp`` and ``offset`` are (n_maps,) tensors; ``focus_offset`` (n_maps,) m moves each
     map's effective d_z to ``d_z + focus_offset``; ``blockage`` holds free leg dimensions;
-    the rest as in ``ForwardModel.power``.
+    ``gain_drift`` g_i (relative) and ``baseline_drift`` c_i (data units), (n_maps,), are
+    the per-map drifts along the scan time t in [-1/2, 1/2]
+    (:func:`bayesoof.inference.nuisances.scan_time`); the rest as in ``ForwardModel.power``.
     """
     power = model_power(forward, K, illum, pointing, focus_offset, blockage)
+    return beam_from_power(forward, power, amp, offset, gain_drift, baseline_drift)
+
+
+def beam_from_power(forward, power, amp, offset, gain_drift=None, baseline_drift=None):
+    """a_i (1 + g_i t) P_i + b_i + c_i t from the normalised power P (tensor or NumPy).
+
+    The linear part of :func:`predict` (the per-map gain, baseline and their drifts).
+    """
     idx = forward.map_index
-    return pt.as_tensor_variable(amp)[idx] * power + pt.as_tensor_variable(offset)[idx]
+    as_t = pt.as_tensor_variable if isinstance(power, pt.TensorVariable) else np.asarray
+    gain = as_t(amp)[idx]
+    base = as_t(offset)[idx]
+    if gain_drift is not None or baseline_drift is not None:
+        t = scan_time(forward.data)
+        if gain_drift is not None:
+            gain = gain * (1.0 + as_t(gain_drift)[idx] * t)
+        if baseline_drift is not None:
+            base = base + as_t(baseline_drift)[idx] * t
+    return gain * power + base
 
 
 def model_power(forward, K, illum: dict, pointing=None, focus_offset=None, blockage=None,
                 **_):
     """Normalised power P_i at every sample, with the nuisances of :func:`predict`.
 
-    Extra keyword arguments (``amp``, ``offset``) are ignored, so that the parameter
+    Extra keyword arguments (``amp``, ``offset``, the drifts) are ignored, so that the parameter
     space's ``predict`` arguments can be passed as they are.
     """
     d_z = None if focus_offset is None else forward.data.d_z + focus_offset

@@ -1,4 +1,4 @@
-"""Nuisances of real observations: per-map focus offsets, pointing, taper, leg geometry.
+"""Nuisances of real observations: per-map focus offsets, drifts, pointing, taper, legs.
 
 Each nuisance is a block of the one parameter space, so the quick fit, the PyMC model and
 emcee all take it through the one mapping (:meth:`ParameterSpace.unpack` →
@@ -18,6 +18,16 @@ nuisance           default  identification (Fisher sd at the truth, Effelsberg 9
 focus offsets      ON       defocused maps 0.05 mm each (in-focus map fixed, below)
 pointing           ON       tied to the tilts: the in-focus map's pointing fixed (below)
 centre x0, y0      ON       x0 0.11 m, y0 0.10 m
+baseline drift c   ON       0.02-0.05 data units = 0.002-0.005 % of the peak (study maps:
+                            31 × 31 over ±9.5 λ/D, SNR 300, peak ~1000): the ±0.5 %
+                            ramps of the study's drift setting at > 50 sd
+gain drift g       off      NOT identified on such maps: sd 0.03-0.25 (3 datasets), i.e.
+                            at or above the size of a real gain drift (a few %), its
+                            correlation with y0 up to 0.88, with K(1,±1)/pointing up to
+                            0.9 (below); the study's ±3 % gain ramps cost nothing with it
+                            off (10 drift datasets: coverage 0.86 with c alone, 0.88 with
+                            g and c; phase error 1.02× and 1.01× the baseline's);
+                            ``[drift] gain_free = true`` turns it on
 taper order q      off      0.03, identified, but with q free NUTS diverges (9
                             divergences in 4 × 700 draws, order 3, 31 × 31 maps, data
                             from the model; none with x0, y0 alone): it needs a
@@ -38,6 +48,20 @@ nuisances soak up the orders still missing.
 
 Blocks added here
 -----------------
+``baseline_drift`` (n_maps,), data units; ``gain_drift`` (n_maps,), relative
+    Per-map drifts along the scan: ``beam_i = a_i (1 + g_i t) P_i + b_i + c_i t`` with
+    t ∈ [-1/2, 1/2] the scan time of the sample (:func:`scan_time`).  The beam-map
+    container carries no time column, so t is the ORDER OF THE SAMPLES IN THE FILE (a
+    raster or on-the-fly scan writes its samples in time order); ``summary.json`` says so
+    per map (``scan_time``).  A file whose samples are not in time order must not use
+    them.  Both enter linearly after the far field (a_i g_i, b_i, c_i are linear
+    coefficients): the quick fit's Jacobian along them costs no transform and its start
+    solves a_i, g_i, b_i, c_i by one weighted linear least squares per map
+    (:func:`bayesoof.inference.fit.solve_linear`).  Priors (PyMC model):
+    g ~ Normal(0, 0.05) (a 5 % gain change across a map at 1 sd), c ~ Normal(0, 0.01 ×
+    the data peak) (``[drift]`` gain_prior_sd, baseline_prior_sd); fit bounds |g| ≤ 0.5
+    (``gain_limit``: the gain stays positive), c unbounded.  Free at every order, like
+    a_i and b_i.
 ``focus_offset`` (n_maps,), m
     Effective sub-reflector offset of map i: ``d_z,i + focus_offset[i]``.  Shaped optics,
     asymmetric ±d_z maps, drifts and an effective d_z that differs from the commanded one
@@ -76,6 +100,18 @@ Degeneracies and how they are handled
   maps' pointing is relative to it (:func:`~bayesoof.inference.params.pointing_reference`);
   with the tilts fixed (``zernike.fixed``) every map's pointing is free.  Tilts are left
   out of phase maps and rms anyway.
+* Gain drift vs pointing (and the illumination centre, tilts): near the beam peak a gain
+  ramp along the scan, ``(1 + g t) P``, is ``P + g t P``, and a pointing shift δ along
+  the same axis is ``P - δ ∂P/∂v``; for a beam ∝ exp(-v²/2s²) ``∂P/∂v = -v P / s²`` ∝
+  t P: the two are the same function near the peak.  Only the wings (where P is no
+  longer Gaussian and t spans more than the main lobe) tell them apart, and a map spans
+  tens of beam widths while the main lobe is ~1/20 of the scan: g is weakly identified
+  (sd 0.03-0.25 on 31 × 31 maps over ±9.5 λ/D; 0.1-0.15 even on maps of ±3 λ/D),
+  correlated with y0 (|r| ≤ 0.88), with the in-focus map's tilt K(1,-1) (0.92) and with
+  the pointing along v.  Hence off by default; the baseline drift c (a ramp under the
+  whole map, not only the beam) is identified and on.  Last session the freed pointing
+  absorbed the unmodelled drift and biased K (phase error 2.8× the baseline's): with c
+  free the drift setting's phase error is the baseline's (1.02×, 10 datasets).
 * Taper order q vs c_dB: strongly correlated (both set the edge fall-off) but identified
   by the beam's sidelobes (q is not a default: NUTS diverges, above); x0, y0 vs the odd K
   (coma): correlated, identified.
@@ -91,12 +127,17 @@ import numpy as np
 from bayesoof.inference.params import Block, FitConfigError, ParameterSpace
 
 __all__ = [
-    "FOCUS", "LEGS", "add_nuisance_blocks", "effective_extent", "forward_options",
-    "hold_below_last_order", "resampling_extent", "resolve_illumination",
+    "DRIFT", "FOCUS", "LEGS", "SCAN_TIME_SOURCE", "add_nuisance_blocks", "effective_extent",
+    "forward_options", "hold_below_last_order", "resampling_extent", "resolve_illumination",
+    "scan_time",
 ]
 
 FOCUS = "focus_offset"
 LEGS = ("leg_half_width", "shade_half_angle")
+DRIFT = ("gain_drift", "baseline_drift")
+#: where the scan time of the drift nuisance comes from (reported in the fit's output)
+SCAN_TIME_SOURCE = ("sample order in the file (samples written in time order, as a raster/"
+                    "on-the-fly scan does), normalised to [-1/2, 1/2] per map")
 LEG_UNITS = {"leg_half_width": "m", "shade_half_angle": "deg"}
 
 
@@ -125,9 +166,10 @@ def _leg_bounds(cfg: dict, telescope, source: str) -> dict:
 
 
 def add_nuisance_blocks(space: ParameterSpace, cfg: dict, telescope, d_z) -> ParameterSpace:
-    """Append the focus-offset and leg blocks configured in ``cfg`` to ``space``; return it.
+    """Append the focus-offset, drift and leg blocks configured in ``cfg`` to ``space``.
 
     ``d_z`` (m, one per map) are the commanded offsets (the in-focus map is d_z = 0).
+    Returns ``space``.
     """
     source = cfg.get("source", "config")
     d_z = np.asarray(d_z, float)
@@ -153,6 +195,7 @@ def add_nuisance_blocks(space: ParameterSpace, cfg: dict, telescope, d_z) -> Par
                                  "upper": lim}),
             value=0.0, lower=-lim, upper=lim, free=free,
         )
+    _add_drift_blocks(space, cfg, n, source)
     for name, (lo, hi) in _leg_bounds(cfg, telescope, source).items():
         start = getattr(telescope.blockage, name)
         space.add_block(
@@ -162,6 +205,53 @@ def add_nuisance_blocks(space: ParameterSpace, cfg: dict, telescope, d_z) -> Par
             value=start, lower=lo, upper=hi, free=True,
         )
     return space
+
+
+def scan_time(data) -> np.ndarray:
+    """Scan time t of every sample (map order, as ``ForwardModel.observed``), in [-1/2, 1/2].
+
+    The beam-map container carries no time column, so t is the order of the samples in
+    the file: a raster or on-the-fly scan writes its samples in time order.  Per map,
+    sample k of n has ``t = k / (n - 1) - 1/2`` (0 for a one-sample map).
+    """
+    parts = []
+    for m in data.maps:
+        n = m.size
+        parts.append(np.arange(n) / (n - 1) - 0.5 if n > 1 else np.zeros(n))
+    return np.concatenate(parts)
+
+
+def _add_drift_blocks(space: ParameterSpace, cfg: dict, n: int, source: str) -> None:
+    """Append the per-map gain and baseline drift blocks (``[drift]``), each when free."""
+    drift = cfg["drift"]
+    if not (drift["gain_free"] or drift["baseline_free"]) or cfg["fit"]["residual"] == "pyoof":
+        return  # (pyoof's min-max normalised residual removes each map's scale and offset)
+    lim = float(drift["gain_limit"])
+    if not 0 < lim <= 2:
+        raise FitConfigError(f"{source}: 'drift.gain_limit' must be in (0, 2] (the gain "
+                             f"1 + g t stays positive for |t| <= 1/2), got {lim}")
+    for key in ("gain_prior_sd", "baseline_prior_sd"):
+        if not float(drift[key]) > 0:
+            raise FitConfigError(f"{source}: 'drift.{key}' must be > 0, got {drift[key]}")
+    amp = space.block("amp")
+    per_map = {k: amp.coords[k] for k in ("map", "d_z")}
+    if drift["gain_free"]:
+        space.add_block(
+            Block("gain_drift", (n,), "", tuple(f"gain_drift[{i}]" for i in range(n)),
+                  ("map",), per_map, arg="gain_drift", linear=True, prior="drift.gain",
+                  default_prior={"dist": "normal", "mu": 0.0,
+                                 "sigma": float(drift["gain_prior_sd"])}),
+            value=0.0, lower=-lim, upper=lim, free=True,
+        )
+    if drift["baseline_free"]:
+        space.add_block(
+            Block("baseline_drift", (n,), "data",
+                  tuple(f"baseline_drift[{i}]" for i in range(n)), ("map",), per_map,
+                  arg="baseline_drift", linear=True, prior="drift.baseline",
+                  default_prior={"dist": "normal", "mu": 0.0,
+                                 "sigma": float(drift["baseline_prior_sd"]), "per": "data"}),
+            value=0.0, free=True,
+        )
 
 
 def forward_options(space: ParameterSpace) -> dict:

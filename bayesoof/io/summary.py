@@ -72,6 +72,9 @@ class MapEntry(TypedDict):
     amp: Entry
     offset: Entry
     chi2: float
+    gain_drift: NotRequired[Entry]  # relative gain drift g along the scan time t (drift nuisance)
+    baseline_drift: NotRequired[Entry]  # baseline drift c (data units) along t
+    scan_time: NotRequired[str]  # where t comes from
 
 
 class RmsEntry(TypedDict):

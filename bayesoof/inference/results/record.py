@@ -191,7 +191,7 @@ class FitResult:
 
     @property
     def model_beam(self) -> np.ndarray:
-        """Model beam a_i P_i + b_i at every sample, data units (forward model at the MAP).
+        """Model beam a_i (1 + g_i t) P_i + b_i + c_i t at every sample, data units (at the MAP).
 
         With the pyoof residual: the min-max normalised P of each map (what that residual
         compares with the min-max normalised data).
@@ -201,9 +201,11 @@ class FitResult:
             parts = [(P[sl] - P[sl].min()) / (P[sl].max() - P[sl].min())
                      for sl in self.forward.map_slices]
             return np.concatenate(parts)
+        from bayesoof.inference.likelihood import beam_from_power
+
         p = self.params
-        idx = self.forward.map_index
-        return p["amp"][idx] * P + p["offset"][idx]
+        return beam_from_power(self.forward, P, p["amp"], p["offset"], p.get("gain_drift"),
+                               p.get("baseline_drift"))
 
     @property
     def power(self) -> np.ndarray:

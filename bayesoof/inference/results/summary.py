@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from bayesoof._version import __version__
+from bayesoof.inference.nuisances import DRIFT, SCAN_TIME_SOURCE
 from bayesoof.io.summary import SCHEMA_VERSION, Entry, Summary
 
 __all__ = ["fit_summary", "parameter_entries"]
@@ -44,14 +45,18 @@ def fit_summary(result) -> Summary:
     maps = []
     amps = parameter_entries(result, sp.amp_slice)
     offs = parameter_entries(result, sp.offset_slice)
+    drifts = {n: parameter_entries(result, sp.slice_of(n)) for n in DRIFT if sp.has(n)}
     for i, m in enumerate(result.data.maps):
         sl = result.forward.map_slices[i]
         maps.append({
             "name": m.name, "d_z_m": m.d_z, "n_samples": m.size,
             "sigma": float(np.median(result.sigma[sl])), "sigma_origin": result.sigma_origin[i],
             "amp": amps[i], "offset": offs[i],
+            **{n: e[i] for n, e in drifts.items()},
             "chi2": float(np.sum(result.residuals[sl] ** 2)),
         })
+        if drifts:
+            maps[-1]["scan_time"] = SCAN_TIME_SOURCE
     plain = result.plain_last
     out = Summary(**{
         "schema_version": SCHEMA_VERSION,
