@@ -146,6 +146,78 @@ def run_nuts(model, sampler, draws_list, tune, chains, seed, options=None):
     }
 
 
+#: (first, every) stopping grids evaluated by --stop-study (draws per chain)
+STOP_GRIDS = ((200, 50), (250, 50), (300, 50), (300, 100), (400, 100))
+
+
+def stop_study(model, seeds, tune, cap, chains) -> list[dict]:
+    """Draws to convergence of nutpie (the default NUTS) over several seeds.
+
+    One run of ``cap`` draws per seed; the stopping rule of the runners
+    (bayesoof.inference.sample.convergence_rule: the final verdict's R-hat <= 1.01, bulk
+    and tail ESS >= 400 over every free parameter of the primary mode) is evaluated on
+    the first n draws of each chain for n = 50, 100, ... cap -- what a run that stops when
+    converged checks at those n (NUTS after warm-up does not depend on what follows).
+    Per seed: the first converged n of every grid of STOP_GRIDS, its gradients (warm-up
+    included), the verdict at 750 draws (the former fixed default), and how far the
+    posterior mean and sd of every parameter at the stop lie from those of the whole run
+    (in posterior sd of the whole run: the optional-stopping check).
+    """
+    from bayesoof.inference.sample import convergence_rule, sample_model
+
+    out = []
+    for seed in seeds:
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = sample_model(model, sampler="nutpie", draws=cap, tune=tune, chains=chains,
+                               seed=seed, products=False)
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        z, t = res.z_draws, res.timing
+        lp = np.asarray(res.idata.sample_stats["lp"].values)
+        n_steps = np.asarray(res.idata.sample_stats["n_steps"].values)
+        n_warm = t["n_grad"] - t["n_grad_sampling"]
+        rule = convergence_rule(res.density)
+        grid = list(range(50, cap + 1, 50))
+        ok = {n: rule.converged(z[:, :n], {"lp": lp[:, :n]}) for n in grid}
+        post = res.idata.posterior
+        names = [v.name for v in model.free_RVs]
+
+        def moments(n, post=post, names=names):
+            sub = post[names].isel(draw=slice(0, n))
+            return ({k: sub[k].mean(("chain", "draw")).values for k in names},
+                    {k: sub[k].std(("chain", "draw")).values for k in names})
+
+        m_all, s_all = moments(cap)
+        stops = {}
+        for first, every in STOP_GRIDS:
+            n = next((n for n in range(first, cap, every) if ok.get(n)), None)
+            row = {"stop_draws": n}
+            if n is not None:
+                m, sd = moments(n)
+                row["gradients"] = int(n_warm + n_steps[:, :n].sum())
+                row["max_mean_shift_sd"] = float(max(
+                    np.max(np.abs(m[k] - m_all[k]) / s_all[k]) for k in names))
+                row["max_sd_ratio_dev"] = float(max(
+                    np.max(np.abs(sd[k] / s_all[k] - 1)) for k in names))
+            stops[f"{first}+{every}k"] = row
+        r = {"seed": seed, "tune": tune, "cap": cap, "wall_s": wall, "cpu_s": cpu,
+             "n_grad": t["n_grad"], "n_grad_warmup": n_warm,
+             "ms_per_grad_cpu": 1e3 * cpu / max(t["n_grad"], 1),
+             "load_average": os.getloadavg(),
+             "converged_at": [n for n in grid if ok[n]],
+             "verdict_750": ok.get(750), "stops": stops,
+             "diagnostics_cap": {k: res.diagnostics.get(k) for k in (
+                 "r_hat_max", "ess_bulk_min", "ess_tail_min", "divergences")}}
+        print(json.dumps(r, default=str), flush=True)
+        out.append(r)
+    for key in (f"{f}+{e}k" for f, e in STOP_GRIDS):
+        ns = [r["stops"][key]["stop_draws"] for r in out]
+        print(f"grid {key}: stop at {ns} draws per chain (tune {tune}); gradients "
+              f"{[r['stops'][key].get('gradients') for r in out]}", flush=True)
+    return out
+
+
 def print_rows(key, r) -> None:
     print(f"{key}: wall {r['wall_s']:.1f} s, CPU {r['cpu_s']:.1f} s (incl. Laplace "
           f"{r['laplace_s']:.1f} s wall, compilation), {r['ms_per_grad_cpu']:.2f} ms CPU/"
@@ -218,6 +290,9 @@ def main(argv=None) -> int:
     p.add_argument("--scattered", type=int, default=0, metavar="N",
                    help="N scattered samples per map (an on-the-fly scan, bench/otf_scan.py)"
                         " instead of the n_grid lattice")
+    p.add_argument("--stop-study", default=None, metavar="SEEDS",
+                   help="comma-separated seeds: draws to convergence of nutpie per seed and "
+                        "--tune value (one run of max(--draws) each; see stop_study)")
     p.add_argument("--json", default=None, help="also write the results to this file")
     a = p.parse_args(argv)
     if a.quick:
@@ -262,7 +337,13 @@ def main(argv=None) -> int:
     results = {"header": header}
     tunes = [int(t) for t in str(a.tune).split(",")]
     draws_list = [int(n) for n in str(a.draws).split(",")]
-    for s in a.samplers.split(","):
+    if a.stop_study:
+        seeds = [int(x) for x in a.stop_study.split(",")]
+        for tune in tunes:
+            results[f"stop_study/tune={tune}"] = stop_study(
+                model, seeds, tune, max(draws_list), a.chains)
+        a.samplers = ""
+    for s in filter(None, a.samplers.split(",")):
         for tune in tunes if s != "emcee" else [None]:
             if s == "emcee":
                 r = run_emcee(model, a.emcee_steps, a.emcee_burn, a.seed, a.walkers)

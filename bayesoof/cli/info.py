@@ -105,7 +105,10 @@ def _describe_summary(info: dict, path: Path) -> str:
             who = f"{(post.get('timing') or {}).get('walkers', '?')} walkers"
         else:
             who = f"{st.get('chains', '?')} chains"
-        lines.append(f"posterior     : {post.get('sampler', '?')}, {who} x {st.get('draws', '?')}"
+        kept = (post.get("timing") or {}).get("stopped_at")
+        draws = st.get("draws", "?") if kept is None else (
+            f"{kept} (run until converged, cap {st.get('draws', '?')})")
+        lines.append(f"posterior     : {post.get('sampler', '?')}, {who} x {draws}"
                      f" draws (tune {st.get('tune', '?')}), seed {st.get('seed', '?')}: {verdict}")
         for prob in post.get("problems", []):
             lines.append(f"  - {shorten(prob)}")

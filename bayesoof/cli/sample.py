@@ -15,6 +15,7 @@ from bayesoof.cli.common import (
 )
 from bayesoof.cli.fit import add_fit_options, fit_table, load_inputs, run_fit
 from bayesoof.inference.samplers import NUTS_PREFERENCE, available_samplers, get_sampler
+from bayesoof.inference.samplers.base import NUTS_CHECK_EVERY, NUTS_CHECK_FIRST, NUTS_DRAWS_MAX
 
 NAME = "sample"
 #: 'nuts' and every registered sampler (bayesoof.inference.samplers; the registry imports
@@ -116,6 +117,11 @@ def run(args) -> int:
         say(f"cost: {t['n_grad_sampling']} gradient/density evaluations after warm-up, "
              f"sampling {t.get('sampling', float('nan')):.1f} s, total "
              f"{t.get('total', float('nan')):.1f} s")
+    if post.settings.get("until_converged") and not post.interrupted:
+        kept = post.idata.posterior.sizes["draw"]
+        say(f"stopped at {kept} draws per chain: "
+            + ("the first check at which R-hat and ESS passed" if t.get("converged_check")
+               else f"the cap ({post.settings.get('draws')}): no earlier check passed"))
     if post.interrupted:
         kept = post.idata.posterior.sizes["draw"]
         say(f"sampling was interrupted: kept {kept} of {post.settings.get('draws')} draws "
@@ -146,8 +152,9 @@ def register(sub, fmt) -> None:
                         + "; ".join(f"{n}: {s.description}"
                                     for n, s in available_samplers().items()))
     p.add_argument("--draws", type=positive_int, default=None,
-                   help="draws per chain (default: the sampler's; NUTS "
-                        f"{_nuts_default('default_draws')})")
+                   help="draws per chain (default: the sampler's; nutpie: until converged, "
+                        f"checked every {NUTS_CHECK_EVERY} draws from {NUTS_CHECK_FIRST}, at "
+                        f"most {NUTS_DRAWS_MAX}; other NUTS {_nuts_default('default_draws')})")
     p.add_argument("--tune", type=positive_int, default=None,
                    help="tuning (NUTS) or burn-in (emcee) steps per chain (default: the "
                         f"sampler's; NUTS {_nuts_default('default_tune')})")

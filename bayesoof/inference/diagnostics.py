@@ -24,6 +24,7 @@ __all__ = [
     "TREEDEPTH_FRACTION",
     "chain_modes",
     "diagnose",
+    "rhat_ess_converged",
 ]
 
 RHAT_MAX = 1.01
@@ -98,6 +99,26 @@ def chain_modes(draws: np.ndarray, lp: np.ndarray | None = None,
                   default=0.0)
     return {"labels": labels, "modes": modes, "primary": modes[best]["chains"],
             "multimodal": len(modes) > 1, "max_separation": max_sep}
+
+
+def rhat_ess_converged(posterior: dict, rhat_max: float = RHAT_MAX,
+                       ess_min: float = ESS_MIN) -> bool:
+    """Whether every entry has R-hat ≤ ``rhat_max`` and bulk and tail ESS ≥ ``ess_min``.
+
+    ``posterior``: name -> array (chains, draws, ...).  The same ArviZ statistics as
+    :func:`diagnose` (the final verdict), without building InferenceData: the stopping
+    rule of the NUTS runners calls it on the draws so far.
+    """
+    import arviz as az
+
+    post = az.convert_to_dataset({k: np.asarray(v, float) for k, v in posterior.items()})
+    if post.sizes["draw"] < 4:
+        return False
+    checks = ((az.rhat(post), lambda v: v <= rhat_max),
+              (az.ess(post, method="bulk"), lambda v: v >= ess_min),
+              (az.ess(post, method="tail"), lambda v: v >= ess_min))
+    return all(bool(np.all(ok(np.asarray(da.values, float))))  # NaN fails both tests
+               for ds, ok in checks for da in ds.data_vars.values())
 
 
 def diagnose(idata, var_names=None, chains=None, max_treedepth: int = 10,

@@ -60,17 +60,21 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pymc as pm
 
 from bayesoof.inference.density import AffineDensity, have_jax
+from bayesoof.inference.diagnostics import chain_modes, rhat_ess_converged
 from bayesoof.inference.laplace import LaplaceResult, _chol, laplace
 from bayesoof.inference.samplers import RawDraws, available_samplers, default_nuts, get_sampler
+from bayesoof.inference.samplers.base import StopRule
 from bayesoof.inference.threads import blas_threads
 
 __all__ = [
     "AffineDensity",
     "SAMPLERS",
     "RawDraws",
+    "convergence_rule",
     "have_jax",
     "laplace",
     "resolve_sampler",
@@ -99,6 +103,40 @@ def resolve_sampler(sampler: str) -> str:
     return get_sampler(sampler).name
 
 
+def convergence_rule(density: AffineDensity) -> StopRule:
+    """The final verdict's R-hat / ESS test as a :class:`StopRule` for one run.
+
+    On the first n draws of each chain: the chains of the primary mode
+    (:func:`~bayesoof.inference.diagnostics.chain_modes`), every free variable of the
+    model on its constrained scale (what :func:`~bayesoof.inference.posterior.assemble`
+    diagnoses), R-hat ≤ 1.01 and bulk and tail ESS ≥ 400
+    (:func:`~bayesoof.inference.diagnostics.rhat_ess_converged`).  Divergences, tree depth
+    and E-BFMI are left to the final verdict: more draws do not mend them.
+    """
+    names = [v.name for v in density.model.free_RVs]
+    constrained = density.constrained_fn()
+    seen: dict = {}  # the draws mapped so far: z (chains, n, d) and name -> (chains, n, ...)
+
+    def converged(z: np.ndarray, stats: dict) -> bool:
+        chains, n, d = z.shape
+        have = seen["z"].shape[1] if seen else 0
+        if not seen or n < have or not np.array_equal(z[:, :have], seen["z"]):
+            have = 0  # another run's draws: start again
+            seen.clear()
+            seen.update({"z": z[:, :0], **{k: None for k in names}})
+        if n > have:
+            new = constrained(z[:, have:n].reshape(-1, d))
+            for k in names:
+                v = new[k].reshape((chains, n - have) + new[k].shape[1:])
+                seen[k] = v if seen[k] is None else np.concatenate([seen[k], v], axis=1)
+            seen["z"] = z[:, :n].copy()
+        primary = chain_modes(z[:, :n], None if stats.get("lp") is None
+                              else np.asarray(stats["lp"])[:, :n])["primary"]
+        return rhat_ess_converged({k: seen[k][primary, :n] for k in names})
+
+    return StopRule(converged)
+
+
 def run_sampler(
     density: AffineDensity,
     sampler: str = "nuts",
@@ -108,6 +146,7 @@ def run_sampler(
     seed: int = 0,
     jitter: float = 0.1,
     progressbar: bool | None = None,
+    until_converged: bool | None = None,
     **options,
 ) -> RawDraws:
     """Run one registered sampler on a whitened density; return draws of ``z`` and statistics.
@@ -121,7 +160,14 @@ def run_sampler(
     draws, tune : int or None
         Kept iterations per chain and warm-up iterations (an ensemble sampler: steps kept
         per walker after ``tune`` burn-in steps); None: the sampler's defaults
-        (``Sampler.default_draws``, ``default_tune``: NUTS 500 + 200 under the whitening).
+        (``Sampler.default_draws``, ``default_tune``).  With ``until_converged``,
+        ``draws`` is the cap.
+    until_converged : bool or None
+        Stop at the first check where the draws so far are converged
+        (:func:`convergence_rule`; checks every ``NUTS_CHECK_EVERY`` draws from
+        ``NUTS_CHECK_FIRST`` on, :class:`~bayesoof.inference.samplers.base.StopRule`).
+        None (default): when no ``draws`` are given and the sampler can (it takes a
+        ``stop`` option: nutpie); then ``draws`` is its cap ``default_draws``.
     chains : int
         Chains (NUTS).
     seed : int
@@ -141,15 +187,28 @@ def run_sampler(
         Options of other registered samplers are ignored; unknown ones raise TypeError.
     """
     spec = get_sampler(resolve_sampler(sampler))
+    until_converged = _until_converged(spec, draws, until_converged)
     draws = spec.default_draws if draws is None else draws
     tune = spec.default_tune if tune is None else tune
-    known = set().union(*(s.options for s in available_samplers().values()))
+    known = set().union(*(s.options for s in available_samplers().values())) - {"stop"}
     unknown = sorted(set(options) - known)
     if unknown:
         raise TypeError(f"run_sampler: unknown option(s) {unknown}; known: {sorted(known)}")
     mine = {k: v for k, v in options.items() if k in spec.options}
+    if until_converged:
+        mine["stop"] = convergence_rule(density)
     return spec.run(density, draws=draws, tune=tune, chains=chains, seed=seed, jitter=jitter,
                     progressbar=progressbar, **mine)
+
+
+def _until_converged(spec, draws, until_converged) -> bool:
+    """Whether a run of ``spec`` stops when converged (see :func:`run_sampler`)."""
+    if until_converged is None:
+        return draws is None and "stop" in spec.options
+    if until_converged and "stop" not in spec.options:
+        raise ValueError(f"sampler {spec.name!r} cannot stop when converged "
+                         "(until_converged=True): give draws instead")
+    return bool(until_converged)
 
 
 # ====================================================================== public API
@@ -187,6 +246,7 @@ def sample_model(
     t0 = time.perf_counter()
     name = resolve_sampler(sampler)
     spec = get_sampler(name)
+    until = _until_converged(spec, draws, kwargs.pop("until_converged", None))
     draws = spec.default_draws if draws is None else draws
     tune = spec.default_tune if tune is None else tune
     mode = kwargs.get("compile_mode")
@@ -200,14 +260,15 @@ def sample_model(
         lap = laplace_result or laplace(model, mode=mode)
         density = AffineDensity(model, lap.u_mode, _chol(lap.cov), mode=mode)
         settings = {"sampler": name, "draws": draws, "tune": tune, "chains": chains,
-                    "seed": seed, **{k: v for k, v in kwargs.items() if _jsonable(v)}}
+                    "seed": seed, "until_converged": until,
+                    **{k: v for k, v in kwargs.items() if _jsonable(v)}}
         if checkpoint is not None:
             def keep(partial_raw, _d=density):  # periodic: the draws so far
                 ckpt.save_raw(checkpoint, partial_raw, _d, lap, settings, recipe, partial=True)
 
             kwargs["on_checkpoint"] = keep
         raw = run_sampler(density, name, draws=draws, tune=tune, chains=chains, seed=seed,
-                          **kwargs)
+                          until_converged=until, **kwargs)
         if checkpoint is not None:  # before anything else can fail
             ckpt.save_raw(checkpoint, raw, density, lap, settings, recipe)
         result = assemble(model, density, raw, lap, settings, t0, products=products,

@@ -27,8 +27,10 @@ import numpy as np
 __all__ = [
     "NUTS_DRAWS",
     "NUTS_PREFERENCE",
+    "NUTS_DRAWS_MAX",
     "NUTS_TUNE",
     "PeriodicCheckpoint",
+    "StopRule",
     "RawDraws",
     "Sampler",
     "available_samplers",
@@ -50,6 +52,10 @@ NUTS_PREFERENCE = ("nutpie", "numpyro", "pymc")
 #: warm-up iterations suffice (200 or 300 did not lower the draws needed) and R-hat <= 1.01
 #: over the 20 K of order 5 needs ~750 draws per chain (bulk ESS > 400 from 250 draws)
 NUTS_TUNE, NUTS_DRAWS = 100, 750
+#: NUTS runners that stop when converged (:class:`StopRule`) check the draws so far every
+#: NUTS_CHECK_EVERY draws per chain from NUTS_CHECK_FIRST on, and stop at NUTS_DRAWS_MAX
+#: with an honest "not converged" verdict (bench/RESULTS.md "Stopping when converged")
+NUTS_CHECK_FIRST, NUTS_CHECK_EVERY, NUTS_DRAWS_MAX = 300, 100, 1500
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,9 @@ class Sampler:
         Called before anything is compiled (e.g. to give JAX one device per core).
     default_draws, default_tune : int
         Kept draws and warm-up (burn-in) iterations per chain when the caller gives none
-        (NUTS: sized for the Laplace-whitened posterior, bench/RESULTS.md "Sampling").
+        (NUTS: sized for the Laplace-whitened posterior, bench/RESULTS.md "Sampling"); a
+        runner that takes a ``stop`` option (a :class:`StopRule`) runs until converged when
+        the caller gives no draws, and ``default_draws`` is then its cap.
     """
 
     name: str
@@ -90,6 +98,27 @@ class Sampler:
     prepare: Callable[[], None] | None = None
     default_draws: int = 1000
     default_tune: int = 500
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """Stop sampling at the first check where the draws so far are converged.
+
+    ``converged(z, stats)`` is called with the first ``n`` draws of every chain (``z``:
+    (chains, n, d), ``stats``: name -> (chains, n)) for n = ``first``, ``first + every``,
+    ... up to the run's cap, in that order and only there, so the draws kept are the
+    first n of each chain whatever the speed of the threads (the same seed keeps the same
+    draws).  Checking only on that coarse grid, and not before ``first`` draws, limits
+    the optional-stopping bias of stopping at a lucky low R-hat.
+    """
+
+    converged: Callable[[np.ndarray, dict], bool]
+    first: int = NUTS_CHECK_FIRST
+    every: int = NUTS_CHECK_EVERY
+
+    def checks(self, cap: int) -> list[int]:
+        """Draws per chain at which the rule is checked in a run of at most ``cap``."""
+        return list(range(self.first, cap, self.every)) if self.first < cap else []
 
 
 @dataclass

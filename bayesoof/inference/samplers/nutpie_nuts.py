@@ -18,7 +18,14 @@ import time
 
 import numpy as np
 
-from bayesoof.inference.samplers.base import NUTS_DRAWS, NUTS_TUNE, RawDraws, Sampler, register
+from bayesoof.inference.samplers.base import (
+    NUTS_DRAWS_MAX,
+    NUTS_TUNE,
+    PeriodicCheckpoint,
+    RawDraws,
+    Sampler,
+    register,
+)
 
 
 def _available() -> str | None:
@@ -77,13 +84,18 @@ def _pymc_model(density, backend: str):
 
 
 def run(density, *, draws, tune, chains, seed, jitter=0.1, progressbar=False,
-        backend="pytensor", cores=None, target_accept=0.8) -> RawDraws:
+        backend="pytensor", cores=None, target_accept=0.8, stop=None,
+        on_checkpoint=None) -> RawDraws:
     """Run nutpie on ``density``; nutpie adapts a diagonal mass matrix during ``tune``.
 
     ``backend``: 'pytensor' (C-compiled density, chains start at ``z ~ N(0, jitter² I)``),
     'jax' or 'numba' (nutpie compiles the density; its own jitter around ``z = 0``).
-    ``cores``: chains run at once (threads; default all chains).  Ctrl-C stops the run
-    without draws (nutpie returns none of a cancelled run).
+    ``cores``: chains run at once (threads; default all chains).  ``stop``: a
+    :class:`~bayesoof.inference.samplers.base.StopRule`; the run (nutpie's background
+    sampler) is then checked at the rule's draws and ends at the first converged check,
+    keeping the first n draws of every chain (``draws`` is the cap).  ``on_checkpoint``:
+    called with the draws so far every :func:`checkpoint_interval` s.  Ctrl-C keeps the
+    draws every chain has made.
     """
     import nutpie
 
@@ -96,47 +108,112 @@ def run(density, *, draws, tune, chains, seed, jitter=0.1, progressbar=False,
     else:
         raise ValueError(f"nutpie backend must be 'pytensor', 'jax' or 'numba', got {backend!r}")
     t_start = time.perf_counter()
+    sampler = nutpie.sample(
+        compiled, draws=draws, tune=tune, chains=chains, cores=cores or chains,
+        seed=int(seed), progress_bar=bool(progressbar), init_mean=np.zeros(d),
+        save_warmup=True, target_accept=target_accept, blocking=False,
+    )
+    checks = stop.checks(draws) if stop is not None else []
+    saver = PeriodicCheckpoint(on_checkpoint, lambda: _raw(
+        sampler.inspect(), None, t0, t_start, backend, partial=True))
+    keep, interrupted = None, False
     try:
-        idata = nutpie.sample(
-            compiled, draws=draws, tune=tune, chains=chains, cores=cores or chains,
-            seed=int(seed), progress_bar=bool(progressbar), init_mean=np.zeros(d),
-            save_warmup=True, target_accept=target_accept,
-        )
+        while not _finished(sampler) and keep is None and (checks or on_checkpoint):
+            time.sleep(POLL_S)
+            if checks:
+                keep = _first_converged(stop, checks, sampler.inspect())
+            saver.tick()
+        trace = sampler.abort() if keep is not None else sampler.wait()
     except KeyboardInterrupt:
-        return RawDraws(z=np.zeros((chains, 0, d)), stats={}, n_grad=0, n_grad_sampling=0,
-                        wall_time=time.perf_counter() - t0, sampling_time=0.0,
-                        interrupted=True, info={"backend": backend})
-    post = np.asarray(idata.posterior["z"].values, float)  # (chains, draws, d)
+        trace, interrupted = sampler.abort(), True
+    if keep is None and checks and not interrupted:  # finished before every check was seen
+        keep = _first_converged(stop, checks, trace)
+    raw = _raw(trace, keep, t0, t_start, backend, partial=interrupted)
+    raw.interrupted = interrupted or raw.z.shape[1] < (keep or draws)
+    if stop is not None:
+        raw.info["stopped_at"] = raw.z.shape[1]
+        raw.info["converged_check"] = keep is not None
+    return raw
+
+
+#: seconds between two looks at a running nutpie sampler (its checks come every ~10 s)
+POLL_S = 1.0
+
+
+def _finished(sampler) -> bool:
+    """Whether nutpie's background sampler is done (0.16 raises TimeoutError while it runs)."""
+    try:
+        return bool(sampler.is_finished)
+    except TimeoutError:
+        return False
+
+
+def _posterior_arrays(idata):
+    """(z (chains, n, d), stats name -> (chains, n)) of the draws EVERY chain has made."""
+    post = getattr(idata, "posterior", None)
+    if post is None or "z" not in post:
+        return None, {}
+    z = np.asarray(post["z"].values, float)
+    done = ~np.isnan(z).any(axis=2)  # chains run at their own pace; nutpie pads with NaN
+    n = int(np.min(np.sum(np.cumprod(done, axis=1), axis=1))) if z.size else 0
     ss = idata.sample_stats
+    return z[:, :n], {k: np.asarray(ss[k].values)[:, :n] for k in ss.data_vars
+                      if ss[k].ndim == 2}
+
+
+def _first_converged(stop, checks: list[int], idata) -> int | None:
+    """Run the due checks (removing them from ``checks``); the first converged n or None."""
+    z, stats = _posterior_arrays(idata)
+    while checks and z is not None and checks[0] <= z.shape[1]:
+        n = checks.pop(0)
+        if stop.converged(z[:, :n], {"lp": stats["logp"][:, :n]} if "logp" in stats else {}):
+            return n
+    return None
+
+
+def _raw(idata, keep, t0, t_start, backend, partial=False) -> RawDraws:
+    """RawDraws of a nutpie trace: the first ``keep`` draws of every chain (None: all)."""
+    z_all, _ = _posterior_arrays(idata)
+    post = np.zeros((0, 0, 0)) if z_all is None else z_all
+    if keep is not None:
+        post = post[:, :keep]
+    n = post.shape[1]
+    ss = idata.sample_stats if z_all is not None else {}
     warm = getattr(idata, "warmup_sample_stats", None)
+    shape = post.shape[:2]
 
-    def stat(name, fallback=None):
-        return np.asarray(ss[name].values) if name in ss else fallback
+    def stat(name, fallback):
+        return np.asarray(ss[name].values)[:, :n] if name in ss else fallback
 
-    n_steps = stat("n_steps", np.ones(post.shape[:2], int))
-    n_warm = int(np.sum(warm["n_steps"].values)) if warm is not None and "n_steps" in warm else 0
+    def total(group) -> int:  # every gradient made (padding of unfinished chains is 0)
+        return int(np.nansum(group["n_steps"].values)) if group is not None and \
+            "n_steps" in group else 0
+
+    n_steps = stat("n_steps", np.ones(shape, int))
     depth = stat("depth", np.ceil(np.log2(n_steps + 1.0)).astype(int))
     stats = {
-        "diverging": stat("diverging", np.zeros(post.shape[:2], bool)).astype(bool),
+        "diverging": stat("diverging", np.zeros(shape, bool)).astype(bool),
         "n_steps": n_steps,
         "tree_depth": depth,
-        "energy": stat("energy", np.full(post.shape[:2], np.nan)),
-        "lp": stat("logp", np.full(post.shape[:2], np.nan)),
-        "acceptance_rate": stat("mean_tree_accept", np.full(post.shape[:2], np.nan)),
-        "step_size": stat("step_size", np.full(post.shape[:2], np.nan)),
-        "reached_max_treedepth": stat("maxdepth_reached", np.zeros(post.shape[:2], bool)),
+        "energy": stat("energy", np.full(shape, np.nan)),
+        "lp": stat("logp", np.full(shape, np.nan)),
+        "acceptance_rate": stat("mean_tree_accept", np.full(shape, np.nan)),
+        "step_size": stat("step_size", np.full(shape, np.nan)),
+        "reached_max_treedepth": stat("maxdepth_reached", np.zeros(shape, bool)),
     }
+    n_sampling = total(ss if z_all is not None else None)
     return RawDraws(
-        z=post, stats=stats, n_grad=n_warm + int(np.sum(n_steps)),
-        n_grad_sampling=int(np.sum(n_steps)),
+        z=post, stats=stats, n_grad=total(warm) + n_sampling, n_grad_sampling=n_sampling,
         wall_time=time.perf_counter() - t0, sampling_time=time.perf_counter() - t_start,
-        interrupted=post.shape[1] < draws, info={"backend": backend},
+        interrupted=partial, info={"backend": backend, "draws_made_beyond_kept": int(
+            0 if z_all is None else np.sum(~np.isnan(z_all[:, n:, 0])))},
     )
 
 
 register(Sampler(
     "nutpie", run, "nutpie's NUTS (Rust) on the C-compiled density (or nutpie's jax/numba)",
-    options={"backend": "pytensor", "cores": None, "target_accept": 0.8},
+    options={"backend": "pytensor", "cores": None, "target_accept": 0.8, "stop": None,
+             "on_checkpoint": None},
     available=_available, compile_mode="FAST_RUN",
-    default_draws=NUTS_DRAWS, default_tune=NUTS_TUNE,
+    default_draws=NUTS_DRAWS_MAX, default_tune=NUTS_TUNE,
 ))
