@@ -55,7 +55,7 @@ NUTS_TUNE, NUTS_DRAWS = 100, 750
 #: NUTS runners that stop when converged (:class:`StopRule`) check the draws so far every
 #: NUTS_CHECK_EVERY draws per chain from NUTS_CHECK_FIRST on, and stop at NUTS_DRAWS_MAX
 #: with an honest "not converged" verdict (bench/RESULTS.md "Stopping when converged")
-NUTS_CHECK_FIRST, NUTS_CHECK_EVERY, NUTS_DRAWS_MAX = 300, 100, 1500
+NUTS_CHECK_FIRST, NUTS_CHECK_EVERY, NUTS_DRAWS_MAX = 300, 50, 1500
 
 
 @dataclass(frozen=True)

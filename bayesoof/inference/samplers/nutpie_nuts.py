@@ -10,6 +10,11 @@ Backends (``backend``):
   release it).
 * ``"jax"`` / ``"numba"`` -- ``nutpie.compile_pymc_model`` on a PyMC model of one flat
   vector ``z`` with the density as a potential (numba cannot compile the kernel Ops).
+
+nutpie runs in the background (``nutpie.sample(..., blocking=False)``) while this thread
+looks at the draws every :data:`POLL_S` s: a ``stop`` rule
+(:class:`~bayesoof.inference.samplers.base.StopRule`) ends the run at its first converged
+check, periodic checkpoints save the draws so far, Ctrl-C keeps the draws every chain made.
 """
 
 from __future__ import annotations
@@ -136,8 +141,9 @@ def run(density, *, draws, tune, chains, seed, jitter=0.1, progressbar=False,
     return raw
 
 
-#: seconds between two looks at a running nutpie sampler (its checks come every ~10 s)
-POLL_S = 1.0
+#: seconds between two looks at a running nutpie sampler (a look, nutpie's inspect(), costs
+#: ~20-40 ms of CPU; the checks come every ~10-20 s at order 5)
+POLL_S = 2.0
 
 
 def _finished(sampler) -> bool:
