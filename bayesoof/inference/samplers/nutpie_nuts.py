@@ -20,6 +20,7 @@ check, periodic checkpoints save the draws so far, Ctrl-C keeps the draws every 
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 
@@ -120,13 +121,13 @@ def run(density, *, draws, tune, chains, seed, jitter=0.1, progressbar=False,
     )
     checks = stop.checks(draws) if stop is not None else []
     saver = PeriodicCheckpoint(on_checkpoint, lambda: _raw(
-        sampler.inspect(), None, t0, t_start, backend, partial=True))
+        _look(sampler), None, t0, t_start, backend, partial=True))
     keep, interrupted = None, False
     try:
         while not _finished(sampler) and keep is None and (checks or on_checkpoint):
             time.sleep(POLL_S)
             if checks:
-                keep = _first_converged(stop, checks, sampler.inspect())
+                keep = _first_converged(stop, checks, _look(sampler))
             saver.tick()
         trace = sampler.abort() if keep is not None else sampler.wait()
     except KeyboardInterrupt:
@@ -144,6 +145,13 @@ def run(density, *, draws, tune, chains, seed, jitter=0.1, progressbar=False,
 #: seconds between two looks at a running nutpie sampler (a look, nutpie's inspect(), costs
 #: ~20-40 ms of CPU; the checks come every ~10-20 s at order 5)
 POLL_S = 2.0
+
+
+def _look(sampler):
+    """nutpie's copy of the trace so far (ArviZ's notice of fewer draws than chains hushed)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"More chains \(\d+\) than draws")
+        return sampler.inspect()
 
 
 def _finished(sampler) -> bool:
