@@ -32,7 +32,7 @@ def rows():
     study = _study()
     args = types.SimpleNamespace(n_grid=25, snr=300.0, seed=11, order=None, candidates=[])
     out = []
-    for setting in ("baseline", "all"):
+    for setting in ("baseline", "drift", "all"):
         for i in range(2):
             out += study.one(setting, i, args)
     return study, out
@@ -58,3 +58,19 @@ def test_misfit_likelihood_makes_the_errors_more_honest(rows):
     assert default["z_rms"] < plain["z_rms"] / 1.5
     assert default["coverage90"] > plain["coverage90"]
     assert np.isfinite(default["phase_err_rad"])
+
+
+def test_drift_is_absorbed_by_the_default_drift_nuisance(rows):
+    """The drift setting (gain ±3 %, baseline ±0.5 % of the peak along the scan): the
+    default fit's baseline-drift nuisance absorbs it: the phase error within 1.5× that of
+    the same data without the drift (the study's target).  Measured on these two datasets:
+    1.04× and 0.99× with the default, 3.6× and 2.0× with the drift nuisance off (both then
+    flagged); with it on, dataset 1 is still flagged (the unmodelled ±3 % gain ramp), so
+    the flag is not asserted."""
+    _, out = rows
+    base = {r["dataset"]: r for r in out if r["setting"] == "baseline"
+            and r["method"] == "default"}
+    drift = [r for r in out if r["setting"] == "drift" and r["method"] == "default"]
+    assert len(drift) == 2
+    for r in drift:
+        assert r["phase_err"] < 1.5 * base[r["dataset"]]["phase_err"], (r, base)
