@@ -25,8 +25,8 @@ gain drift g       off      NOT identified on such maps: sd 0.03-0.25 (3 dataset
                             at or above the size of a real gain drift (a few %), its
                             correlation with y0 up to 0.88, with K(1,±1)/pointing up to
                             0.9 (below); the study's ±3 % gain ramps cost nothing with it
-                            off (10 drift datasets: coverage 0.86 with c alone, 0.88 with
-                            g and c; phase error 1.02× and 1.01× the baseline's);
+                            off (11 drift datasets: coverage 0.87 with c alone, 0.89 with
+                            g and c; phase error 1.01× the baseline's with either);
                             ``[drift] gain_free = true`` turns it on
 taper order q      off      0.03, identified, but with q free NUTS diverges where q
                             is weakly identified (below): it needs a reparametrisation
@@ -41,7 +41,8 @@ leg width, shade   off      half-width 0.03 m, shade 0.17°: identified (noise-f
 
 The pyoof preset keeps pyoof's set (no focus offsets, pointing or legs; q free at every
 order, x0, y0 fixed).  ``[illumination.q] free = true`` frees q in the default one.
-Otherwise every nuisance is free at the last order only (``fit.nuisances_last_order_only``,
+Otherwise every nuisance but the drifts (free at every order, like the per-map amplitude
+and offset they extend) is free at the last order only (``fit.nuisances_last_order_only``,
 :func:`hold_below_last_order`): the lower orders only start the next one, and there the
 nuisances soak up the orders still missing.
 
