@@ -280,7 +280,6 @@ class ForwardModel:
         err = np.max(np.abs(prod @ coef - self.zernike_basis))
         scale = np.max(np.abs(self.zernike_basis))
         self.cheb_coeffs = coef if err <= 1e-12 * scale and m < t.size else None
-        self._cheb_m = m
 
     def wavefront(self, K):
         """W(x, y) = Σ K_nl U_n^l in waves on the aperture grid, shape (n, n) tensor."""
@@ -288,7 +287,7 @@ class ForwardModel:
         n = self.x.size
         if self.cheb_coeffs is None:
             return pt.dot(self.zernike_basis, K).reshape((n, n))
-        m = self._cheb_m
+        m = self.cheb_x.shape[1]  # order + 1
         c = pt.dot(self.cheb_coeffs, K).reshape((m, m))
         return pt.dot(pt.dot(self.cheb_x, c), self.cheb_x.T)
 
