@@ -161,6 +161,7 @@ class Objective:
             [xs, xl, *self._dirs, observed, sigma], outs, trust_input=True,
             on_unused_input="ignore", mode=_mode(),
         )
+        compiled_cache.slim(self._fn)  # what only the rewriting used: lighter to keep and store
         self.n_full = n_full
         self._n_samples = forward.observed.size
         self.residual = residual
@@ -218,6 +219,7 @@ def _mode():
     Without a BLAS linked to PyTensor those rewrites only cost compile time (the products
     run through NumPy either way).
     """
+    compiled_cache.remember_blas_flags()  # PyTensor's BLAS probe, done once per machine
     mode = get_mode("FAST_RUN")
     return mode if pytensor.config.blas__ldflags else mode.excluding("BlasOpt")
 
