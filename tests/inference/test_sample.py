@@ -1,11 +1,6 @@
-"""Full posteriors: recovery, calibration, NUTS vs emcee, diagnostics, products, outputs.
+"""Full posteriors: recovery with the default sampling, NUTS vs emcee, products, outputs.
 
-Geometry: Effelsberg, λ = 9 mm, d_z = ±22 mm, SNR 200 in the in-focus map, amplitude
-100, offset 1, default illumination (c_dB = -14.5 dB free in the quick fit, q = 1.4
-fixed), truths from ``simulate.random_coefficients`` (0.05 wave rms per mode, tilts 0).
-Aperture: 48 pixels across the dish, shared by the simulation and the fits, so that the
-model is exact and the tests check the inference (the discretisation is tested in
-test_forward.py); it keeps one gradient at ~1 ms.
+The simulated cases are in sample_cases.py.
 """
 
 from __future__ import annotations
@@ -15,53 +10,20 @@ import json
 import arviz as az
 import numpy as np
 import pytest
+from sample_cases import AMP, OFFSET, quick_fit, simulated, truths
 
-from bayesoof import testing as T
-from bayesoof.inference.diagnostics import chain_modes, diagnose
 from bayesoof.inference.fit import fit
-from bayesoof.inference.model import build_model
-from bayesoof.inference.posterior import PosteriorResult
-from bayesoof.inference.sample import AffineDensity, _chol, laplace, run_sampler, sample
+from bayesoof.inference.sample import sample
 from bayesoof.inference.samplers import default_nuts, get_sampler
-from bayesoof.physics.aperture import ApertureGrid
-from bayesoof.products.maps import phase_map, phase_map_stats
-from bayesoof.products.rms import aperture_statistics, rms_draws
-from bayesoof.simulate import DEFAULT_ILLUMINATION, random_coefficients, simulate
-
-SAMPLING = ApertureGrid.across(50.0, 48)
-AMP, OFFSET = 100.0, 1.0
-
-
-def _data(order: int, seed: int, n_grid: int = 31):
-    truth = random_coefficients(order, scale=0.05, seed=seed)
-    data = simulate("effelsberg", truth, n_grid=n_grid, snr=200.0, seed=seed + 1000,
-                    amp=AMP, offset=OFFSET, sampling=SAMPLING)
-    return truth, data
-
-
-def _fit(data, order):
-    return fit(data, telescope="effelsberg", order=order, sampling=SAMPLING)
-
-
-def _truths(result, K_true) -> dict:
-    """Truth of every free parameter, keyed like the posterior variables."""
-    info = result.info
-    out = {"K": K_true[info.free_j]}
-    for k in info.free_illum:
-        out[k] = DEFAULT_ILLUMINATION[k]
-    if info.free["amp"]:
-        out["amp"] = np.full(3, AMP)
-    if info.free["offset"]:
-        out["offset"] = np.full(3, OFFSET)
-    return out
+from bayesoof.simulate import random_coefficients, simulate
 
 
 @pytest.fixture(scope="module")
 def order3():
     """Order 3, 31 × 31 maps: quick fit, then the default sampling (sampler 'nuts', its
     default warm-up and draws, 4 chains): the defaults must converge and recover."""
-    truth, data = _data(3, seed=1)
-    fr = _fit(data, 3)
+    truth, data = simulated(3, seed=1)
+    fr = quick_fit(data, 3)
     post = sample(data, telescope="effelsberg", order=3, fit_result=fr, seed=11)
     return truth, data, fr, post
 
@@ -88,7 +50,7 @@ def test_recovery_order3_truth_in_94_hdi(order3):
     assert d["r_hat_max"] <= 1.01 and d["ess_bulk_min"] >= 400 and d["divergences"] == 0
     assert not post.modes["multimodal"]
     misses = []
-    for name, tv in _truths(post, truth).items():
+    for name, tv in truths(post, truth).items():
         prob = 0.94 if name == "K" else 0.99
         hdi = az.hdi(post.primary_posterior()[[name]], hdi_prob=prob)[name]
         lo = np.atleast_1d(hdi.sel(hdi="lower").values)
@@ -175,182 +137,6 @@ def test_emcee_agrees_with_nuts(order3):
     assert not worst, f"NUTS and emcee disagree (param, index, |Δmean|/sd, |sd ratio - 1|): {worst}"
 
 
-# ------------------------------------------------------------------ calibration (small)
-@pytest.mark.filterwarnings("ignore::bayesoof.inference.posterior.PosteriorWarning")
-def test_calibration_small():
-    """Fraction of truths inside the central 50% and 90% intervals over 3 datasets.
-
-    Order 2, 21 × 21 maps, PyMC's NUTS (the fallback sampler), 14 free parameters per
-    dataset with a truth (issue 9 made the illumination centre x0, y0 default nuisances;
-    pointing and focus offsets are free too, truth 0, not counted): 42 checks.  For a
-    calibrated posterior the counts are Binomial(42, p) (the parameters of one dataset are
-    correlated, which widens the spread somewhat): 90%: mean 37.8, sd 1.9, accepted
-    32..42; 50%: mean 21, sd 3.2, accepted 11..31 (3 sd).
-    bench/coverage_study.py does this over many datasets.
-    """
-    inside = {0.5: 0, 0.9: 0}
-    total = 0
-    for i in range(3):
-        truth, data = _data(2, seed=40 + i, n_grid=21)
-        fr = _fit(data, 2)
-        post = sample(data, telescope="effelsberg", order=2, fit_result=fr, sampler="pymc",
-                      draws=300, tune=300, chains=2, seed=i, products=False)
-        assert post.diagnostics["divergences"] == 0
-        for name, tv in _truths(post, truth).items():
-            draws = post.primary_posterior()[name].values
-            draws = draws.reshape(-1, *draws.shape[2:])
-            tv = np.atleast_1d(tv)
-            d2 = draws.reshape(draws.shape[0], -1)
-            for p in inside:
-                lo, hi = np.quantile(d2, [(1 - p) / 2, (1 + p) / 2], axis=0)
-                inside[p] += int(np.sum((lo <= tv) & (tv <= hi)))
-            total += tv.size
-    assert total == 42
-    assert 32 <= inside[0.9] <= 42, inside
-    assert 11 <= inside[0.5] <= 31, inside
-
-
-# ------------------------------------------------------------------ reproducibility
-@pytest.fixture(scope="module")
-def small_density():
-    truth, data = _data(2, seed=7, n_grid=21)
-    fr = _fit(data, 2)
-    model = build_model(fr)
-    lap = laplace(model, mode="JAX")
-    return model, lap
-
-
-@pytest.mark.parametrize("sampler", ["numpyro", "pymc", "emcee"])
-def test_same_seed_same_draws(small_density, sampler):
-    model, lap = small_density
-    mode = "FAST_RUN" if sampler == "pymc" else "JAX"
-    dens = AffineDensity(model, lap.u_mode, _chol(lap.cov), mode=mode)
-    kw = dict(draws=20, tune=50, chains=2, compile_mode=mode)
-    a = run_sampler(dens, sampler, seed=3, **kw)
-    b = run_sampler(dens, sampler, seed=3, **kw)
-    c = run_sampler(dens, sampler, seed=4, **kw)
-    assert a.z.shape[1] == 20 and a.z.size
-    np.testing.assert_array_equal(a.z, b.z)
-    assert not np.array_equal(a.z, c.z)
-
-
-# ------------------------------------------------------------------ interruption
-def test_interrupt_keeps_draws(small_density):
-    """Ctrl-C during sampling: what was drawn is kept and flagged."""
-    model, lap = small_density
-    dens = AffineDensity(model, lap.u_mode, _chol(lap.cov), mode="JAX")
-    run_sampler(dens, "numpyro", draws=50, tune=50, chains=2, seed=0, chunk=25)
-    key = next(k for k in dens._fns if k[0] == "nuts")
-    init_fn, step_fn = dens._fns[key]
-    calls = {"n": 0}
-
-    def interrupted_step(state):
-        calls["n"] += 1
-        if calls["n"] > 3:
-            raise KeyboardInterrupt
-        return step_fn(state)
-
-    dens._fns[key] = (init_fn, interrupted_step)
-    raw = run_sampler(dens, "numpyro", draws=50, tune=50, chains=2, seed=0, chunk=25)
-    assert raw.interrupted and raw.z.shape[1] == 25  # 3 chunks of 25: 50 warm-up + 25 kept
-    # emcee: the density raises after 40 batched evaluations (2 per iteration: ~19
-    # iterations, 10 of them burn-in)
-    batch = dens.logp_batch()
-    dens._fns[("batch", "JAX")] = _raise_after(batch, 40)
-    raw = run_sampler(dens, "emcee", draws=100, tune=10, seed=0)
-    assert raw.interrupted and 0 < raw.z.shape[1] < 100
-
-
-def _raise_after(fn, n):
-    count = {"n": 0}
-
-    def wrapped(Z):
-        count["n"] += 1
-        if count["n"] > n:
-            raise KeyboardInterrupt
-        return fn(Z)
-
-    return wrapped
-
-
-def test_interrupt_before_any_draw_keeps_the_map(small_density, monkeypatch):
-    import importlib
-
-    smp = importlib.import_module("bayesoof.inference.sample")  # the module
-
-    model, lap = small_density
-    fr = model.bayesoof.fit
-
-    def boom(*a, **k):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(smp, "sample_model", boom)
-    with pytest.warns(UserWarning, match="only the MAP"):
-        res = smp.sample(fr.data, telescope="effelsberg", order=2, fit_result=fr)
-    assert isinstance(res, PosteriorResult) and res.interrupted and res.idata is None
-    assert res.fit is fr and not res.converged
-
-
-# ------------------------------------------------------------------ diagnostics
-def test_chain_modes_detects_disagreeing_chains():
-    rng = np.random.default_rng(0)
-    draws = rng.normal(size=(4, 200, 5))
-    assert not chain_modes(draws)["multimodal"]
-    draws[3] += np.array([0, 0, 8.0, 0, 0])  # one chain in a far mode
-    lp = np.zeros((4, 200))
-    lp[3] -= 5.0
-    m = chain_modes(draws, lp)
-    assert m["multimodal"] and m["primary"] == [0, 1, 2] and len(m["modes"]) == 2
-
-
-def test_diagnose_says_plainly_what_failed():
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(4, 100))
-    x[0] += 3.0  # one chain elsewhere: R-hat >> 1.01
-    idata = az.from_dict(
-        posterior={"a": x},
-        sample_stats={"diverging": np.eye(4, 100, dtype=bool),
-                      "tree_depth": np.full((4, 100), 3),
-                      "energy": rng.normal(size=(4, 100))},
-    )
-    d = diagnose(idata)
-    assert not d["converged"]
-    text = " ".join(d["problems"])
-    assert "R-hat" in text and "divergent" in text and "ESS" in text
-    assert d["divergences"] == 4
-
-
-# ------------------------------------------------------------------ products by batch
-def test_phase_map_stats_matches_quick_fit_map_and_is_batch_invariant():
-    K = random_coefficients(4, 0.05, seed=2)
-    rng = np.random.default_rng(0)
-    draws = K + 0.002 * rng.normal(size=(300, K.size))
-    a = phase_map_stats(draws, 50.0, n=41, wavelength=0.009)
-    b = phase_map_stats(draws, 50.0, n=41, wavelength=0.009, max_bytes=8 * 300 * 7)
-    for k in ("phase_mean", "phase_sd", "phase_lo", "phase_hi"):
-        np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-12)
-    one = phase_map_stats(K[None, :], 50.0, n=41)
-    ref = phase_map(K, None, 50.0, 0.009, n=41)
-    np.testing.assert_allclose(one["phase_mean"], ref.phase, atol=1e-12, equal_nan=True)
-    np.testing.assert_array_equal(one["x"], ref.x)
-
-
-def test_rms_draws_match_products_definitions(small_density):
-    model, _ = small_density
-    fm = model.bayesoof.forward
-    K = random_coefficients(2, 0.05, seed=3)
-    illum = {"c_dB": -12.0, "q": 1.4, "x0": 0.0, "y0": 0.0}
-    ref = aperture_statistics(K, None, fm, illum)
-    got = rms_draws(np.tile(K, (3, 1)),
-                    {k: np.full(3, v) if k == "c_dB" else v for k, v in illum.items()}, fm)
-    for k in ("phase_rms", "phase_rms_weighted", "surface_rms", "ruze_weighted"):
-        np.testing.assert_allclose(got[k], ref[k], rtol=1e-12)
-    # per-draw illumination path (c_dB varies) gives the same where c_dB is the same
-    mixed = rms_draws(np.tile(K, (2, 1)), {"c_dB": np.array([-12.0, -20.0]), "q": 1.4,
-                                           "x0": 0.0, "y0": 0.0}, fm)
-    np.testing.assert_allclose(mixed["phase_rms_weighted"][0], ref["phase_rms_weighted"],
-                               rtol=1e-12)
-    assert mixed["phase_rms_weighted"][1] != mixed["phase_rms_weighted"][0]
 
 
 # ------------------------------------------------------------------ slow studies
@@ -381,29 +167,3 @@ def test_recovery_order5_default_sampling():
         out[prob] = [f"{lab}: {v:.4f} not in [{a:.4f}, {b:.4f}]"
                      for lab, v, a, b in zip(labels, t, lo, hi, strict=True) if not a <= v <= b]
     assert len(out[0.94]) <= 3 and not out[0.995], out
-
-
-@pytest.mark.slow
-@pytest.mark.filterwarnings("ignore::bayesoof.inference.posterior.PosteriorWarning")
-def test_calibration_twenty_datasets():
-    """bench/coverage_study.py on 20 datasets (order 3): coverage within 3 binomial sd.
-
-    20 datasets × 16 parameters = 320 checks: binomial sd 2.8 points at 50%, 1.7 at 90%;
-    accepted |fraction - nominal| ≤ 3 sd (8.4 and 5.0 points).
-    """
-    import importlib.util
-
-    path = T.REPO_ROOT / "bench" / "coverage_study.py"
-    spec = importlib.util.spec_from_file_location("coverage_study", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    import argparse
-
-    a = argparse.Namespace(order=3, n_grid=31, aperture=48, sampler="nuts", draws=500,
-                           tune=300, chains=4, seed=7, levels=(0.5, 0.9))
-    records = [mod.one_dataset(i, a) for i in range(20)]
-    summ = mod.summarise(records, a.levels)
-    for key, p in (("all@0.5", 0.5), ("all@0.9", 0.9)):
-        s = summ[key]
-        assert s["n"] == 320
-        assert abs(s["fraction"] - p) <= 3 * s["binomial_se"], summ

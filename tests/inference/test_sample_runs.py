@@ -1,0 +1,163 @@
+"""Sampler runs on a small posterior: reproducibility, interruption, diagnostics, products
+by batch.
+
+The simulated cases are in sample_cases.py.
+"""
+
+from __future__ import annotations
+
+import arviz as az
+import numpy as np
+import pytest
+from sample_cases import quick_fit, simulated
+
+from bayesoof.inference.diagnostics import chain_modes, diagnose
+from bayesoof.inference.model import build_model
+from bayesoof.inference.posterior import PosteriorResult
+from bayesoof.inference.sample import AffineDensity, _chol, laplace, run_sampler
+from bayesoof.products.maps import phase_map, phase_map_stats
+from bayesoof.products.rms import aperture_statistics, rms_draws
+from bayesoof.simulate import random_coefficients
+
+
+# ------------------------------------------------------------------ reproducibility
+@pytest.fixture(scope="module")
+def small_density():
+    truth, data = simulated(2, seed=7, n_grid=21)
+    fr = quick_fit(data, 2)
+    model = build_model(fr)
+    lap = laplace(model, mode="JAX")
+    return model, lap
+
+
+@pytest.mark.parametrize("sampler", ["numpyro", "pymc", "emcee"])
+def test_same_seed_same_draws(small_density, sampler):
+    model, lap = small_density
+    mode = "FAST_RUN" if sampler == "pymc" else "JAX"
+    dens = AffineDensity(model, lap.u_mode, _chol(lap.cov), mode=mode)
+    kw = dict(draws=20, tune=50, chains=2, compile_mode=mode)
+    a = run_sampler(dens, sampler, seed=3, **kw)
+    b = run_sampler(dens, sampler, seed=3, **kw)
+    c = run_sampler(dens, sampler, seed=4, **kw)
+    assert a.z.shape[1] == 20 and a.z.size
+    np.testing.assert_array_equal(a.z, b.z)
+    assert not np.array_equal(a.z, c.z)
+
+
+# ------------------------------------------------------------------ interruption
+def test_interrupt_keeps_draws(small_density):
+    """Ctrl-C during sampling: what was drawn is kept and flagged."""
+    model, lap = small_density
+    dens = AffineDensity(model, lap.u_mode, _chol(lap.cov), mode="JAX")
+    run_sampler(dens, "numpyro", draws=50, tune=50, chains=2, seed=0, chunk=25)
+    key = next(k for k in dens._fns if k[0] == "nuts")
+    init_fn, step_fn = dens._fns[key]
+    calls = {"n": 0}
+
+    def interrupted_step(state):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise KeyboardInterrupt
+        return step_fn(state)
+
+    dens._fns[key] = (init_fn, interrupted_step)
+    raw = run_sampler(dens, "numpyro", draws=50, tune=50, chains=2, seed=0, chunk=25)
+    assert raw.interrupted and raw.z.shape[1] == 25  # 3 chunks of 25: 50 warm-up + 25 kept
+    # emcee: the density raises after 40 batched evaluations (2 per iteration: ~19
+    # iterations, 10 of them burn-in)
+    batch = dens.logp_batch()
+    dens._fns[("batch", "JAX")] = _raise_after(batch, 40)
+    raw = run_sampler(dens, "emcee", draws=100, tune=10, seed=0)
+    assert raw.interrupted and 0 < raw.z.shape[1] < 100
+
+
+def _raise_after(fn, n):
+    count = {"n": 0}
+
+    def wrapped(Z):
+        count["n"] += 1
+        if count["n"] > n:
+            raise KeyboardInterrupt
+        return fn(Z)
+
+    return wrapped
+
+
+def test_interrupt_before_any_draw_keeps_the_map(small_density, monkeypatch):
+    import importlib
+
+    smp = importlib.import_module("bayesoof.inference.sample")  # the module
+
+    model, lap = small_density
+    fr = model.bayesoof.fit
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(smp, "sample_model", boom)
+    with pytest.warns(UserWarning, match="only the MAP"):
+        res = smp.sample(fr.data, telescope="effelsberg", order=2, fit_result=fr)
+    assert isinstance(res, PosteriorResult) and res.interrupted and res.idata is None
+    assert res.fit is fr and not res.converged
+
+
+# ------------------------------------------------------------------ diagnostics
+def test_chain_modes_detects_disagreeing_chains():
+    rng = np.random.default_rng(0)
+    draws = rng.normal(size=(4, 200, 5))
+    assert not chain_modes(draws)["multimodal"]
+    draws[3] += np.array([0, 0, 8.0, 0, 0])  # one chain in a far mode
+    lp = np.zeros((4, 200))
+    lp[3] -= 5.0
+    m = chain_modes(draws, lp)
+    assert m["multimodal"] and m["primary"] == [0, 1, 2] and len(m["modes"]) == 2
+
+
+def test_diagnose_says_plainly_what_failed():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, 100))
+    x[0] += 3.0  # one chain elsewhere: R-hat >> 1.01
+    idata = az.from_dict(
+        posterior={"a": x},
+        sample_stats={"diverging": np.eye(4, 100, dtype=bool),
+                      "tree_depth": np.full((4, 100), 3),
+                      "energy": rng.normal(size=(4, 100))},
+    )
+    d = diagnose(idata)
+    assert not d["converged"]
+    text = " ".join(d["problems"])
+    assert "R-hat" in text and "divergent" in text and "ESS" in text
+    assert d["divergences"] == 4
+
+
+# ------------------------------------------------------------------ products by batch
+def test_phase_map_stats_matches_quick_fit_map_and_is_batch_invariant():
+    K = random_coefficients(4, 0.05, seed=2)
+    rng = np.random.default_rng(0)
+    draws = K + 0.002 * rng.normal(size=(300, K.size))
+    a = phase_map_stats(draws, 50.0, n=41, wavelength=0.009)
+    b = phase_map_stats(draws, 50.0, n=41, wavelength=0.009, max_bytes=8 * 300 * 7)
+    for k in ("phase_mean", "phase_sd", "phase_lo", "phase_hi"):
+        np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-12)
+    one = phase_map_stats(K[None, :], 50.0, n=41)
+    ref = phase_map(K, None, 50.0, 0.009, n=41)
+    np.testing.assert_allclose(one["phase_mean"], ref.phase, atol=1e-12, equal_nan=True)
+    np.testing.assert_array_equal(one["x"], ref.x)
+
+
+def test_rms_draws_match_products_definitions(small_density):
+    model, _ = small_density
+    fm = model.bayesoof.forward
+    K = random_coefficients(2, 0.05, seed=3)
+    illum = {"c_dB": -12.0, "q": 1.4, "x0": 0.0, "y0": 0.0}
+    ref = aperture_statistics(K, None, fm, illum)
+    got = rms_draws(np.tile(K, (3, 1)),
+                    {k: np.full(3, v) if k == "c_dB" else v for k, v in illum.items()}, fm)
+    for k in ("phase_rms", "phase_rms_weighted", "surface_rms", "ruze_weighted"):
+        np.testing.assert_allclose(got[k], ref[k], rtol=1e-12)
+    # per-draw illumination path (c_dB varies) gives the same where c_dB is the same
+    mixed = rms_draws(np.tile(K, (2, 1)), {"c_dB": np.array([-12.0, -20.0]), "q": 1.4,
+                                           "x0": 0.0, "y0": 0.0}, fm)
+    np.testing.assert_allclose(mixed["phase_rms_weighted"][0], ref["phase_rms_weighted"],
+                               rtol=1e-12)
+    assert mixed["phase_rms_weighted"][1] != mixed["phase_rms_weighted"][0]
