@@ -29,12 +29,9 @@ Two more costs of a new process are cut here:
   (the shape and merge features, and the client entries of the ~10 000 variables the
   rewriting replaced): the entry of pyoof's example shrinks from 14 to 4.4 MB and unpickles
   in half the time; running the function needs none of it.
-* PyTensor probes the system's BLAS once per process (``config.blas__ldflags``: g++ runs,
-  ~0.5 s), as PyTensor's own documentation advises against; the probed value is kept in
-  the cache directory (``blas-*.txt``, keyed by the interpreter, NumPy, PyTensor, the
-  compiler and the library paths; probed again after :data:`BLAS_PROBE_MAX_AGE` seconds)
-  and given to PyTensor before anything reads it, unless the user set it
-  (``PYTENSOR_FLAGS`` or ``.pytensorrc``).
+* PyTensor probes the system's BLAS and the processor's ``-march=native`` flags in every
+  process (g++ runs: ~1 s wall, ~0.5 s CPU); :func:`remember_compiler_probes` keeps the
+  results in the cache directory (``probes-*.json``) and gives them to later processes.
 """
 
 from __future__ import annotations
@@ -43,6 +40,7 @@ import atexit
 import contextlib
 import functools
 import hashlib
+import json
 import os
 import pickle
 import platform
@@ -52,11 +50,11 @@ import time
 import warnings
 from pathlib import Path
 
-__all__ = ["BLAS_PROBE_MAX_AGE", "MAX_ENTRIES", "cache_dir", "load", "remember_blas_flags",
-           "slim", "store"]
+__all__ = ["COMPILER_PROBE_MAX_AGE", "MAX_ENTRIES", "cache_dir", "load",
+           "remember_compiler_probes", "slim", "store"]
 
 MAX_ENTRIES = 8
-BLAS_PROBE_MAX_AGE = 86400.0  # s: a remembered BLAS probe older than a day is redone
+COMPILER_PROBE_MAX_AGE = 86400.0  # s: remembered compiler probes older than a day are redone
 
 
 def cache_dir() -> Path | None:
@@ -74,7 +72,7 @@ def _environment() -> str:
     import numpy
     import pytensor
 
-    remember_blas_flags()
+    remember_compiler_probes()
     h = hashlib.sha1()
     root = Path(__file__).resolve().parents[1]
     for path in sorted(root.rglob("*.py")):
@@ -85,45 +83,72 @@ def _environment() -> str:
                  cfg.mode, cfg.linker, cfg.floatX, cfg.blas__ldflags, cfg.cxx, h.hexdigest()))
 
 
-def remember_blas_flags() -> None:
-    """Give PyTensor its BLAS link flags from an earlier process's probe, or probe and keep.
+def _cpu() -> str | None:
+    """The processor's model and instruction-set flags (Linux); None where unknown."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return None
+    keep = sorted({ln for ln in lines if ln.startswith(("model name", "flags"))})
+    return "\n".join(keep) or None
 
-    Does nothing when the cache is disabled, when the flags were already read in this
-    process, or when the user configured them (``PYTENSOR_FLAGS``, ``.pytensorrc``).
+
+def remember_compiler_probes() -> None:
+    """Give PyTensor the results of its per-process system probes from an earlier process.
+
+    PyTensor probes for a BLAS (``config.blas__ldflags``) and for the g++ flags equivalent
+    to ``-march=native`` (``GCC_compiler.march_flags``) in every process, running and
+    compiling with g++ (~1 s wall, ~0.5 s CPU with the children).  The first process
+    probes and keeps both in the cache directory, keyed by the interpreter, NumPy,
+    PyTensor, the compiler, its flags, the library paths and the processor (model and
+    instruction-set flags: a home directory shared by different machines gets one entry
+    per processor); later ones set them before PyTensor reads them.  Nothing is done when
+    the cache is disabled, for a value already read in this process, for BLAS flags the
+    user configured (``PYTENSOR_FLAGS``, ``.pytensorrc``), or where the processor is
+    unknown (the march flags must match it).  An entry older than
+    :data:`COMPILER_PROBE_MAX_AGE` is probed again.
     """
+    import numpy
     import pytensor
+    from pytensor.link.c.cmodule import GCC_compiler
 
     cfg = pytensor.config
     d = cache_dir()
     param = cfg._config_var_dict.get("blas__ldflags")
-    if d is None or param is None or hasattr(param, "val"):
+    if d is None or param is None or not cfg.cxx:
         return
     try:
-        cfg.fetch_val_for_key("blas__ldflags")
-        return  # the user's value: PyTensor reads it without probing
+        user_blas = cfg.fetch_val_for_key("blas__ldflags")  # PyTensor reads it unprobed
     except KeyError:
-        pass
-    import numpy
-
-    where = repr((sys.version, sys.prefix, platform.machine(), numpy.__version__,
-                  pytensor.__version__, cfg.cxx, os.environ.get("LD_LIBRARY_PATH"),
-                  os.environ.get("LIBRARY_PATH")))
-    path = d / f"blas-{hashlib.sha1(where.encode()).hexdigest()}.txt"
+        user_blas = None
+    blas_open = user_blas is None and not hasattr(param, "val")
+    march_open = GCC_compiler.march_flags is None
+    cpu = _cpu() if blas_open or march_open else None
+    if cpu is None:
+        return
+    where = repr((sys.version, sys.prefix, numpy.__version__, pytensor.__version__, cfg.cxx,
+                  cfg.gcc__cxxflags, os.environ.get("LD_LIBRARY_PATH"),
+                  os.environ.get("LIBRARY_PATH"), user_blas, cpu))
+    path = d / f"probes-{hashlib.sha1(where.encode()).hexdigest()}.json"
     try:
-        if time.time() - path.stat().st_mtime < BLAS_PROBE_MAX_AGE:
-            text = path.read_text()
-            if text.endswith("\n"):  # complete (written atomically, newline-terminated)
-                cfg.blas__ldflags = text[:-1]
-                return
-    except OSError:
+        if time.time() - path.stat().st_mtime < COMPILER_PROBE_MAX_AGE:
+            kept = json.loads(path.read_text())
+            if blas_open:
+                cfg.blas__ldflags = str(kept["blas__ldflags"])
+            if march_open:
+                GCC_compiler.march_flags = [str(f) for f in kept["march_flags"]]
+            return
+    except (OSError, ValueError, KeyError, TypeError):
         pass
-    flags = cfg.blas__ldflags  # PyTensor's probe
+    kept = {"blas__ldflags": cfg.blas__ldflags}  # PyTensor's probes
+    GCC_compiler.compile_args()
+    kept["march_flags"] = list(GCC_compiler.march_flags or [])
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".txt")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
         try:
             with os.fdopen(fd, "w") as fh:
-                fh.write(flags + "\n")
+                json.dump(kept, fh)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

@@ -165,7 +165,10 @@ class Objective:
         self.n_full = n_full
         self._n_samples = forward.observed.size
         self.residual = residual
-        self._one = (np.zeros((1, shape.size)), np.zeros((1, lin.size)))  # dummy directions
+        # no directions for a value alone (no tangent computed); one zero direction for a
+        # graph that cannot batch zero of them (see _value)
+        self._none = (np.zeros((0, shape.size)), np.zeros((0, lin.size)))
+        self._one = (np.zeros((1, shape.size)), np.zeros((1, lin.size)))
         self._select: dict[tuple, tuple] = {}
         self.compile_time = time.perf_counter() - t0
 
@@ -177,14 +180,23 @@ class Objective:
             ds, dl, observed, sigma,
         )
 
+    def _value(self, full, observed, sigma):
+        """The function's outputs without a Jacobian (an empty batch of directions)."""
+        if self._none is not None:
+            try:
+                return self._call(full, *self._none, observed, sigma)
+            except ValueError:  # e.g. a reshape that cannot infer a size from 0 elements
+                self._none = None
+        return self._call(full, *self._one, observed, sigma)
+
     def residuals(self, full, observed, sigma) -> np.ndarray:
         """Residuals (n_samples,) at the full parameter vector ``full``."""
-        return self._call(full, *self._one, observed, sigma)[0]
+        return self._value(full, observed, sigma)[0]
 
     def power(self, full) -> np.ndarray:
         """Normalised power P (n_samples,) of the forward model at ``full``."""
         zeros = np.zeros(self._n_samples)
-        return self._call(full, *self._one, zeros, zeros + 1.0)[1]
+        return self._value(full, zeros, zeros + 1.0)[1]
 
     def _directions(self, free_index) -> tuple:
         key = tuple(int(i) for i in free_index)
@@ -197,20 +209,28 @@ class Objective:
             dl = np.zeros((max(len(cl), 1), self.lin_index.size))
             ds[np.arange(len(cs)), [pos_s[k] for k in cs]] = 1.0
             dl[np.arange(len(cl)), [pos_l[k] for k in cl]] = 1.0
-            # column of each free entry in [Jᵀ_shape; Jᵀ_linear] (dummy rows skipped)
-            order = [cs.index(k) if k in pos_s else ds.shape[0] + cl.index(k) for k in key]
-            self._select[key] = (ds, dl, np.array(order))
+            # position in free_index of each shape and each linear direction
+            rows = ([key.index(k) for k in cs], [key.index(k) for k in cl])
+            self._select[key] = (ds, dl, rows)
         return self._select[key]
 
     def jacobian(self, full, free_index, observed, sigma) -> tuple[np.ndarray, np.ndarray]:
-        """Residuals (n_samples,) and the Jacobian (n_samples, n_free) in ``free_index`` order."""
-        ds, dl, order = self._directions(free_index)
+        """Residuals (n_samples,) and the Jacobian (n_samples, n_free) in ``free_index`` order.
+
+        The Jacobian is the transpose of a C-ordered (n_free, n_samples) array.
+        """
+        ds, dl, rows = self._directions(free_index)
         out = list(self._call(full, ds, dl, observed, sigma))
         r = out.pop(0)
         out.pop(0)  # the power
-        parts = [out.pop(0) if c else np.zeros((D.shape[0], r.size))
-                 for c, D in zip(self._connected, (ds, dl), strict=True)]
-        return r, np.vstack(parts)[order].T
+        alloc = np.empty if all(self._connected) else np.zeros  # every row written, or not
+        jac_t = alloc((len(rows[0]) + len(rows[1]), r.size))
+        for connected, at in zip(self._connected, rows, strict=True):
+            if connected:
+                block = out.pop(0)
+                if at:  # (a dummy direction, when there is none, is not copied)
+                    jac_t[at] = block[: len(at)]
+        return r, jac_t.T
 
 
 def _mode():
@@ -219,7 +239,7 @@ def _mode():
     Without a BLAS linked to PyTensor those rewrites only cost compile time (the products
     run through NumPy either way).
     """
-    compiled_cache.remember_blas_flags()  # PyTensor's BLAS probe, done once per machine
+    compiled_cache.remember_compiler_probes()  # PyTensor's g++ probes, kept from earlier
     mode = get_mode("FAST_RUN")
     return mode if pytensor.config.blas__ldflags else mode.excluding("BlasOpt")
 

@@ -59,7 +59,15 @@ def test_fit_reuses_function_compiled_by_an_earlier_run(cache):
 
 
 _PROCESS = """
-import json, os, sys
+import json, os, subprocess, sys
+probes = []  # PyTensor's g++ probes run by this process (BLAS, -march=native)
+_popen = subprocess.Popen.__init__
+def _record(self, args, *a, **k):
+    text = " ".join(map(str, args)) if isinstance(args, (list, tuple)) else str(args)
+    if "march=native" in text or "try_blas" in text or "try_march" in text:
+        probes.append(text[:80])
+    return _popen(self, args, *a, **k)
+subprocess.Popen.__init__ = _record
 import numpy as np
 from bayesoof.data.fitsio import read_beam_maps
 from bayesoof.inference.fit import fit
@@ -72,7 +80,9 @@ import pytensor, pytensor.tensor as pt
 x = pt.vector("x")
 later = float(pytensor.function([x], pt.exp(x).sum())(np.zeros(3)))  # compiled afterwards
 print(json.dumps({"theta": r.theta.tolist(), "loaded": r.compile_time > 0 and r.wall_time > 0,
-                  "read": read, "entries": len(os.listdir(cache.dirname)), "later": later}))
+                  "read": read, "entries": len(os.listdir(cache.dirname)), "later": later,
+                  "probes": probes, "blas": pytensor.config.blas__ldflags,
+                  "march": cmodule.GCC_compiler.march_flags}))
 """
 
 
@@ -104,3 +114,9 @@ def test_new_process_reads_only_the_module_keys_it_needs(cache, tmp_path):
     # only the listed keys were read before the later compile (a shared PyTensor cache
     # holds many more entries than one objective's few dozen)
     assert second["read"] <= len(modules) < second["entries"]
+    # PyTensor's g++ probes ran in the first process only (where /proc/cpuinfo names the
+    # processor); the second was given the same results
+    if compiled_cache._cpu() is not None:
+        assert first["probes"] and not second["probes"]
+        assert len(list(cache.glob("probes-*.json"))) == 1
+    assert (second["blas"], second["march"]) == (first["blas"], first["march"])
