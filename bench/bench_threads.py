@@ -6,7 +6,13 @@ the Laplace-whitened density the samplers use, and calls copies of its log p + g
 from 1, 2 and 4 threads at the MAP, printing wall and CPU (user, sys) per gradient and the
 cores used.
 
+With ``--processes P ...`` it runs nutpie itself (the default NUTS: one sampler per chain,
+the chains spread over P worker processes, P = 1: threads of this process) for ``--tune``
++ ``--draws`` iterations of 4 chains, and prints wall and CPU (this process and its
+workers) per gradient and the cores used.
+
 Run:  python bench/bench_threads.py lat127.fits [--calls 150] [--threads 1 2 4]
+      python bench/bench_threads.py lat127.fits --threads --processes 1 2 4 [--draws 200]
 """
 
 from __future__ import annotations
@@ -24,7 +30,11 @@ def main() -> None:
     ap.add_argument("file")
     ap.add_argument("--telescope", default="effelsberg")
     ap.add_argument("--calls", type=int, default=150, help="gradients per thread")
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2, 4])
+    ap.add_argument("--threads", type=int, nargs="*", default=[1, 2, 4])
+    ap.add_argument("--processes", type=int, nargs="*", default=[],
+                    help="run nutpie's 4 chains in this many worker processes (1: threads)")
+    ap.add_argument("--tune", type=int, default=100)
+    ap.add_argument("--draws", type=int, default=200)
     a = ap.parse_args()
 
     from bayesoof.data.fitsio import read_beam_maps
@@ -62,6 +72,28 @@ def main() -> None:
             k = 1e3 / (a.calls * n)
             print(f"{n} thread(s): wall {wall * k:.2f} ms per gradient, CPU user {user * k:.2f}"
                   f" + sys {sys_ * k:.2f} ms per gradient, {(user + sys_) / wall:.2f} cores")
+        for p in a.processes:
+            nutpie_run(dens, p, a.tune, a.draws)
+
+
+def nutpie_run(dens, processes: int, tune: int, draws: int) -> None:
+    """nutpie's 4 chains in ``processes`` worker processes: wall and CPU per gradient."""
+    from bayesoof.inference.sample import run_sampler
+
+    def cpu():
+        s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+            resource.RUSAGE_CHILDREN)
+        return s.ru_utime + c.ru_utime, s.ru_stime + c.ru_stime
+
+    u0, s0 = cpu()
+    raw = run_sampler(dens, "nutpie", draws=draws, tune=tune, chains=4, seed=1,
+                      processes=processes)
+    u1, s1 = cpu()
+    wall, n = raw.sampling_time, raw.n_grad
+    k = 1e3 / n
+    print(f"nutpie, 4 chains in {processes} process(es): {n} gradients, sampling {wall:.1f} s:"
+          f" wall {wall * k:.2f} ms per gradient, CPU user {(u1 - u0) * k:.2f} + sys "
+          f"{(s1 - s0) * k:.2f} ms per gradient, {(u1 - u0 + s1 - s0) / wall:.2f} cores")
 
 
 if __name__ == "__main__":

@@ -111,10 +111,16 @@ class AffineDensity:
         self.shapes = [np.shape(ip[n]) for n in self.names]
         self.sizes = [int(np.prod(s, dtype=int)) for s in self.shapes]
         self.dim = int(sum(self.sizes))
-        self.center = np.asarray(center, float).reshape(self.dim)
-        self.chol = np.eye(self.dim) if chol is None else np.asarray(chol, float)
+        # the whitening is held in shared variables, so that compiled functions serve a
+        # new whitening (whiten): the Laplace step and the sampler compile the density once
+        self._center = pytensor.shared(np.zeros(self.dim), name="whitening_center",
+                                      shape=(self.dim,))
+        self._chol = pytensor.shared(np.eye(self.dim), name="whitening_chol",
+                                    shape=(self.dim, self.dim))
+        self._fns: dict = {}  # compiled functions by key (see cached)
+        self.whiten(center, chol)
         self.z = pt.vector("z", dtype="float64")
-        u = pt.as_tensor_variable(self.center) + pt.dot(pt.as_tensor_variable(self.chol), self.z)
+        u = self._center + pt.dot(self._chol, self.z)
         self.replacements = {}
         i = 0
         for v, shp, size in zip(self.value_vars, self.shapes, self.sizes, strict=True):
@@ -124,7 +130,21 @@ class AffineDensity:
         logp = model.logp(jacobian=True)
         self.logp_graph = pytensor.clone_replace(logp, replace=self.replacements)
         self.grad_graph = pt.grad(self.logp_graph, self.z)
-        self._fns: dict = {}  # compiled functions by key (see cached)
+
+    def whiten(self, center, chol=None) -> AffineDensity:
+        """Set the map ``u = center + chol z`` (``chol`` None: identity); returns self.
+
+        The C-compiled value and gradient (:meth:`function`) read it at each call and are
+        kept; other compiled forms (JAX ones bake it in) are dropped, to be rebuilt.
+        """
+        self.center = np.asarray(center, float).reshape(self.dim).copy()
+        self.chol = np.eye(self.dim) if chol is None else np.array(chol, float)
+        if self.chol.shape != (self.dim, self.dim):
+            raise ValueError(f"chol must be ({self.dim}, {self.dim}), got {self.chol.shape}")
+        self._center.set_value(self.center)
+        self._chol.set_value(self.chol)
+        self._fns = {k: v for k, v in self._fns.items() if k[0] == "fn" and k[1] != "JAX"}
+        return self
 
     def cached(self, key, build):
         """The compiled object stored under ``key``, built by ``build()`` on first use.
@@ -175,12 +195,21 @@ class AffineDensity:
         return labels
 
     # ---------------------------------------------------------------- compiled
+    def function(self, mode: str | None = None):
+        """The compiled PyTensor function ``z -> [logp, dlogp/dz]``; once per mode.
+
+        The samplers that call it from several threads take a ``.copy()`` each.
+        """
+        mode = mode or self.mode
+        return self.cached(("fn", mode), lambda: compile_function(
+            [self.z], [self.logp_graph, self.grad_graph], mode=mode))
+
     def logp_dlogp(self, mode: str | None = None):
         """NumPy callable ``z -> (logp, dlogp/dz)``; compiled once per mode."""
         mode = mode or self.mode
         key = ("logp_dlogp", mode)
         if key not in self._fns:
-            fn = compile_function([self.z], [self.logp_graph, self.grad_graph], mode=mode)
+            fn = self.function(mode)
 
             def call(z, _fn=fn):
                 lp, g = _fn(np.asarray(z, float))

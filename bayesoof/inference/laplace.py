@@ -31,6 +31,9 @@ class LaplaceResult:
     message: str
     wall_time: float
     labels: list[str] = field(default_factory=list)
+    #: the model's density with its compiled value and gradient (identity whitening), for
+    #: the sampler to re-whiten rather than compile again (None: loaded from a checkpoint)
+    density: AffineDensity | None = field(default=None, repr=False, compare=False)
 
 
 def laplace(model: pm.Model, mode: str | None = None) -> LaplaceResult:
@@ -101,6 +104,7 @@ def laplace(model: pm.Model, mode: str | None = None) -> LaplaceResult:
         message=msg,
         wall_time=time.perf_counter() - t0,
         labels=base.label_of(),
+        density=base,
     )
 
 

@@ -262,7 +262,7 @@ def sample_model(
         spec.prepare()
     with blas_threads(1):
         lap = laplace_result or laplace(model, mode=mode)
-        density = AffineDensity(model, lap.u_mode, _chol(lap.cov), mode=mode)
+        density = _whitened(model, lap, mode)
         settings = {"sampler": name, "draws": draws, "tune": tune, "chains": chains,
                     "seed": seed, "until_converged": until,
                     **{k: v for k, v in kwargs.items() if _jsonable(v)}}
@@ -282,6 +282,19 @@ def sample_model(
 
             result.idata.extend(prior_predictive(model, draws=prior_draws, seed=seed))
         return result
+
+
+def _whitened(model, lap: LaplaceResult, mode: str) -> AffineDensity:
+    """The sampler's density, ``u = u_MAP + chol(Σ_u) z``.
+
+    The Laplace step's density re-whitened (its compiled value and gradient kept) when it
+    is this model's in this mode, else a new one.
+    """
+    chol = _chol(lap.cov)
+    base = lap.density
+    if base is not None and base.model is model and base.mode == mode:
+        return base.whiten(lap.u_mode, chol)
+    return AffineDensity(model, lap.u_mode, chol, mode=mode)
 
 
 def _jsonable(v) -> bool:

@@ -105,6 +105,8 @@ def test_nutpie_stops_at_the_first_converged_check_keeping_the_first_draws(gauss
     The rule here says "converged" from 150 draws on, so the run must stop at the check
     150 (not 100, not the cap) and keep exactly the first 150 draws of each chain of the
     fixed run with the same seed (NUTS after warm-up does not depend on what follows).
+    The stopped run's chains are in 2 worker processes, the fixed run's in threads of this
+    process: the draws must not depend on that either.
     """
     from bayesoof.inference.samplers.base import StopRule
 
@@ -119,12 +121,39 @@ def test_nutpie_stops_at_the_first_converged_check_keeping_the_first_draws(gauss
     rule = StopRule(converged, first=100, every=50)
     assert rule.checks(400) == [100, 150, 200, 250, 300, 350]
     kw = dict(tune=200, chains=2, seed=4)
-    stopped = get_sampler("nutpie").run(dens, draws=400, stop=rule, **kw)
-    fixed = run_sampler(dens, "nutpie", draws=400, **kw)
+    stopped = get_sampler("nutpie").run(dens, draws=400, stop=rule, processes=2, **kw)
+    fixed = run_sampler(dens, "nutpie", draws=400, processes=1, **kw)
     assert asked == [100, 150]
     assert stopped.z.shape == (2, 150, 3) and stopped.info["stopped_at"] == 150
     np.testing.assert_array_equal(stopped.z, fixed.z[:, :150])
     assert stopped.stats["n_steps"].shape == (2, 150) and not stopped.interrupted
+
+
+def test_nutpie_in_processes_keeps_the_draws_on_ctrl_c_and_checkpoints(gaussian, monkeypatch):
+    """Ctrl-C in this process (here raised by the checkpoint callback, at the first look
+    after 1 ms) stops the worker processes; the run keeps what every chain drew: fewer
+    than the 20 000 asked, the first n draws of the uninterrupted run with the same seed,
+    flagged interrupted; the checkpoint got the draws so far."""
+    from bayesoof.inference.samplers import nutpie_chains
+
+    monkeypatch.setattr(nutpie_chains, "POLL_S", 0.001)
+    monkeypatch.setattr("bayesoof.inference.checkpoint.INTERVAL", 0.0)
+    dens = _density(gaussian, "nutpie")
+    seen = []
+
+    def checkpoint(raw):
+        seen.append(raw)
+        if raw.z.shape[1] > 0:
+            raise KeyboardInterrupt
+
+    kw = dict(tune=100, chains=2, seed=8)
+    raw = get_sampler("nutpie").run(dens, draws=20_000, processes=2, on_checkpoint=checkpoint,
+                                    **kw)
+    n = raw.z.shape[1]
+    assert raw.interrupted and 0 < n < 20_000
+    assert seen and seen[-1].interrupted and seen[-1].z.shape[1] <= n
+    fixed = run_sampler(dens, "nutpie", draws=n, processes=1, **kw)
+    np.testing.assert_array_equal(raw.z, fixed.z)
 
 
 def test_convergence_rule_is_the_verdicts_rhat_ess_test(gaussian):

@@ -3,16 +3,18 @@
 Backends (``backend``):
 
 * ``"pytensor"`` (default) -- nutpie calls the density's PyTensor function compiled by the
-  C backend (``AffineDensity.logp_dlogp``), one copy per chain, through
-  ``nutpie.compiled_pyfunc.from_pyfunc``.  The kernel Ops of the transforms have C and JAX
-  versions only, so this is nutpie's one route to the C kernels.  The C thunks hold
-  Python's GIL, so the chains share one core for most of a gradient (NumPy's products
-  release it).
+  C backend, one copy per chain, through ``nutpie.compiled_pyfunc.from_pyfunc``.  The
+  kernel Ops of the transforms have C and JAX versions only, so this is nutpie's one
+  route to the C kernels.  Every chain is its own nutpie sampler (seeded from the run's
+  seed and its index), run in worker processes forked after the density is compiled
+  (``processes``; default one per chain on a machine with several cores): the C thunks
+  hold Python's GIL, so chain threads of one process share one core
+  (:mod:`.nutpie_chains`, bench/RESULTS.md "session 4").
 * ``"jax"`` / ``"numba"`` -- ``nutpie.compile_pymc_model`` on a PyMC model of one flat
-  vector ``z`` with the density as a potential (numba cannot compile the kernel Ops).
+  vector ``z`` with the density as a potential (numba cannot compile the kernel Ops); the
+  chains are nutpie's threads in this process.
 
-nutpie runs in the background (``nutpie.sample(..., blocking=False)``) while this thread
-looks at the draws every :data:`POLL_S` s: a ``stop`` rule
+This process looks at the draws every ``POLL_S`` s: a ``stop`` rule
 (:class:`~bayesoof.inference.samplers.base.StopRule`) ends the run at its first converged
 check, periodic checkpoints save the draws so far, Ctrl-C keeps the draws every chain made.
 """
@@ -42,42 +44,6 @@ def _available() -> str | None:
     return None
 
 
-def _pyfunc_model(density, seed: int, jitter: float):
-    """nutpie model calling the C-compiled ``z -> (logp, dlogp)``; one function per chain.
-
-    Chains start at ``z ~ N(0, jitter² I)`` (the MAP's mode), as the other NUTS runners.
-    """
-    from nutpie.compiled_pyfunc import from_pyfunc
-
-    from bayesoof.inference.density import compile_function
-
-    d = density.dim
-    fn = density.cached(("nutpie-c",), lambda: compile_function(
-        [density.z], [density.logp_graph, density.grad_graph], mode="FAST_RUN"))
-
-    def make_logp_fn():
-        f = fn.copy()  # PyTensor functions keep their buffers: one per chain thread
-
-        def logp(z):
-            lp, g = f(np.asarray(z, float))
-            lp = float(lp)
-            if not np.isfinite(lp):
-                lp = -np.inf
-            return lp, np.ascontiguousarray(g, dtype=np.float64)
-
-        return logp
-
-    def make_expand_fn(seed1, seed2, chain):
-        return lambda z: {"z": np.array(z, dtype=np.float64)}
-
-    return from_pyfunc(
-        d, make_logp_fn, make_expand_fn, [np.dtype("float64")], [(d,)], ["z"],
-        # nutpie passes a seed derived from the run's seed and the chain: same seed, same start
-        make_initial_point_fn=lambda chain_seed: np.random.default_rng(
-            [int(seed), int(chain_seed)]).normal(0.0, jitter, d),
-    )
-
-
 def _pymc_model(density, backend: str):
     import nutpie
     import pymc as pm
@@ -90,26 +56,30 @@ def _pymc_model(density, backend: str):
 
 
 def run(density, *, draws, tune, chains, seed, jitter=0.1, progressbar=False,
-        backend="pytensor", cores=None, target_accept=0.8, stop=None,
+        backend="pytensor", cores=None, processes=None, target_accept=0.8, stop=None,
         on_checkpoint=None) -> RawDraws:
     """Run nutpie on ``density``; nutpie adapts a diagonal mass matrix during ``tune``.
 
-    ``backend``: 'pytensor' (C-compiled density, chains start at ``z ~ N(0, jitter² I)``),
-    'jax' or 'numba' (nutpie compiles the density; its own jitter around ``z = 0``).
-    ``cores``: chains run at once (threads; default all chains).  ``stop``: a
-    :class:`~bayesoof.inference.samplers.base.StopRule`; the run (nutpie's background
-    sampler) is then checked at the rule's draws and ends at the first converged check,
-    keeping the first n draws of every chain (``draws`` is the cap).  ``on_checkpoint``:
-    called with the draws so far every :func:`checkpoint_interval` s.  Ctrl-C keeps the
-    draws every chain has made.
+    ``backend``: 'pytensor' (C-compiled density; chain ``c`` starts at
+    ``z ~ N(0, jitter² I)`` drawn from ``(seed, c)``), 'jax' or 'numba' (nutpie compiles
+    the density; its own jitter around ``z = 0``).  ``processes`` ('pytensor'): worker
+    processes the chains are spread over (None: one per chain when this machine has
+    several cores, :func:`~.nutpie_chains.default_processes`; 1: threads of this process);
+    the draws do not depend on it.  ``cores`` ('jax', 'numba'): chains run at once
+    (threads; default all).  ``stop``: a
+    :class:`~bayesoof.inference.samplers.base.StopRule`; the run is checked at the rule's
+    draws and ends at the first converged check, keeping the first n draws of every chain
+    (``draws`` is the cap).  ``on_checkpoint``: called with the draws so far every
+    :func:`checkpoint_interval` s.  Ctrl-C keeps the draws every chain has made.
     """
+    t0 = time.perf_counter()
+    if backend == "pytensor":
+        return _run_c(density, draws, tune, chains, seed, jitter, progressbar, processes,
+                      target_accept, stop, on_checkpoint, t0)
     import nutpie
 
-    t0 = time.perf_counter()
     d = density.dim
-    if backend == "pytensor":
-        compiled = _pyfunc_model(density, seed, jitter)
-    elif backend in ("jax", "numba"):
+    if backend in ("jax", "numba"):
         compiled = density.cached(("nutpie", backend), lambda: _pymc_model(density, backend))
     else:
         raise ValueError(f"nutpie backend must be 'pytensor', 'jax' or 'numba', got {backend!r}")
@@ -140,6 +110,65 @@ def run(density, *, draws, tune, chains, seed, jitter=0.1, progressbar=False,
         raw.info["stopped_at"] = raw.z.shape[1]
         raw.info["converged_check"] = keep is not None
     return raw
+
+
+def _run_c(density, draws, tune, chains, seed, jitter, progressbar, processes,
+           target_accept, stop, on_checkpoint, t0) -> RawDraws:
+    """The 'pytensor' backend: one nutpie sampler per chain (:mod:`.nutpie_chains`)."""
+    from bayesoof.inference.samplers.nutpie_chains import default_processes, run_chains
+
+    fn = density.function("FAST_RUN")  # the C backend's (the Laplace step's, when FAST_RUN)
+    processes = default_processes(chains) if processes is None else max(1, int(processes))
+    processes = min(processes, chains)
+    t_start = time.perf_counter()
+
+    def to_raw(z, stats, counts, keep=None, partial=False) -> RawDraws:
+        return _raw_arrays(z, stats, counts, keep, density.dim, t0, t_start, partial,
+                           processes)
+
+    z, stats, counts, keep, interrupted = run_chains(
+        fn, density.dim, draws=draws, tune=tune, chains=chains, seed=seed, jitter=jitter,
+        target_accept=target_accept, processes=processes, stop=stop,
+        on_checkpoint=None if on_checkpoint is None else (
+            lambda got: on_checkpoint(to_raw(*got, partial=True))),
+        progressbar=progressbar)
+    raw = to_raw(z, stats, counts, keep, interrupted)
+    raw.interrupted = interrupted or raw.z.shape[1] < (keep or draws)
+    if stop is not None:
+        raw.info["stopped_at"] = raw.z.shape[1]
+        raw.info["converged_check"] = keep is not None
+    return raw
+
+
+def _raw_arrays(z, stats, counts, keep, d, t0, t_start, partial, processes) -> RawDraws:
+    """RawDraws of per-chain nutpie arrays: the first ``keep`` draws (None: all made)."""
+    z_all = np.zeros((0, 0, d)) if z is None else z
+    post = z_all if keep is None else z_all[:, :keep]
+    n = post.shape[1]
+    shape = post.shape[:2]
+
+    def stat(name, fallback):
+        return np.asarray(stats[name])[:, :n] if name in stats else fallback
+
+    n_steps = stat("n_steps", np.ones(shape, int)).astype(int)
+    out = {
+        "diverging": stat("diverging", np.zeros(shape, bool)).astype(bool),
+        "n_steps": n_steps,
+        "tree_depth": stat("depth", np.ceil(np.log2(n_steps + 1.0))).astype(int),
+        "energy": stat("energy", np.full(shape, np.nan)).astype(float),
+        "lp": stat("logp", np.full(shape, np.nan)).astype(float),
+        "acceptance_rate": stat("mean_tree_accept", np.full(shape, np.nan)).astype(float),
+        "step_size": stat("step_size", np.full(shape, np.nan)).astype(float),
+        "reached_max_treedepth": stat("maxdepth_reached", np.zeros(shape, bool)).astype(bool),
+    }
+    return RawDraws(
+        z=post, stats=out, n_grad=counts["n_grad"],
+        n_grad_sampling=counts["n_grad"] - counts["n_grad_warmup"],
+        wall_time=time.perf_counter() - t0, sampling_time=time.perf_counter() - t_start,
+        interrupted=partial, info={"backend": "pytensor", "processes": int(processes),
+                                   "draws_made_beyond_kept": int(z_all.shape[0] * (
+                                       z_all.shape[1] - n))},
+    )
 
 
 #: seconds between two looks at a running nutpie sampler (a look, nutpie's inspect(), costs
@@ -226,8 +255,8 @@ def _raw(idata, keep, t0, t_start, backend, partial=False) -> RawDraws:
 
 register(Sampler(
     "nutpie", run, "nutpie's NUTS (Rust) on the C-compiled density (or nutpie's jax/numba)",
-    options={"backend": "pytensor", "cores": None, "target_accept": 0.8, "stop": None,
-             "on_checkpoint": None},
+    options={"backend": "pytensor", "cores": None, "processes": None, "target_accept": 0.8,
+             "stop": None, "on_checkpoint": None},
     available=_available, compile_mode="FAST_RUN",
     default_draws=NUTS_DRAWS_MAX, default_tune=NUTS_TUNE,
 ))
