@@ -33,6 +33,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="*", default=[1, 2, 4])
     ap.add_argument("--processes", type=int, nargs="*", default=[],
                     help="run nutpie's 4 chains in this many worker processes (1: threads)")
+    ap.add_argument("--pymc-cores", type=int, nargs="*", default=[],
+                    help="also run PyMC's NUTS (4 chains) in this many worker processes")
     ap.add_argument("--tune", type=int, default=100)
     ap.add_argument("--draws", type=int, default=200)
     a = ap.parse_args()
@@ -73,11 +75,13 @@ def main() -> None:
             print(f"{n} thread(s): wall {wall * k:.2f} ms per gradient, CPU user {user * k:.2f}"
                   f" + sys {sys_ * k:.2f} ms per gradient, {(user + sys_) / wall:.2f} cores")
         for p in a.processes:
-            nutpie_run(dens, p, a.tune, a.draws)
+            sampler_run(dens, "nutpie", {"processes": p}, a.tune, a.draws)
+        for p in a.pymc_cores:
+            sampler_run(dens, "pymc", {"cores": p}, a.tune, a.draws)
 
 
-def nutpie_run(dens, processes: int, tune: int, draws: int) -> None:
-    """nutpie's 4 chains in ``processes`` worker processes: wall and CPU per gradient."""
+def sampler_run(dens, sampler: str, options: dict, tune: int, draws: int) -> None:
+    """4 chains of ``sampler`` (nutpie or PyMC): wall and CPU per gradient, cores used."""
     from bayesoof.inference.sample import run_sampler
 
     def cpu():
@@ -86,12 +90,11 @@ def nutpie_run(dens, processes: int, tune: int, draws: int) -> None:
         return s.ru_utime + c.ru_utime, s.ru_stime + c.ru_stime
 
     u0, s0 = cpu()
-    raw = run_sampler(dens, "nutpie", draws=draws, tune=tune, chains=4, seed=1,
-                      processes=processes)
+    raw = run_sampler(dens, sampler, draws=draws, tune=tune, chains=4, seed=1, **options)
     u1, s1 = cpu()
     wall, n = raw.sampling_time, raw.n_grad
     k = 1e3 / n
-    print(f"nutpie, 4 chains in {processes} process(es): {n} gradients, sampling {wall:.1f} s:"
+    print(f"{sampler} {options}, 4 chains: {n} gradients, sampling {wall:.1f} s:"
           f" wall {wall * k:.2f} ms per gradient, CPU user {(u1 - u0) * k:.2f} + sys "
           f"{(s1 - s0) * k:.2f} ms per gradient, {(u1 - u0 + s1 - s0) / wall:.2f} cores")
 
