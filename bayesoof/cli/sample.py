@@ -157,7 +157,8 @@ def register(sub, fmt) -> None:
                         f"most {NUTS_DRAWS_MAX}; other NUTS {_nuts_default('default_draws')})")
     p.add_argument("--tune", type=positive_int, default=None,
                    help="tuning (NUTS) or burn-in (emcee) steps per chain (default: the "
-                        f"sampler's; NUTS {_nuts_default('default_tune')})")
+                        f"sampler's; nutpie {available_samplers()['nutpie'].default_tune}, "
+                        f"other NUTS {_nuts_default('default_tune')})")
     p.add_argument("--chains", type=positive_int, default=4,
                    help="NUTS chains (emcee runs an ensemble of --walkers instead)")
     p.add_argument("--seed", type=int, default=0,

@@ -38,22 +38,24 @@ registered by name, so that ``bayesoof sample --sampler`` offers every one):
 * ``"emcee"`` -- emcee's ensemble sampler on the same log-density (vectorised over the
   walkers with ``jax.vmap``; walkers start from the Laplace approximation), returned as
   InferenceData with walkers as chains.
-* ``"nutpie"`` -- nutpie's NUTS (Rust, chains in threads) calling the same whitened
+* ``"nutpie"`` -- nutpie's NUTS (Rust; chains in worker processes) calling the same whitened
   density compiled by the C backend.
 
 Measured (bench/bench_sample.py, bench/RESULTS.md "Sampling": order 5, three 127 × 127
 maps, 27 free parameters, 2-core CPU shared with other jobs): the whitened posterior
 needs tree depth 3 (7 gradients per draw), no divergence, bulk ESS ≈ 2 per draw; CPU per
-gradient, everything included, nutpie 6.7-7.5 ms, numpyro 7.3 ms, PyMC 8.0 ms.  Defaults
+gradient, everything included, nutpie 6.7-7.5 ms, numpyro 7.3 ms, PyMC 8.0 ms. Defaults
 (``Sampler.default_tune`` / ``default_draws`` of the NUTS runners): 4 chains, 100 warm-up
-iterations (200 or 300 did not lower the draws needed).  R-hat (ArviZ's rank-normalised
-split R-hat), not ESS, sets the length, and it hovers around 1.01 between ~350 and ~700
-draws per chain, so nutpie (the default NUTS) runs **until converged**
-(:func:`convergence_rule`: the final verdict's R-hat ≤ 1.01, bulk and tail ESS ≥ 400 over
-every free parameter, checked on the first n draws of every chain at n = 300, 350, ...,
-at most 1500 draws; ``until_converged`` / ``draws`` of :func:`run_sampler`): it stopped at
-350-500 draws in the runs of bench/RESULTS.md "Stopping when converged", where a fixed
-length needed 750.  PyMC's and numpyro's NUTS run a fixed 750 draws.
+iterations (200 or 300 did not lower the draws needed), 50 for nutpie (3 seeds each: no
+later stops than with 100, ~1 400 fewer gradients; bench/RESULTS.md "session 4"). R-hat
+(ArviZ's rank-normalised split R-hat), not ESS, sets the length, and it hovers around
+1.01 between ~350 and ~700 draws per chain, so nutpie (the default NUTS) runs **until
+converged** (:func:`convergence_rule`: the final verdict's R-hat ≤ 1.01, bulk and tail
+ESS ≥ 400 over every free parameter, checked on the first n draws of every chain at n =
+300, 350, ..., at most 1500 draws; ``until_converged`` / ``draws`` of
+:func:`run_sampler`): it stopped at 350-500 draws in the runs of bench/RESULTS.md
+"Stopping when converged", where a fixed length needed 750. PyMC's and numpyro's NUTS run
+a fixed 750 draws.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ __all__ = [
     "NUTS_PREFERENCE",
     "NUTS_DRAWS_MAX",
     "NUTS_TUNE",
+    "NUTPIE_TUNE",
     "PeriodicCheckpoint",
     "StopRule",
     "RawDraws",
@@ -52,6 +53,10 @@ NUTS_PREFERENCE = ("nutpie", "numpyro", "pymc")
 #: warm-up iterations suffice (200 or 300 did not lower the draws needed) and R-hat <= 1.01
 #: over the 20 K of order 5 needs ~750 draws per chain (bulk ESS > 400 from 250 draws)
 NUTS_TUNE, NUTS_DRAWS = 100, 750
+#: nutpie's warm-up: 50 iterations (3 sampler seeds each, order 5, 3 x 127² lattice: warm-up
+#: 50 stopped at 650 / 400 / 400 draws, warm-up 100 at 400 and twice not by 700; ~1 400
+#: fewer warm-up gradients, the same 7 gradients per draw; bench/RESULTS.md "session 4")
+NUTPIE_TUNE = 50
 #: NUTS runners that stop when converged (:class:`StopRule`) check the draws so far every
 #: NUTS_CHECK_EVERY draws per chain from NUTS_CHECK_FIRST on, and stop at NUTS_DRAWS_MAX
 #: with an honest "not converged" verdict (bench/RESULTS.md "Stopping when converged")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 import time
 import traceback
 import warnings
@@ -45,14 +46,26 @@ def default_processes(chains: int) -> int:
     """Worker processes for ``chains`` chains (1: threads of this process).
 
     One per chain when this machine has more than one core and can fork safely (no JAX
-    runtime started in this process), else 1.
+    runtime started in this process), else 1.  Also 1 inside a daemonic process (which may
+    have no children) or a Dask worker (a batch already runs one posterior per core).
     """
     from bayesoof.inference.density import jax_initialised
 
     if (os.cpu_count() or 1) < 2 or chains < 2 or jax_initialised() or \
-            "fork" not in multiprocessing.get_all_start_methods():
+            "fork" not in multiprocessing.get_all_start_methods() or \
+            multiprocessing.current_process().daemon or _in_dask_worker():
         return 1
     return chains
+
+
+def _in_dask_worker() -> bool:
+    if "distributed" not in sys.modules:
+        return False
+    try:
+        sys.modules["distributed"].get_worker()
+    except (ValueError, AttributeError):
+        return False
+    return True
 
 
 # ------------------------------------------------------------------ chains in one process

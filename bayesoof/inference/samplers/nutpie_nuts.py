@@ -27,8 +27,8 @@ import warnings
 import numpy as np
 
 from bayesoof.inference.samplers.base import (
+    NUTPIE_TUNE,
     NUTS_DRAWS_MAX,
-    NUTS_TUNE,
     PeriodicCheckpoint,
     RawDraws,
     Sampler,
@@ -258,5 +258,5 @@ register(Sampler(
     options={"backend": "pytensor", "cores": None, "processes": None, "target_accept": 0.8,
              "stop": None, "on_checkpoint": None},
     available=_available, compile_mode="FAST_RUN",
-    default_draws=NUTS_DRAWS_MAX, default_tune=NUTS_TUNE,
+    default_draws=NUTS_DRAWS_MAX, default_tune=NUTPIE_TUNE,
 ))
