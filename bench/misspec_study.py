@@ -10,7 +10,7 @@ the candidates are compared on the same data.
 
 Effects (``SETTINGS``): a defocused map's effective d_z 3.5 % off the commanded one; a
 quarter-beam (0.25 λ/D) pointing offset of the plus map; taper order q = 1.8 with the
-illumination centre at (0.3, -0.2) m (the fit's default holds q = 1.4, x0 = y0 = 0); leg
+illumination centre at (0.3, -0.2) m (the fit's default starts q at 1.4, x0 = y0 at 0); leg
 shade half-angle 12° (the preset's is 20°); per-map gain drift (±3 % across the map) and
 baseline drift (±0.5 % of the peak) along the scan; a coarse point-sampled aperture (60
 pixels across the dish, no anti-aliasing) with samples on its FFT grid, as pyoof makes its
@@ -166,6 +166,15 @@ def _record(name, rec_space, sd_full, t, nl) -> dict:
             "z2": float(np.nansum(z * z)), "phase_err": float(err)}
 
 
+def _taper_record(res, t: dict, eff: dict) -> dict:
+    """The fitted taper (c_dB, q with the quick fit's sd; q None when fixed) and its truth."""
+    sd = {k: float(v) for k, v in zip(res.free_names, res.sd, strict=True)}
+    p = res.params
+    return {"c_dB": float(p["c_dB"]), "c_dB_sd": sd.get("c_dB"), "c_dB_true": t["c_dB"],
+            "q": float(p["q"]) if "q" in p else None, "q_sd": sd.get("q"),
+            "q_true": eff.get("q", 1.4)}
+
+
 def one(setting: str, i: int, a) -> list[dict]:
     """Fit dataset i of ``setting``: the default fit, noise-only and each candidate."""
     from bayesoof.inference.fit import fit, misfit_refit
@@ -180,7 +189,8 @@ def one(setting: str, i: int, a) -> list[dict]:
     plain = res.plain_last or res.last
     out = []
     base = {"setting": setting, "dataset": i, "misfit": not res.adequacy.adequate,
-            "reduced_chi2": plain.reduced_chi2, "fit_s": wall, "fit_cpu_s": cpu}
+            "reduced_chi2": plain.reduced_chi2, "fit_s": wall, "fit_cpu_s": cpu,
+            **_taper_record(res, t, SETTINGS[setting])}
     out.append(base | _record("default", res.last.space, res.last.full_sd(), t, nl))
     out.append(base | _record("noise_only", plain.space, plain.full_sd(), t, nl))
     res.orders[-1] = plain  # candidates start from the noise-only solution

@@ -54,6 +54,17 @@ __all__ = [
     "prior_predictive",
 ]
 NOISE_KINDS = ("auto", "known", "per_map")
+#: The taper order q, free in the quick fit, is sampled only where the data pin it down:
+#: Laplace sd ≤ Q_SAMPLE_SD and ≥ Q_SAMPLE_MARGIN sd inside its bounds; otherwise the model
+#: holds it at the quick fit's value (ModelInfo.held says so).  Measured with the `sample`
+#: defaults (bayesoof/inference/nuisances.py, "Taper order q"): sd 0.012 (63 × 63 maps,
+#: order 5): 0 divergences; sd 0.048 (31 × 31, order 5, posterior reaching q = 2): 9;
+#: sd 0.088 (31 × 31, order 3): 3-11.  The ridge q-c_dB-amplitudes is curved (off the
+#: Laplace line by 3-6 conditional sd at ±3 sd of q); no per-coordinate transform tried
+#: (logit, linear pedestal, soft bounds) removed it.  0.02 lies between the clean and the
+#: diverging cases measured; nothing between them was measured.
+Q_SAMPLE_SD = 0.02
+Q_SAMPLE_MARGIN = 5.0
 LIKELIHOODS = ("normal", "student_t", "misfit")
 TILT_MODES = ("free", "pointing", "tied", "fixed")
 
@@ -106,6 +117,7 @@ class ModelInfo:
     priors: dict
     data_scale: float
     fit: Any = None
+    held: dict = field(default_factory=dict)
     coords: dict = field(default_factory=dict)
     mu: Any = None
     sigma_graph: Any = None
@@ -384,8 +396,14 @@ def build_model(
                                    free_offset, start)
         fit_sigma = None
     tilt = tilt or _tilt_mode(space)
+    held = {}
     if free_illumination is None:
         free_illumination = tuple(n for n in space.illum_names if space.free_of(n).all())
+        if fit is not None and "q" in free_illumination:
+            reason = _q_not_pinned(fit, space)
+            if reason:
+                held["q"] = reason
+                free_illumination = tuple(n for n in free_illumination if n != "q")
     space = _apply_choices(space, tilt, free_illumination)
 
     noise = noise or pri["noise"].get("kind", "auto")
@@ -457,6 +475,7 @@ def build_model(
         priors=pri,
         data_scale=data_scale,
         fit=fit,
+        held=held,
         coords={"n": np.array([nl[j][0] for j in free_j]),
                 "l": np.array([nl[j][1] for j in free_j]),
                 "d_z": np.array([m.d_z for m in forward.data.maps])},
@@ -464,6 +483,25 @@ def build_model(
         sigma_graph=sig,
     )
     return model
+
+
+def _q_not_pinned(fit, space: ParameterSpace) -> str:
+    """Why the model holds the quick fit's q (:data:`Q_SAMPLE_SD`), or '' to sample it."""
+    rec = getattr(fit, "plain_last", None) or getattr(fit, "last", None)
+    if rec is None or getattr(rec, "cov", None) is None:
+        return ""
+    names = list(rec.space.free_names)
+    if "q" not in names:
+        return ""
+    sd = float(np.asarray(rec.sd)[names.index("q")])
+    sl = space.slice_of("q")
+    q, lo, hi = float(space.values[sl][0]), float(space.lower[sl][0]), float(space.upper[sl][0])
+    margin = min(q - lo, hi - q) / sd if sd > 0 else np.inf
+    if np.isfinite(sd) and sd <= Q_SAMPLE_SD and margin >= Q_SAMPLE_MARGIN:
+        return ""
+    return (f"taper order q held at the quick fit's {q:.3f}: its sd {sd:.3f} (> {Q_SAMPLE_SD})"
+            f" or distance to its bounds [{lo:g}, {hi:g}] ({margin:.1f} sd, < "
+            f"{Q_SAMPLE_MARGIN:g}) leaves NUTS a curved ridge that it diverges on")
 
 
 def _residual_sd_start(forward, fit_sigma) -> np.ndarray:

@@ -28,9 +28,13 @@ gain drift g       off      NOT identified on such maps: sd 0.03-0.25 (3 dataset
                             off (11 drift datasets: coverage 0.87 with c alone, 0.89 with
                             g and c; phase error 1.01× the baseline's with either);
                             ``[drift] gain_free = true`` turns it on
-taper order q      off      0.03, identified, but with q free NUTS diverges where q
-                            is weakly identified (below): it needs a reparametrisation
-                            before it can be a default
+taper order q      ON       quick fit: sd 0.02-0.08 (31 × 31 maps, SNR 300), 0.03 (41 ×
+                            41, SNR 200); misspec study (q = 1.8 data, 48 datasets):
+                            coverage 0.780 -> 0.895, phase error 1.42× -> 1.03× the
+                            baseline's.  POSTERIOR: sampled only where sd <= 0.02 and
+                            >= 5 sd inside [1, 2], else held at the quick fit's value
+                            (model.Q_SAMPLE_SD, ModelInfo.held): NUTS diverges on the
+                            curved q-c_dB ridge (below)
 leg width, shade   off      half-width 0.03 m, shade 0.17°: identified (noise-free
                             recovery 1e-16 waves with them free), but a fit with them
                             free costs ~20× the CPU (measured: 58 s instead of 3.0 s per
@@ -40,7 +44,7 @@ leg width, shade   off      half-width 0.03 m, shade 0.17°: identified (noise-f
 =================  =======  ===========================================================
 
 The pyoof preset keeps pyoof's set (no focus offsets, pointing or legs; q free at every
-order, x0, y0 fixed).  ``[illumination.q] free = true`` frees q in the default one.
+order, x0, y0 fixed).  ``[illumination.q] free = false`` fixes q in the default one.
 Otherwise every nuisance but the drifts (free at every order, like the per-map amplitude
 and offset they extend) is free at the last order only (``fit.nuisances_last_order_only``,
 :func:`hold_below_last_order`): the lower orders only start the next one, and there the
@@ -117,25 +121,36 @@ Degeneracies and how they are handled
   absorbed the unmodelled drift and biased K (phase error 2.8× the baseline's): with c
   free the drift setting's phase error is the baseline's (1.02×, 10 datasets).
 * Taper order q vs c_dB: strongly correlated (both set the edge fall-off) but identified
-  by the beam's sidelobes.  Why NUTS diverges with q free (session 3, measured): the
-  ridge is curved and NARROWS along itself.  Profile on order-3 data from the model (31 ×
-  31, SNR 200, q = 1.4): the best c_dB at fixed q runs -17.2, -15.8, -14.7, -13.9,
-  -13.2, -12.7, -12.3 dB for q = 1.1 ... 1.7 and its conditional sd shrinks 0.60 → 0.27
-  dB (2.2×; 2.4× in the sampler's logit coordinate), with the amplitudes moving 12 %
-  along it.  The samplers whiten with the Laplace covariance, which removes the
-  correlation but not a change of scale along the ridge: the step size tuned in the bulk
-  is too large at its narrow end, where the divergences sit (q 1.45-1.67 of a posterior
-  1.11-1.67; the bounds 1 and 2 are not reached, so a prior away from them does not
-  help).  Counts: 21 divergences in 4 × 750 draws with the ``bayesoof sample`` defaults
-  (q sd 0.09), 8 with 300 tuning steps, 15 with x0, y0 fixed.  Where q is well
-  identified the ridge is locally Gaussian: the taper dataset of
-  bench/misspec_study.py on 63 × 63 maps, order 5, SNR 300, q free (q = 1.807 ± 0.012,
-  truth 1.8): 0 divergences, R-hat 1.007 with the defaults.  In the linear pedestal
-  C = 10^(c_dB/20) the conditional sd changes only 1.24× along the same ridge, so
-  sampling C (or the mean illumination C + (1 - C)/(q + 1), nearly constant along the
-  ridge: 0.548 → 0.524) instead of c_dB is the candidate fix; NOT done (it changes the
-  model's variables, which the samplers' whitening maps from the fit). x0, y0 vs the odd K
-  (coma): correlated, identified.
+  by the beam's sidelobes; free in the quick fit by default (session 4), which the
+  misspecification study's q = 1.8 setting needs (above).  Why NUTS diverges with q
+  free where q is weakly identified (sessions 3 and 4, measured): the ridge is curved
+  and narrows along itself.  Profile on order-3 data from the model (31 × 31, SNR 200,
+  q = 1.4): the best c_dB at fixed q runs -17.2, -15.8, -14.7, -13.9, -13.2, -12.7,
+  -12.3 dB for q = 1.1 ... 1.7 and its conditional sd shrinks 0.60 → 0.27 dB (2.2×),
+  with the amplitudes moving 12 % along it.  The samplers whiten with the Laplace
+  covariance at the MAP, which removes the correlation but not the bend: at profile
+  points q = 1.15 / 1.65 (-3.0 / +2.6 sd) the ridge lies 6.2 / 3.3 conditional sd
+  (Mahalanobis, all parameters) off the MAP's Laplace line, bent mostly in c_dB (or the
+  pedestal C) and the log-amplitudes, and the whitened curvature there is 13-18×
+  the MAP's (scale 0.23-0.28).  Counts with the ``sample`` defaults (nutpie, 4 chains until
+  converged), data seed 1001: 3 divergences in 4 × 400 draws with PyMC's logit
+  coordinates, 11 in 4 × 600 with c_dB moved as its linear pedestal C = 10^(c_dB/20),
+  7 in 4 × 500 with C and q both moved linearly with soft bounds
+  (:class:`~bayesoof.inference.priors.SoftBoundsTransform`; R-hat ≤ 1.009 in all three;
+  0 with q fixed).  A per-coordinate transform cannot straighten a ridge that bends in
+  several coordinates together; the mean illumination C + (1 - C)/(q + 1), nearly
+  constant along the ridge (0.548 → 0.524), would need a joint (c_dB, q) coordinate,
+  not built.  Also near a bound: study taper dataset 0 (31 × 31, order 5, q = 1.885 ±
+  0.048) gave 9 divergences, all at q 1.94-1.98 of the bound 2.  Where q is well
+  identified the ridge is locally Gaussian: 63 × 63 maps, order 5, SNR 300 (q = 1.807 ±
+  0.012, truth 1.8): 0 divergences, R-hat 1.007.  Hence the posterior samples q only
+  where its Laplace sd ≤ 0.02 and it lies ≥ 5 sd inside its bounds
+  (:data:`bayesoof.inference.model.Q_SAMPLE_SD`), and otherwise holds it at the quick
+  fit's value and says so (``ModelInfo.held``): the posterior is then conditional on q̂
+  and does not carry q's uncertainty (the quick fit's Laplace covariance does).  The
+  linear coordinates can be chosen in the priors preset (``coordinate = "pedestal"`` /
+  ``"soft"``, :mod:`bayesoof.inference.priors`).  x0, y0 vs the odd K (coma):
+  correlated, identified.
 * Leg half-width vs per-map amplitude: the legs' area scales the beam peak, which the
   amplitudes a_i absorb (correlation 0.6–0.8); the sidelobe pattern identifies the width.
 * Shade angle: correlated with high-order K (|r| < 0.35).

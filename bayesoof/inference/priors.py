@@ -14,6 +14,16 @@ the tilts).  ``scale`` is accepted for ``sigma``.  Numbers are in units of ``per
 and of the block's unit when ``per`` is absent.  A block's prior is its
 ``default_prior`` (:class:`bayesoof.inference.params.Block`) updated by the preset's table
 at the block's ``prior`` path (e.g. ``illumination.c_dB``).
+
+The coordinate the samplers move is PyMC's default transform of the prior (log for a
+positive one, logit for a bounded one).  A prior table may choose another with
+``coordinate`` (only for a prior of finite support): ``"soft"`` moves the value itself,
+linearly, with soft bounds (:class:`SoftBoundsTransform`); ``"pedestal"`` moves an edge
+taper c_dB as its linear pedestal C = 10^(c_dB/20), with soft bounds
+(:class:`PedestalTransform`).  The prior itself is the same in any coordinate (PyMC adds
+the transform's log-Jacobian).  Measured on the q-c_dB ridge (issue 9,
+:mod:`bayesoof.inference.nuisances`): neither removes the divergences there, so the
+default stays PyMC's.
 """
 
 from __future__ import annotations
@@ -22,15 +32,18 @@ from pathlib import Path
 
 import numpy as np
 import pymc as pm
+import pytensor.tensor as pt
+from pymc.logprob.transforms import Transform
 
 from bayesoof.physics import zernike
 from bayesoof.physics.illumination import available_illuminations
 from bayesoof.presets.loader import available, merge, preset_text, read_preset, read_toml
 
-__all__ = ["available_priors", "block_prior", "load_priors", "prior_rv", "support"]
+__all__ = ["COORDINATES", "PedestalTransform", "SoftBoundsTransform", "available_priors",
+           "block_prior", "load_priors", "prior_rv", "support"]
 
 TILTS = (1, 2)  # OSA indices of K(1,-1) and K(1,1)
-_SPEC_KEYS = {"dist", "mu", "sigma", "scale", "lower", "upper", "per"}
+_SPEC_KEYS = {"dist", "mu", "sigma", "scale", "lower", "upper", "per", "coordinate"}
 
 
 def available_priors() -> list[str]:
@@ -115,9 +128,141 @@ def support(spec: dict) -> tuple[float, float]:
     return -np.inf, np.inf
 
 
+#: Sharpness of the soft bounds: the map from u to the bounded value bends over the last
+#: 1/SOFT_SHARPNESS of the range at each end (slope ≥ 0.95 from 6 % of the range inside
+#: either bound), and is linear (slope 1) in between.
+SOFT_SHARPNESS = 50.0
+PEDESTAL_SHARPNESS = SOFT_SHARPNESS  # (the pedestal coordinate's)
+
+
+class SoftBoundsTransform(Transform):
+    """Sampler coordinate u of a bounded value x: x itself, with soft bounds.
+
+    ``x(u) = lo + [softplus(k (u - lo)) - softplus(k (u - hi))] / k`` maps the real line
+    onto (lo, hi) with ``k = SOFT_SHARPNESS / (hi - lo)``: x = u (slope 1) away from the
+    bounds, bending smoothly onto them within ~(hi - lo)/k.  No hard wall for a sampler to
+    hit (unlike an identity coordinate), and no stretch of the coordinate near the bounds
+    (unlike PyMC's logit interval transform, whose slope 1/((x - lo)(hi - x)) bends a ridge
+    that runs linearly in x: the taper order q, whose posterior can span 1.1-1.7 of [1, 2]).
+    The inverse is closed-form:
+    ``u = lo + [log expm1(k (x - lo)) - log(-expm1(-k (hi - x)))] / k``.
+
+    Parameters
+    ----------
+    lower, upper : float
+        The prior's support.
+    """
+
+    name = "soft"
+    ndim_supp = 0
+
+    def __init__(self, lower: float, upper: float):
+        if not (np.isfinite(lower) and np.isfinite(upper) and lower < upper):
+            raise ValueError(f"{self.name} coordinate needs finite bounds lower < upper, got "
+                             f"{lower}, {upper}")
+        self.lo, self.hi = self._inner(float(lower)), self._inner(float(upper))
+        self.k = SOFT_SHARPNESS / (self.hi - self.lo)
+
+    # the value the coordinate is linear in, and back (identity here)
+    @staticmethod
+    def _inner(x):
+        return x
+
+    @staticmethod
+    def _outer(y):
+        return y
+
+    @staticmethod
+    def _log_outer_slope(y):
+        return 0.0 * y
+
+    def inner(self, u):
+        """The soft-bounded value y(u) (tensor) that u is linear in."""
+        k = self.k
+        return self.lo + (pt.softplus(k * (u - self.lo)) - pt.softplus(k * (u - self.hi))) / k
+
+    def forward(self, value, *inputs):
+        """Value -> u."""
+        k, y = self.k, self._inner(value)
+        return self.lo + (pt.log(pt.expm1(k * (y - self.lo)))
+                          - pt.log(-pt.expm1(-k * (self.hi - y)))) / k
+
+    def backward(self, value, *inputs):
+        """u -> value."""
+        return self._outer(self.inner(value))
+
+    def log_jac_det(self, value, *inputs):
+        """log |d value / d u| = log |d value / d y| + log dy/du (stable form).
+
+        dy/du = σ(a) - σ(b) with a = k (u - lo) > b = k (u - hi), written as
+        σ(a) σ(-b) (1 - e^(b - a)).
+        """
+        k = self.k
+        a, b = k * (value - self.lo), k * (value - self.hi)
+        log_slope = (-pt.softplus(-a) - pt.softplus(b)
+                     + np.log(-np.expm1(-k * (self.hi - self.lo))))
+        return self._log_outer_slope(self.inner(value)) + log_slope
+
+
+class PedestalTransform(SoftBoundsTransform):
+    """Sampler coordinate u of an edge taper c_dB: the linear pedestal C = 10^(c_dB/20).
+
+    :class:`SoftBoundsTransform` in C: C = u away from the bounds (the pedestals of the
+    prior's bounds, dB), c_dB = 20 log10 C(u), log |d c_dB / dC| = log(20 / (ln 10 C)).
+    """
+
+    name = "pedestal"
+
+    @staticmethod
+    def _inner(x):
+        return 10.0 ** (x / 20.0)
+
+    @staticmethod
+    def _outer(y):
+        return 20.0 * pt.log10(y)
+
+    @staticmethod
+    def _log_outer_slope(y):
+        return np.log(20.0 / np.log(10.0)) - pt.log(y)
+
+    @property
+    def c_lo(self) -> float:
+        """Pedestal of the lower bound."""
+        return self.lo
+
+    @property
+    def c_hi(self) -> float:
+        """Pedestal of the upper bound."""
+        return self.hi
+
+    def pedestal(self, u):
+        """C(u) (tensor)."""
+        return self.inner(u)
+
+
+#: coordinates a block may ask for (Block.coordinate), by name
+COORDINATES = {"soft": SoftBoundsTransform, "pedestal": PedestalTransform}
+
+
 def prior_rv(name: str, spec: dict, **kw):
-    """Create the PyMC random variable of a resolved prior (inside a model context)."""
+    """Create the PyMC random variable of a resolved prior (inside a model context).
+
+    ``spec["coordinate"]`` (:data:`COORDINATES`), when present and not '': "pedestal" moves
+    the variable (an edge taper in dB) as its linear pedestal (:class:`PedestalTransform`),
+    "soft" as itself with soft bounds (:class:`SoftBoundsTransform`); the prior must have
+    finite support.  Otherwise PyMC's default transform is used.
+    """
     kind = spec["dist"]
+    coordinate = spec.get("coordinate", "")
+    if coordinate:
+        if coordinate not in COORDINATES:
+            raise ValueError(f"prior of {name}: unknown coordinate {coordinate!r}; expected '' "
+                             f"or one of {sorted(COORDINATES)}")
+        lo, hi = support(spec)
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise ValueError(f"prior of {name}: coordinate {coordinate!r} needs a prior of "
+                             f"finite support (uniform or truncated_normal), got {kind!r}")
+        kw["default_transform"] = COORDINATES[coordinate](lo, hi)
     if kind == "uniform":
         return pm.Uniform(name, lower=spec["lower"], upper=spec["upper"], **kw)
     if kind in ("normal", "zernike"):

@@ -291,3 +291,53 @@ def test_prior_predictive_is_one_call(case):
     assert abs(s - 1.0) < 0.12, s
     q = idata.prior["q"].values
     assert q.min() >= 1.0 and q.max() <= 2.0
+
+
+def test_taper_coordinates_give_the_same_model_at_the_same_physical_point(case):
+    """Issue 9: c_dB moved as its linear pedestal and q as itself (soft bounds; the prior
+    table's ``coordinate``) instead of PyMC's logit: at the same physical point the log
+    density without Jacobian is the same (1e-9 of |logp|: the same graph, round-off), and
+    with Jacobian it differs by exactly the two Jacobian terms by hand."""
+    from scipy.optimize import brentq
+
+    c, fm = case
+    kw = dict(noise="known", tilt="free", free_illumination=("c_dB", "q"), start=_start(c, fm))
+    old = build_model(fm, **kw)
+    new = build_model(fm, priors={"illumination": {"c_dB": {"coordinate": "pedestal"},
+                                                   "q": {"coordinate": "soft"}}}, **kw)
+    info = old.bayesoof
+    vals = {"K": c.K[info.free_j] + 0.003, "c_dB": -13.0, "q": 1.25,
+            "amp": np.array([0.95, 1.0, 1.05]) * float(np.max(fm.observed)) / 0.6,
+            "offset": np.array([0.01, -0.02, 0.005])}
+    p_old, p_new = _point(old, vals), _point(new, vals)
+    assert "c_dB_pedestal__" in p_new and "q_soft__" in p_new and "q_interval__" in p_old
+    both = [m.compile_fn([m.logp(jacobian=False), m.logp(jacobian=True)])(p)
+            for m, p in ((old, p_old), (new, p_new))]  # one compile per model
+    nojac, jac = [float(b[0]) for b in both], [float(b[1]) for b in both]
+    assert abs(nojac[1] - nojac[0]) < 1e-9 * abs(nojac[0]), nojac
+
+    def soft_logjac(x, lo, hi, to=lambda v: v, dto=lambda v: 1.0):
+        """log |dx/du| by hand: y = to(x) = lo' + [softplus(k(u-lo')) - softplus(k(u-hi'))]/k,
+        u by brentq (not the code's closed-form inverse), dy/du by central difference."""
+        y_lo, y_hi, y = to(lo), to(hi), to(x)
+        k = 50.0 / (y_hi - y_lo)
+
+        def soft(u):
+            return y_lo + (np.logaddexp(0, k * (u - y_lo)) - np.logaddexp(0, k * (u - y_hi))) / k
+
+        u = brentq(lambda v: soft(v) - y, y_lo - 1, y_hi + 1, xtol=1e-15, rtol=1e-15)
+        h = 1e-6 * (y_hi - y_lo)
+        return np.log((soft(u + h) - soft(u - h)) / (2 * h) / dto(x))
+
+    def interval(x, a, b):
+        return np.log((x - a) * (b - x) / (b - a))
+
+    def pedestal(v):
+        return 10 ** (v / 20)
+
+    def dpedestal(v):  # dC/dc_dB
+        return np.log(10) / 20 * 10 ** (v / 20)
+
+    expected = (soft_logjac(-13.0, -25.0, -1.0, pedestal, dpedestal) + soft_logjac(1.25, 1.0, 2.0)
+                - interval(-13.0, -25.0, -1.0) - interval(1.25, 1.0, 2.0))
+    assert abs((jac[1] - jac[0]) - expected) < 1e-9 * abs(nojac[0]), (jac[1] - jac[0], expected)

@@ -31,8 +31,9 @@ def test_default_blocks_and_degeneracy_handling():
     assert default["focus"]["free"] and not default["focus"]["in_focus_free"]
     assert not default["legs"]["free"]
     assert default["pointing"]["free"]
-    assert all(default["illumination"][n]["free"] for n in ("c_dB", "x0", "y0"))
-    assert not default["illumination"]["q"]["free"]  # NUTS diverges with it (nuisances.py)
+    # q free since session 4 (this assertion changed from "q fixed"; the posterior samples
+    # it only where it is pinned down: model.Q_SAMPLE_SD)
+    assert all(default["illumination"][n]["free"] for n in ("c_dB", "q", "x0", "y0"))
     cfg = load_fit_config({"legs": {"free": True}, "focus": {"free": True}})
     sp, tel = _space(cfg)
     sl = sp.slice_of("focus_offset")
@@ -142,7 +143,11 @@ def test_default_fit_recovers_focus_pointing_and_centre():
 
     info = build_model(res).bayesoof
     assert info.tilt == "tied"
-    assert info.space.free_names == res.space.free_names
+    # ... except q where the data do not pin it down (session 4, model.Q_SAMPLE_SD; this
+    # assertion changed from the identical free set): then held at the fit's value, said so
+    held = ["q"] if "q" in info.held else []
+    assert (sd["q"] > 0.02) == bool(held), (sd["q"], info.held)
+    assert info.space.free_names == [n for n in res.space.free_names if n not in held]
 
 
 def test_fit_recovers_a_focus_offset():

@@ -31,9 +31,10 @@ def test_default_free_and_fixed_set():
     free = set(sp.free_names)
     assert "K(0,0)" not in free  # piston unobservable
     assert {"K(1,-1)", "K(1,1)", "K(5,5)", "c_dB"} <= free
-    # issue 9: the illumination centre, and pointing tied to the tilts, are default
-    # nuisances (map 0 is the reference without d_z: its pointing is the tilts'); q is not
-    assert {"x0", "y0", "pointing_u[1]", "pointing_v[2]"} <= free and "q" not in free
+    # issue 9: the illumination centre, pointing tied to the tilts and (session 4) the taper
+    # order q are default nuisances (map 0 is the reference without d_z: its pointing is
+    # the tilts'); this assertion changed from "q not free" with the new default
+    assert {"x0", "y0", "q", "pointing_u[1]", "pointing_v[2]"} <= free
     assert not {"pointing_u[0]", "pointing_v[0]"} & free
     assert {f"amp[{i}]" for i in range(3)} | {f"offset[{i}]" for i in range(3)} <= free
     assert sp.values[sp.illum_index["c_dB"]] == -14.5
