@@ -497,11 +497,16 @@ def _q_not_pinned(fit, space: ParameterSpace) -> str:
     sl = space.slice_of("q")
     q, lo, hi = float(space.values[sl][0]), float(space.lower[sl][0]), float(space.upper[sl][0])
     margin = min(q - lo, hi - q) / sd if sd > 0 else np.inf
-    if np.isfinite(sd) and sd <= Q_SAMPLE_SD and margin >= Q_SAMPLE_MARGIN:
+    why = []
+    if not (np.isfinite(sd) and sd <= Q_SAMPLE_SD):
+        why.append(f"its Laplace sd {sd:.3f} > {Q_SAMPLE_SD}")
+    if not margin >= Q_SAMPLE_MARGIN:
+        why.append(f"it lies {margin:.1f} sd (< {Q_SAMPLE_MARGIN:g}) from its bounds "
+                   f"[{lo:g}, {hi:g}]")
+    if not why:
         return ""
-    return (f"taper order q held at the quick fit's {q:.3f}: its sd {sd:.3f} (> {Q_SAMPLE_SD})"
-            f" or distance to its bounds [{lo:g}, {hi:g}] ({margin:.1f} sd, < "
-            f"{Q_SAMPLE_MARGIN:g}) leaves NUTS a curved ridge that it diverges on")
+    return (f"taper order q held at the quick fit's {q:.3f}: {' and '.join(why)} (NUTS "
+            "diverges on the curved q-c_dB ridge there; bayesoof/inference/nuisances.py)")
 
 
 def _residual_sd_start(forward, fit_sigma) -> np.ndarray:
