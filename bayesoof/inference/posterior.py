@@ -466,6 +466,7 @@ def assemble(model, density, raw, lap, settings: dict, t0: float, products: bool
             "fixed": json.dumps(clean({k: v for k, v in info.start.items()
                                         if k in ("c_dB", "q", "x0", "y0")
                                         and k not in info.free_illum})),
+            "held": json.dumps(clean(getattr(info, "held", {}))),  # free in the fit, not here
         }
         idata.constant_data.attrs.update(attrs)
         idata.posterior.attrs.update({"sampler": settings.get("sampler", ""),
