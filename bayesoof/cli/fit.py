@@ -106,7 +106,19 @@ def load_inputs(args):
 
 
 def run(args) -> int:
-    """Quick fit of orders 1..N, a new run directory, optional plots."""
+    """Quick fit of orders 1..N, a new run directory, optional plots.
+
+    Without automatic cyclic garbage collection (a short command; its collections walk
+    the imports' and PyTensor's objects and find little: 0.1-0.3 s CPU, +17 MB peak RSS
+    with the objective from the disk cache).
+    """
+    from bayesoof.inference.compiled_cache import gc_paused
+
+    with gc_paused():
+        return _run(args)
+
+
+def _run(args) -> int:
     data, tel, cfg, stem = load_inputs(args)
     with staged_run(args.out, stem) as (staging, finish):
         result = run_fit(args, data, tel, cfg["fit"]["order"])

@@ -32,8 +32,9 @@ Other costs of a new process cut here:
 * PyTensor probes the system's BLAS and the processor's ``-march=native`` flags in every
   process (g++ runs: ~1 s wall, ~0.5 s CPU); :func:`remember_compiler_probes` keeps the
   results in the cache directory (``probes-*.json``) and gives them to later processes.
-* The cyclic garbage collector is off while an entry is unpickled: its collections
-  there walk every object the imports made, for nothing (0.75-0.95 -> 0.55 s CPU).
+* The cyclic garbage collector is off while an entry is unpickled (:func:`gc_paused`):
+  its collections there walk every object the imports made, for nothing (0.75-0.95 ->
+  0.55 s CPU).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ import time
 import warnings
 from pathlib import Path
 
-__all__ = ["COMPILER_PROBE_MAX_AGE", "MAX_ENTRIES", "cache_dir", "load",
+__all__ = ["COMPILER_PROBE_MAX_AGE", "MAX_ENTRIES", "cache_dir", "gc_paused", "load",
            "remember_compiler_probes", "slim", "store"]
 
 MAX_ENTRIES = 8
@@ -193,10 +194,9 @@ def load(key: str):
     path = _path(key)
     if path is None or not path.is_file():
         return None
-    collecting = gc.isenabled()
-    gc.disable()  # the unpickled graph is kept whole: collections during it walk for nothing
     try:
-        with open(path, "rb") as fh:
+        # the unpickled graph is kept whole: collections during it walk for nothing
+        with gc_paused(), open(path, "rb") as fh:
             modules = set(pickle.load(fh)) | _loaded_with(path)  # module-cache entries used
             with _module_cache_reading(modules):
                 obj = pickle.load(fh)
@@ -204,14 +204,29 @@ def load(key: str):
         path.unlink(missing_ok=True)
         _sidecar(path).unlink(missing_ok=True)
         return None
-    finally:
-        if collecting:
-            gc.enable()
     used = set(_module_entries())
     if not used <= modules:  # re-linking used modules the compiling process did not
         _note_loaded_with(path, used | modules)
     os.utime(path)  # most recently used
     return obj
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """No automatic cyclic garbage collection inside (restored after; re-entrant).
+
+    Building, compiling and unpickling PyTensor graphs allocate hundreds of thousands of
+    objects; each collection meanwhile walks every live object (those of the imports
+    too) and finds little to free.  Measured on pyoof's example: compiling the objective
+    15.7 -> 10.6 s CPU (peak RSS 490 -> 570 MB), loading it 0.76-0.95 -> 0.55 s.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _sidecar(path: Path) -> Path:

@@ -276,7 +276,8 @@ def _objective(forward: ForwardModel, space: ParameterSpace, residual: str) -> O
     if obj is not None:  # compiled in an earlier run: only re-linked
         obj.compile_time = time.perf_counter() - t0
     else:
-        obj = Objective(forward, space, residual)
+        with compiled_cache.gc_paused():  # graph building and rewriting: no garbage to find
+            obj = Objective(forward, space, residual)
         if key is not None:
             compiled_cache.store(disk_key, obj)
     obj.cached = False
