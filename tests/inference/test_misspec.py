@@ -28,6 +28,11 @@ def _study():
     return mod
 
 
+def _default(out, setting) -> list:
+    """The rows of the default fit on ``setting``'s datasets."""
+    return [r for r in out if r["setting"] == setting and r["method"] == "default"]
+
+
 @pytest.fixture(scope="module")
 def rows():
     study = _study()
@@ -41,8 +46,7 @@ def rows():
 
 def test_baseline_is_adequate_and_all_effects_are_flagged(rows):
     _, out = rows
-    base = [r for r in out if r["setting"] == "baseline" and r["method"] == "default"]
-    every = [r for r in out if r["setting"] == "all" and r["method"] == "default"]
+    base, every = _default(out, "baseline"), _default(out, "all")
     assert [r["misfit"] for r in base] == [False, False]
     assert [r["misfit"] for r in every] == [True, True]
 
@@ -69,9 +73,8 @@ def test_drift_is_absorbed_by_the_default_drift_nuisance(rows):
     flagged); with it on, dataset 1 is still flagged (the unmodelled ±3 % gain ramp), so
     the flag is not asserted."""
     _, out = rows
-    base = {r["dataset"]: r for r in out if r["setting"] == "baseline"
-            and r["method"] == "default"}
-    drift = [r for r in out if r["setting"] == "drift" and r["method"] == "default"]
+    base = {r["dataset"]: r for r in _default(out, "baseline")}
+    drift = _default(out, "drift")
     assert len(drift) == 2
     for r in drift:
         assert r["phase_err"] < 1.5 * base[r["dataset"]]["phase_err"], (r, base)
@@ -84,9 +87,8 @@ def test_taper_order_is_fitted_by_default(rows):
     1.820 ± 0.053, phase ratios 0.99 and 1.03; with q fixed at its start (the previous
     default) 1.48 and 1.05 (dataset 0 fails), and q = 1.4 is 7 sd from the truth."""
     _, out = rows
-    base = {r["dataset"]: r for r in out if r["setting"] == "baseline"
-            and r["method"] == "default"}
-    taper = [r for r in out if r["setting"] == "taper" and r["method"] == "default"]
+    base = {r["dataset"]: r for r in _default(out, "baseline")}
+    taper = _default(out, "taper")
     assert len(taper) == 2
     for r in taper:
         assert r["q_sd"] is not None and abs(r["q"] - r["q_true"]) < 4 * r["q_sd"], r
