@@ -225,20 +225,6 @@ class PedestalTransform(SoftBoundsTransform):
     def _log_outer_slope(y):
         return np.log(20.0 / np.log(10.0)) - pt.log(y)
 
-    @property
-    def c_lo(self) -> float:
-        """Pedestal of the lower bound."""
-        return self.lo
-
-    @property
-    def c_hi(self) -> float:
-        """Pedestal of the upper bound."""
-        return self.hi
-
-    def pedestal(self, u):
-        """C(u) (tensor)."""
-        return self.inner(u)
-
 
 #: coordinates a block may ask for (Block.coordinate), by name
 COORDINATES = {"soft": SoftBoundsTransform, "pedestal": PedestalTransform}
