@@ -80,6 +80,7 @@ def main() -> None:
         label = "+out at +11.53 mm" if s > 0 else "+out at -11.53 mm"
         print(f"sign {label}: taper c_dB = {o['taper']:.3f} dB, fit {o['wall']:.0f} s, "
               f"status {o['result'].status}")
+        print(f"  adequacy: {o['result'].adequacy.line()}")
         for name, rms, dz in zip(FILES, o["rms"], o["dz_eff"], strict=True):
             print(f"  {name:16s} residual rms {rms:6.3f} % of peak   effective d_z "
                   f"{dz * 1e3:+8.3f} mm")
