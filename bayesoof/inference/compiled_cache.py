@@ -32,6 +32,18 @@ Other costs of a new process cut here:
 * PyTensor probes the system's BLAS and the processor's ``-march=native`` flags in every
   process (g++ runs: ~1 s wall, ~0.5 s CPU); :func:`remember_compiler_probes` keeps the
   results in the cache directory (``probes-*.json``) and gives them to later processes.
+* Functions compiled afresh in every process (the posterior's density, its predictive
+  and constrained maps: :mod:`bayesoof.inference.laplace`) would each miss PyTensor's
+  module cache once and make it read every key (1 800 entries on a busy machine: ~5 s
+  CPU).  :func:`note_module_hints` keeps the module-cache entries a run used under a
+  tag (``hints-*.modules``), and :func:`read_module_hints` of the next run reads only
+  those keys first; a compile that needs another module still reads them all, as before
+  (a hint never changes what is compiled, only what is read first).
+* Functions of the posterior's draws compiled in every run (the posterior predictive of
+  :mod:`bayesoof.inference.posterior`) are kept too, keyed by the graph itself
+  (:func:`graph_key`: every operation with its parameters, every constant's and shared
+  variable's value, the types and the connections) rather than by what built it
+  (:func:`cached_function`).
 * The cyclic garbage collector is off while an entry is unpickled (:func:`gc_paused`):
   its collections there walk every object the imports made, for nothing (0.75-0.95 ->
   0.55 s CPU).
@@ -52,9 +64,11 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["COMPILER_PROBE_MAX_AGE", "MAX_ENTRIES", "cache_dir", "gc_paused", "load",
+__all__ = ["COMPILER_PROBE_MAX_AGE", "MAX_ENTRIES", "cache_dir", "cached_function",
+           "gc_paused", "graph_key", "load", "note_module_hints", "read_module_hints",
            "remember_compiler_probes", "slim", "store"]
 
 MAX_ENTRIES = 8
@@ -306,6 +320,184 @@ def _module_cache_reading(entries):
         cache.__dict__.pop("refresh", None)
         cache.loaded_key_pkl -= skipped
         atexit.register(cache.loaded_key_pkl.update, skipped)  # runs before PyTensor's
+
+
+def _hint_path(tag: str) -> Path | None:
+    d = cache_dir()
+    if d is None:
+        return None
+    digest = hashlib.sha1((tag + _environment()).encode()).hexdigest()
+    return d / f"hints-{digest}.modules"
+
+
+def read_module_hints(tag: str) -> int:
+    """Read the module-cache keys that the run noted under ``tag`` used, and only those.
+
+    PyTensor's module cache reads the key of every compiled module in its directory the
+    first time a look-up misses in a process (``ModuleCache.refresh``).  Reading the keys
+    of the modules an earlier run with the same ``tag`` used (:func:`note_module_hints`)
+    first lets the compiles that need nothing else hit at once.  The other keys stay
+    unread: a miss reads them as usual (and compiles what is missing), so the hint only
+    decides what is read first.  Returns the number of hinted entries (0: none known or
+    the cache is off).
+    """
+    path = _hint_path(tag)
+    wanted = _loaded_with(path) if path is not None else set()
+    if not wanted:
+        return 0
+    from pytensor.link.c import cmodule
+    from pytensor.link.c.basic import get_module_cache
+
+    fresh = cmodule._module_cache is None
+    cache = get_module_cache(init_args={"do_refresh": False}) if fresh else cmodule._module_cache
+    try:
+        names = os.listdir(cache.dirname)
+    except OSError:
+        return 0
+    skipped = {os.path.join(cache.dirname, n, "key.pkl") for n in names if n not in wanted}
+    skipped -= cache.loaded_key_pkl
+    cache.loaded_key_pkl |= skipped
+    try:
+        with gc_paused():
+            cache.refresh(cleanup=False)
+    finally:
+        cache.loaded_key_pkl -= skipped
+    if fresh:  # PyTensor's clean-up at exit would read them all (see _module_cache_reading)
+        atexit.register(cache.loaded_key_pkl.update, skipped)
+    return len(wanted)
+
+
+def note_module_hints(tag: str) -> None:
+    """Keep the module-cache entries loaded in this process as the hint for ``tag``."""
+    path = _hint_path(tag)
+    used = set(_module_entries())
+    if path is None or not used or used <= _loaded_with(path):
+        return
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _note_loaded_with(path, used)
+        hints = sorted(path.parent.glob("hints-*.modules"), key=lambda p: p.stat().st_mtime)
+        for old in hints[:-MAX_ENTRIES]:
+            old.unlink(missing_ok=True)
+
+
+class _Opaque(Exception):
+    """A graph element :func:`graph_key` cannot describe (no key: not cached)."""
+
+
+def _digest(h, x) -> None:
+    """Feed a description of ``x`` (an op's parameter, a type, a constant) into ``h``."""
+    import numpy as np
+    from pytensor.graph.type import Type
+
+    if isinstance(x, np.ndarray):
+        h.update(f"<nd {x.dtype.str} {x.shape}>".encode())
+        h.update(np.ascontiguousarray(x).tobytes())
+    elif x is None or isinstance(x, (bool, int, float, complex, str, bytes, np.generic)):
+        h.update(f"<{type(x).__name__} {x!r}>".encode())
+    elif isinstance(x, (tuple, list, frozenset, set)):
+        items = sorted(x, key=repr) if isinstance(x, (set, frozenset)) else x
+        h.update(f"<{type(x).__name__} {len(items)}>".encode())
+        for item in items:
+            _digest(h, item)
+    elif isinstance(x, Mapping):  # (Elemwise's inplace pattern is a frozendict)
+        h.update(f"<mapping {len(x)}>".encode())
+        for k in sorted(x, key=repr):
+            _digest(h, k)
+            _digest(h, x[k])
+    elif isinstance(x, slice):
+        _digest(h, (x.start, x.stop, x.step))
+    elif isinstance(x, Type):
+        h.update(f"<type {type(x).__module__}.{type(x).__qualname__} {x!r}>".encode())
+    elif hasattr(type(x), "__props__"):  # an Op (or a scalar op) described by its parameters
+        h.update(f"<op {type(x).__module__}.{type(x).__qualname__}>".encode())
+        for name in type(x).__props__:
+            _digest(h, getattr(x, name))
+    elif _plain_scalar_op(x):  # equal when of one class with one output type preference
+        h.update(f"<scalar op {type(x).__module__}.{type(x).__qualname__}>".encode())
+        _digest(h, (getattr(x, "output_types_preference", None), getattr(x, "bool", None)))
+    elif callable(x) and hasattr(x, "__qualname__"):  # e.g. a scalar op's type preference
+        h.update(f"<fn {getattr(x, '__module__', '')}.{x.__qualname__}>".encode())
+    else:
+        raise _Opaque(type(x).__qualname__)
+
+
+def _plain_scalar_op(x) -> bool:
+    """A scalar op whose equality is its class and output type preference (Add, Mul...)."""
+    from pytensor.scalar import basic as ps
+
+    eq = type(x).__eq__
+    return isinstance(x, ps.ScalarOp) and eq in (ps.ScalarOp.__eq__,
+                                                 ps.LogicalComparison.__eq__,
+                                                 ps.FixedLogicalComparison.__eq__)
+
+
+def graph_key(inputs, outputs) -> str | None:
+    """A digest of the PyTensor graph from ``inputs`` to ``outputs``, or None.
+
+    It describes every operation (its class and its ``__props__``), every constant and
+    shared variable (type and value), every variable's type and which variables feed
+    which node, in topological order: two graphs with the same key compute the same
+    function of their inputs.  None when the graph holds an op without ``__props__``, an
+    object it cannot describe, or a root that is neither an input, a constant nor a shared
+    variable: such graphs are not cached.
+    """
+    import numpy as np
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.basic import Constant
+    from pytensor.graph.traversal import io_toposort
+
+    h = hashlib.sha1()
+    index = {}
+    for i, v in enumerate(inputs):
+        index[v] = i
+        _digest(h, ("input", v.type))
+    try:
+        for node in io_toposort(list(inputs), list(outputs)):
+            for v in node.inputs:
+                if v not in index:
+                    if isinstance(v, Constant):
+                        _digest(h, ("constant", v.type, np.asarray(v.data)))
+                    elif isinstance(v, SharedVariable):
+                        _digest(h, ("shared", v.type, np.asarray(v.get_value(borrow=True))))
+                    else:
+                        return None  # a free variable: the function would not compile
+                    index[v] = len(index)
+            _digest(h, ("node", node.op, [index[v] for v in node.inputs],
+                        [v.type for v in node.outputs]))
+            for v in node.outputs:
+                index[v] = len(index)
+        for v in outputs:
+            if v not in index:  # an input or a constant returned as it is
+                if not isinstance(v, Constant):
+                    return None
+                _digest(h, ("constant", v.type, np.asarray(v.data)))
+                index[v] = len(index)
+            _digest(h, ("output", index[v]))
+    except _Opaque:
+        return None
+    return h.hexdigest()
+
+
+def cached_function(inputs, outputs, build, salt: str = ""):
+    """The compiled function of ``build()`` for this graph, from the disk cache if stored.
+
+    ``build`` compiles ``inputs -> outputs`` (``salt`` names how: mode, wrapper); the
+    result is stored under :func:`graph_key` (with ``salt``, and the versions and sources
+    every entry is keyed by) and later runs load it instead of compiling (PyTensor
+    re-links it from its module cache).  Graphs without a key are compiled every time.
+    """
+    key = graph_key(inputs, outputs)
+    if key is None:
+        return build()
+    key = f"function {salt} {key}"
+    fn = load(key)
+    if fn is None:
+        with gc_paused():  # graph rewriting: no garbage to find
+            fn = build()
+        slim(fn)
+        store(key, fn)
+    return fn
 
 
 def store(key: str, obj) -> None:

@@ -29,7 +29,14 @@ import numpy as np
 
 from bayesoof.inference.diagnostics import chain_modes, diagnose
 from bayesoof.inference.likelihood import standardized_residuals
-from bayesoof.io import add_posterior, clean, write_fits, write_netcdf, write_summary
+from bayesoof.io import (
+    add_posterior,
+    clean,
+    write_fits,
+    write_inference_data,
+    write_netcdf,
+    write_summary,
+)
 from bayesoof.physics import zernike
 from bayesoof.products.maps import phase_map_stats
 from bayesoof.products.rms import rms_draws
@@ -196,13 +203,14 @@ class PosteriorResult:
         import arviz as az
 
         info, dens = self.info, self.density
-        fn = dens.predictive_fn((info.mu, info.sigma_graph))
+        fn = _predictive_fn(self.model, dens.mode)
         z = self.z_draws[self.primary_chains].reshape(-1, dens.dim)
         pick = np.unique(np.linspace(0, z.shape[0] - 1, min(n, z.shape[0])).astype(int))
         rng = np.random.default_rng(seed)
         mus, sigs = [], []
-        for zi in z[pick]:
-            mu, sig = fn(zi)
+        for ui in dens.to_u(z[pick]):
+            point = dens.unflatten(ui)
+            mu, sig = fn(*(point[name] for name in dens.names))
             mus.append(np.asarray(mu, float))
             sigs.append(np.broadcast_to(np.asarray(sig, float), np.shape(mu)))
         mus, sigs = np.array(mus), np.array(sigs)
@@ -285,8 +293,8 @@ class PosteriorResult:
             if self.fit is None:
                 raise FileNotFoundError(f"{run_dir}: no summary.json of a quick fit to extend")
             write_summary(run_dir, self.fit.summary())
-        if self.idata is not None:
-            write_netcdf(target, self.idata)
+        if self.idata is not None:  # (the posterior predictive uncompressed: noise)
+            write_inference_data(target, self.idata)
         if self.products:
             write_netcdf(run_dir / "posterior_products.nc", self._products_dataset())
             if "phase_mean" in self.products:
@@ -357,6 +365,34 @@ class PosteriorResult:
         ds.attrs["interval"] = "phase_lo/phase_hi: 3% and 97% quantiles per pixel"
         ds.attrs["surface"] = "on-axis: surface = phase * wavelength / (4 pi)"
         return ds
+
+
+def _predictive_fn(model, mode: str):
+    """Compiled ``value variables -> (model beam, σ per sample)`` of the model (disk-cached).
+
+    A function of PyMC's unconstrained values (``model.value_vars`` order), so that it
+    holds no whitening: the same graph in every run of the same model and data, which
+    :func:`~bayesoof.inference.compiled_cache.cached_function` keeps compiled on disk
+    (compiling it took ~2-3 s CPU of every run; bench/RESULTS.md, session 5).
+    """
+    import pytensor
+    from pymc.pytensorf import compile as compile_pymc
+
+    from bayesoof.inference import compiled_cache
+
+    info = model.bayesoof
+    # plain inputs: PyMC's value variables carry their transforms in their tags (local
+    # functions, which cannot be pickled)
+    inputs = [v.type(name=v.name) for v in model.value_vars]
+    outputs = pytensor.clone_replace(
+        model.replace_rvs_by_values([info.mu, info.sigma_graph]),
+        replace=dict(zip(model.value_vars, inputs, strict=True)),
+    )
+    return compiled_cache.cached_function(
+        inputs, outputs,
+        lambda: compile_pymc(inputs, outputs, mode=mode, on_unused_input="ignore"),
+        salt=f"posterior predictive, pymc compile, mode {mode}",
+    )
 
 
 def _posterior_adequacy(info, fm, resid, mus, sigs, n_free: int, seed: int):

@@ -69,9 +69,10 @@ from pathlib import Path
 import numpy as np
 import pymc as pm
 
+from bayesoof.inference import compiled_cache
 from bayesoof.inference.density import AffineDensity, have_jax
 from bayesoof.inference.diagnostics import chain_modes, rhat_ess_converged
-from bayesoof.inference.laplace import LaplaceResult, _chol, laplace
+from bayesoof.inference.laplace import LaplaceResult, _chol, hint_tag, laplace
 from bayesoof.inference.samplers import RawDraws, available_samplers, default_nuts, get_sampler
 from bayesoof.inference.samplers.base import StopRule
 from bayesoof.inference.threads import blas_threads
@@ -279,6 +280,8 @@ def sample_model(
             ckpt.save_raw(checkpoint, raw, density, lap, settings, recipe)
         result = assemble(model, density, raw, lap, settings, t0, products=products,
                           n_predictive=n_predictive, seed=seed)
+        # what this run's compiles read from PyTensor's module cache, for the next run
+        compiled_cache.note_module_hints(hint_tag(model))
         if prior_draws and result.idata is not None:
             from bayesoof.inference.model import prior_predictive
 

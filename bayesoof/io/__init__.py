@@ -1,8 +1,8 @@
 """Run directories and files: atomic writers, JSON cleaning, the summary.json schema.
 
 * :mod:`bayesoof.io.atomic` -- ``write_text``, ``write_json``, ``write_csv``,
-  ``write_fits``, ``write_netcdf``, ``write_netcdf_groups``: temporary file in the target
-  directory, umask honoured, never overwriting unless asked.
+  ``write_fits``, ``write_netcdf``, ``write_netcdf_groups``, ``write_inference_data``:
+  temporary file in the target directory, umask honoured, never overwriting unless asked.
 * :mod:`bayesoof.io.jsonclean` -- :func:`clean` (NumPy to Python, NaN to null).
 * :mod:`bayesoof.io.rundir` -- :func:`new_run_dir`, :func:`staged_run`.
 * :mod:`bayesoof.io.summary` -- the typed, versioned ``summary.json``.
@@ -18,6 +18,7 @@ from bayesoof.io.atomic import (
     write_bytes,
     write_csv,
     write_fits,
+    write_inference_data,
     write_json,
     write_netcdf,
     write_netcdf_groups,
@@ -53,6 +54,7 @@ __all__ = [
     "write_bytes",
     "write_csv",
     "write_fits",
+    "write_inference_data",
     "write_json",
     "write_netcdf",
     "write_netcdf_groups",

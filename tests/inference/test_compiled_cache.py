@@ -120,3 +120,79 @@ def test_new_process_reads_only_the_module_keys_it_needs(cache, tmp_path):
         assert first["probes"] and not second["probes"]
         assert len(list(cache.glob("probes-*.json"))) == 1
     assert (second["blas"], second["march"]) == (first["blas"], first["march"])
+
+
+_HINTED = """
+import json, os
+import numpy as np
+import pytensor, pytensor.tensor as pt
+from pytensor.link.c import cmodule
+from bayesoof.inference import compiled_cache
+hinted = compiled_cache.read_module_hints("test-hints")
+x = pt.vector("x")
+value = float(pytensor.function([x], (pt.exp(x) * 2.0 + 1.0).sum())(np.arange(3.0)))
+cache = cmodule._module_cache
+read = len(cache.module_hash_to_key_data)  # module keys unpickled so far
+compiled_cache.note_module_hints("test-hints")
+print(json.dumps({"hinted": hinted, "read": read, "entries": len(os.listdir(cache.dirname)),
+                  "value": value}))
+"""
+
+
+def test_module_hints_let_the_next_process_read_only_the_keys_it_used(cache, tmp_path):
+    """A function compiled afresh in every process (as the posterior's density is): the
+    first process reads every key of PyTensor's module cache and notes the entries it
+    used; the next one reads only those and still finds every module (same value)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "BAYESOOF_CACHE_DIR": str(cache)}
+
+    def run() -> dict:
+        out = subprocess.run([sys.executable, "-c", _HINTED], capture_output=True, text=True,
+                             env=env, cwd=tmp_path, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    first = run()
+    assert first["hinted"] == 0 and len(list(cache.glob("hints-*.modules"))) == 1
+    second = run()
+    assert second["value"] == first["value"] == float(np.sum(np.exp(np.arange(3.0)) * 2 + 1))
+    # only the hinted keys were read: the compile found its modules without the full read
+    # (the shared module cache holds more entries than this function's few)
+    assert 0 < second["read"] <= second["hinted"] < second["entries"]
+
+
+def test_graph_key_tells_graphs_apart_and_cached_function_loads_the_same_arithmetic(cache):
+    """The key is the same for a graph built twice, differs when a constant, an operation
+    or a type differs, is None with a free root; the second request loads the stored
+    function (no compile) and computes the same values."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    def graph(const=(0.0, 1.0, 2.0), op=pt.mul, shape=(None,)):
+        x = pt.tensor("x", dtype="float64", shape=shape)
+        return x, (op(x, pt.constant(np.array(const))) ** 2).sum()
+
+    x1, g1 = graph()
+    x2, g2 = graph()
+    key = compiled_cache.graph_key([x1], [g1])
+    assert key is not None and key == compiled_cache.graph_key([x2], [g2])
+    for other in (graph(const=(0.0, 1.0, 3.0)), graph(op=pt.add), graph(shape=(3,))):
+        assert compiled_cache.graph_key([other[0]], [other[1]]) != key
+    assert compiled_cache.graph_key([], [g1]) is None  # x is free: nothing to key
+
+    built = []
+
+    def build(x, g):
+        built.append(1)
+        return pytensor.function([x], g)
+
+    first = compiled_cache.cached_function([x1], [g1], lambda: build(x1, g1), salt="test")
+    second = compiled_cache.cached_function([x2], [g2], lambda: build(x2, g2), salt="test")
+    assert len(built) == 1 and second is not first  # stored by the first, loaded by the second
+    u = np.array([0.5, -1.0, 2.0])
+    assert float(second(u)) == float(first(u)) == float(np.sum((u * [0.0, 1.0, 2.0]) ** 2))
+    compiled_cache.cached_function([x2], [g2], lambda: build(x2, g2), salt="other mode")
+    assert len(built) == 2  # another salt: compiled again
