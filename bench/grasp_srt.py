@@ -17,6 +17,7 @@ depend on it).  The sign that gives the smaller residuals is the files' conventi
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import numpy as np
@@ -34,14 +35,17 @@ def run(sign: float, args) -> dict:
     data = bayesoof.read_grasp([GRASP / f for f in FILES], sign * np.array([-DZ, 0.0, DZ]),
                                sigma_fraction=args.sigma_fraction)
     cfg = {
-        "fit": {"illumination": args.illumination, "max_nfev": args.max_nfev},
-        "illumination": {"c_dB": {"lower": -25.0, "upper": args.taper_upper,
-                                  "value": -14.0}},
+        "fit": {"max_nfev": args.max_nfev},
         "legs": {"free": args.legs},
         "focus": {"free": True},  # effective d_z of the defocused maps free
         "misfit": {"remedy": "never"},
         "pointing": {"free": args.pointing},
     }
+    if args.illumination is not None:  # else the preset's declared model and taper range
+        cfg["fit"]["illumination"] = args.illumination
+    if args.taper_upper is not None:
+        cfg["illumination"] = {"c_dB": {"lower": -25.0, "upper": args.taper_upper,
+                                        "value": min(-14.0, args.taper_upper)}}
     if args.pointing:
         cfg["zernike"] = {"fixed": {"K(0,0)": 0.0, "K(1,-1)": 0.0, "K(1,1)": 0.0}}
     t0 = time.perf_counter()
@@ -50,10 +54,20 @@ def run(sign: float, args) -> dict:
     resid = res.split_maps(res.forward.observed - res.model_beam)
     sp = res.space
     dz_eff = data.d_z + sp.values[sp.slice_of("focus_offset")]
-    out = {"sign": sign, "wall": wall, "taper": float(sp.values[sp.slice_of("c_dB")][0]),
+    taper = {n: float(sp.values[sp.slice_of(n)][0]) for n in sp.illum_names}
+    out = {"sign": sign, "wall": wall, "taper": taper, "illumination": sp.illumination,
            "rms": [], "dz_eff": dz_eff, "result": res}
     for m, r in zip(data.maps, resid, strict=True):
         out["rms"].append(100 * float(np.sqrt(np.mean(r**2))) / float(m.beam.max()))
+    if args.save:
+        rec = {"sign": sign, "order": args.order, "illumination": sp.illumination,
+               "rms_percent": out["rms"], "d_z_eff": [float(v) for v in dz_eff],
+               "values": {b.name: np.atleast_1d(sp.values[sp.slice_of(b.name)]).tolist()
+                          for b in sp.blocks}}
+        path = args.save.replace(".json", f"_{'plus' if sign > 0 else 'minus'}.json")
+        with open(path, "w") as fh:
+            json.dump(rec, fh, indent=1)
+        print(f"  parameters written to {path}")
     return out
 
 
@@ -61,26 +75,32 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--order", type=int, default=5)
     p.add_argument("--sign", choices=("both", "+", "-"), default="both")
-    p.add_argument("--illumination", default="gaussian")
-    p.add_argument("--taper-upper", type=float, default=-8.0,
-                   help="upper bound of c_dB, dB (PHYSICS.md: pyoof-srt uses -8)")
+    p.add_argument("--illumination", default=None,
+                   help="illumination model (default: the sardinia preset's declared one)")
+    p.add_argument("--taper-upper", type=float, default=None,
+                   help="upper bound of c_dB, dB (default: the preset's taper bounds)")
     p.add_argument("--sigma-fraction", type=float, default=1e-4)
     p.add_argument("--max-nfev", type=int, default=200)
+    p.add_argument("--save", default=None,
+                   help="write the fitted parameters to this .json (suffix _plus/_minus per sign)")
     p.add_argument("--legs", action="store_true", help="leg half-width free")
     p.add_argument("--pointing", action="store_true", help="per-map pointing free (tilts fixed)")
     args = p.parse_args()
     if not GRASP.is_dir():
         raise SystemExit(f"{GRASP}: the shared GRASP files are absent")
     signs = {"both": (1.0, -1.0), "+": (1.0,), "-": (-1.0,)}[args.sign]
-    print(f"GRASP SRT fit: order {args.order}, {args.illumination} taper (c_dB <= "
-          f"{args.taper_upper} dB), sigma = {args.sigma_fraction:g} x peak, legs "
+    ill = args.illumination or "the preset's"
+    up = "the preset's bounds" if args.taper_upper is None else f"c_dB <= {args.taper_upper} dB"
+    print(f"GRASP SRT fit: order {args.order}, {ill} taper ({up}), "
+          f"sigma = {args.sigma_fraction:g} x peak, legs "
           f"{'free' if args.legs else 'fixed'}, pointing {'free' if args.pointing else 'fixed'}")
     for s in signs:
         o = run(s, args)
         label = "+out at +11.53 mm" if s > 0 else "+out at -11.53 mm"
-        print(f"sign {label}: taper c_dB = {o['taper']:.3f} dB, fit {o['wall']:.0f} s, "
-              f"status {o['result'].status}")
-        print(f"  adequacy: {o['result'].adequacy.line()}")
+        taper = ", ".join(f"{n} = {v:.3f}" for n, v in o["taper"].items())
+        print(f"sign {label}: {o['illumination']} taper {taper} (c_dB dB, x0/y0 m); "
+              f"fit {o['wall']:.0f} s, status {o['result'].status}")
+        print(f"  {o['result'].adequacy.line()}")
         for name, rms, dz in zip(FILES, o["rms"], o["dz_eff"], strict=True):
             print(f"  {name:16s} residual rms {rms:6.3f} % of peak   effective d_z "
                   f"{dz * 1e3:+8.3f} mm")

@@ -119,7 +119,7 @@ def load_fit_config(config=None, **overrides) -> dict:
         cfg = merge(cfg, {"fit": extra}, "arguments", FitConfigError)
     validate_config(cfg, source)
     cfg["source"] = source
-    # "default": a telescope that declares its illumination (e.g. the SRT's Gaussian taper)
+    # "default": a telescope that declares its illumination (e.g. the SRT's shaped-optics taper)
     # replaces fit.illumination and the c_dB range (inference.nuisances.resolve_illumination)
     cfg["illumination_from"] = "config" if chosen else "default"
     return cfg

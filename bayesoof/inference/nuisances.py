@@ -364,9 +364,9 @@ def resolve_illumination(cfg: dict, telescope) -> dict:
     """The telescope's declared illumination, unless the configuration chose one.
 
     When ``cfg["illumination_from"]`` is "default" (neither the configuration nor the
-    arguments named ``fit.illumination``) and the telescope declares a model (the SRT: a
-    Gaussian taper, c_dB in [-25, -8] dB), that model and its taper start and bounds
-    replace ``fit.illumination`` and ``illumination.c_dB``.  Returns a copy.
+    arguments named ``fit.illumination``) and the telescope declares a model (the SRT: the
+    log-polynomial taper, edge taper c_dB in [-25, -5] dB), that model and its taper start
+    and bounds replace ``fit.illumination`` and ``illumination.c_dB``.  Returns a copy.
     """
     import copy
 

@@ -113,3 +113,52 @@ def test_shared_srt_files():
     g = read_grd(GRASP_DIR / "ffmap_in.grd")
     ratio = 10 * np.log10(np.max(np.abs(g["e_cx"]) ** 2) / np.max(np.abs(g["e_co"]) ** 2))
     assert -34 < ratio < -24, ratio
+
+
+#: The quick fit of the three SRT files with the sardinia preset (``python bench/grasp_srt.py
+#: --sign + --save FILE``, session 5): order-5 K (waves), the log-polynomial taper, the
+#: effective d_z (m; the +out file at +11.53 mm commanded), and the residual rms it reached
+#: (% of each map's peak).  bench/RESULTS.md, "GRASP SRT".
+SRT_FIT_K = np.array([
+    0, 2.46721923e-06, 0.00938873121, -1.79860695e-07, 0.00576860525,
+    0.0235190449, -2.45814829e-07, 3.58068187e-07, 0.00820027336, 0.013345148,
+    1.49858923e-07, -1.81655562e-07, -0.0521210826, 0.0137436037, -0.0195471691,
+    7.11771986e-07, -2.15621003e-07, -4.87149536e-07, 0.00652057876, 0.00835830641,
+    -0.0235156773,
+])
+SRT_FIT_TAPER = {"c_dB": -13.87778527, "b2": -5.127844863, "b3": 2.571148784,
+                 "x0": -0.3943113611, "y0": 1.622147361e-05}
+SRT_FIT_DZ = [-0.01107974252, 0, 0.01212394274]
+SRT_FIT_RMS = [0.8363, 0.108, 0.5869]
+
+
+@pytest.mark.skipif(not GRASP_DIR.is_dir(), reason="shared GRASP SRT files absent")
+def test_sardinia_preset_reproduces_the_grasp_fields():
+    """The user's path on the GRASP files: reader, sardinia preset (classical + SRT residual
+    path, log-polynomial taper, legs) and the forward graph, at the quick fit's parameters,
+    leave the residual the fit reached: rms <= 1.01 x SRT_FIT_RMS per map (0.84 / 0.11 /
+    0.59 % of the peaks; the issue's goal of 0.3 % is not met).
+
+    Not a fit (a fit takes minutes): the stored optimum is evaluated and the linear part
+    (amplitude, offset, baseline drift over the sample order, as the fit's) solved per map
+    by least squares, so the residual cannot exceed the fit's except through the model;
+    tolerance 1 %: the stored values are rounded to 10 digits and the pixels are the fit's
+    (chosen for the commanded d_z), so anything beyond rounding is a change of the model
+    (the old preset's Gaussian taper, at its own optimum, leaves 1.54 / 1.08 / 1.14 %).
+    """
+    from bayesoof.physics.forward import ForwardModel
+
+    paths = [GRASP_DIR / f for f in SRT_FILES]
+    commanded = read_grasp(paths, [-0.01153, 0.0, 0.01153])
+    sampling = ForwardModel(commanded, "sardinia", 5, "log_polynomial").sampling
+    maps = read_grasp(paths, SRT_FIT_DZ)
+    fm = ForwardModel(maps, "sardinia", 5, "log_polynomial", sampling=sampling)
+    # FAST_COMPILE: one evaluation, so the C compilation (8 s CPU) would not pay (2 s)
+    power = T.compile_power(fm, mode="FAST_COMPILE", with_pointing=False)(SRT_FIT_K,
+                                                                         SRT_FIT_TAPER)
+    for m, sl, goal in zip(maps.maps, fm.map_slices, SRT_FIT_RMS, strict=True):
+        t = np.linspace(-0.5, 0.5, m.beam.size)
+        design = np.column_stack([power[sl], np.ones_like(t), t])
+        coef, *_ = np.linalg.lstsq(design, m.beam, rcond=None)
+        rms = 100 * np.sqrt(np.mean((m.beam - design @ coef) ** 2)) / m.beam.max()
+        assert rms <= 1.01 * goal, (m.name, rms, goal)

@@ -81,12 +81,13 @@ def test_predict_with_nuisances_matches_reference():
 
 
 def test_preset_illumination_is_the_default():
-    """The SRT preset declares a Gaussian taper in [-25, -8] dB: the default configuration
-    takes it; an explicit choice wins."""
+    """The SRT preset declares a log-polynomial taper, edge taper in [-25, -5] dB (session 5;
+    before: a Gaussian in [-25, -8]): the default configuration takes it; an explicit
+    choice wins."""
     cfg = resolve_illumination(load_fit_config(), get_telescope("sardinia"))
-    assert cfg["fit"]["illumination"] == "gaussian"
+    assert cfg["fit"]["illumination"] == "log_polynomial"
     c = cfg["illumination"]["c_dB"]
-    assert (c["lower"], c["upper"], c["value"]) == (-25.0, -8.0, -14.0)
+    assert (c["lower"], c["upper"], c["value"]) == (-25.0, -5.0, -14.0)
     eff = resolve_illumination(load_fit_config(), get_telescope("effelsberg"))
     assert eff["fit"]["illumination"] == "parabolic"
     mine = resolve_illumination(load_fit_config(illumination="parabolic"),
