@@ -167,12 +167,23 @@ def _record(name, rec_space, sd_full, t, nl) -> dict:
 
 
 def _taper_record(res, t: dict, eff: dict) -> dict:
-    """The fitted taper (c_dB, q with the quick fit's sd; q None when fixed) and its truth."""
+    """The fitted taper (c_dB, q) and leg geometry with the quick fit's sd (None when
+    fixed) and their truths."""
     sd = {k: float(v) for k, v in zip(res.free_names, res.sd, strict=True)}
     p = res.params
     return {"c_dB": float(p["c_dB"]), "c_dB_sd": sd.get("c_dB"), "c_dB_true": t["c_dB"],
             "q": float(p["q"]) if "q" in p else None, "q_sd": sd.get("q"),
-            "q_true": eff.get("q", 1.4)}
+            "q_true": eff.get("q", 1.4),
+            # the leg geometry (None where fixed), its truth (the preset's half-width 1 m)
+            "leg_half_width": _opt(p, "leg_half_width"), "leg_half_width_sd":
+                sd.get("leg_half_width"), "leg_half_width_true": 1.0,
+            "shade_half_angle": _opt(p, "shade_half_angle"), "shade_half_angle_sd":
+                sd.get("shade_half_angle"), "shade_half_angle_true": eff.get("shade", 20.0)}
+
+
+def _opt(params: dict, name: str):
+    """``params[name]`` as a float, None when absent."""
+    return float(params[name]) if name in params else None
 
 
 def one(setting: str, i: int, a) -> list[dict]:

@@ -35,12 +35,17 @@ taper order q      ON       quick fit: sd 0.02-0.08 (31 × 31 maps, SNR 300), 0.
                             >= 5 sd inside [1, 2], else held at the quick fit's value
                             (model.Q_SAMPLE_SD, ModelInfo.held): NUTS diverges on the
                             curved q-c_dB ridge (below)
-leg width, shade   off      half-width 0.03 m, shade 0.17°: identified (noise-free
-                            recovery 1e-16 waves with them free), but a fit with them
-                            free costs ~20× the CPU (measured: 58 s instead of 3.0 s per
-                            warm order-1..5 fit of tests/inference/test_fit.py's
-                            geometry, 41 × 41 maps), too costly for a default;
-                            ``[legs] free = true`` turns them on
+leg width, shade   ON       half-width 0.03 m, shade 0.17°: identified (noise-free
+                            recovery 1e-16 waves with them free); on where the telescope
+                            has legs (a shade angle where it has a shade), bounds 0.5-1.5
+                            × the preset's half-width and its shade angle ± 10°, prior
+                            uniform over them.  Cost (session 5): the coverage's
+                            derivatives are written out analytically
+                            (:class:`~bayesoof.physics.aperture.LegCoverage`); a warm fit
+                            of the study's 3 × 41 × 41 maps takes 2.2-2.6 s CPU against
+                            1.0-1.1 s with them fixed (was 11 s: PyTensor's chain rule
+                            through the sub-pixel graph).  ``[legs] free = false`` fixes
+                            them
 =================  =======  ===========================================================
 
 The pyoof preset keeps pyoof's set (no focus offsets, pointing or legs; q free at every

@@ -97,6 +97,44 @@ def test_leg_coverage_equals_numpy_coverage_everywhere(effelsberg):
     assert 0 < fm.leg_coverage.n_pixels < fm.sampling.n**2
 
 
+def test_leg_coverage_slopes_match_numpy_differences(effelsberg):
+    """The coverage's analytic first derivatives (LegCoverage writes them out instead of
+    letting PyTensor differentiate the sub-pixel graph) = central differences of the
+    independent NumPy coverage, on every pixel, through PyTensor's forward mode (what the
+    fit's Jacobian uses) and reverse mode (the gradient NUTS uses).
+
+    The coverage is piecewise linear in the dimensions with a kink wherever a sub-pixel's
+    ramp starts or ends; eps = 1e-6 (m, deg) straddles a kink on ~1 of the ~3500 pixels in
+    the graph (each pixel has ~100 kinks per unit over the bounds).  So: all but at most 3
+    pixels agree to 1e-6 (the difference quotient's rounding error is ~1e-10 / 1e-6), and
+    a missing or wrong chain-rule term (e.g. the shade slope's dependence on the width, or
+    the 1/norm factor) changes hundreds of pixels by > 1e-3.
+    """
+    _, fm, _ = effelsberg
+    x, d = pt.dvector("x"), pt.dvector("d")
+    cov = fm.coverage({"leg_half_width": x[0], "shade_half_angle": x[1]}).ravel()
+    jvp = pytensor.function([x, d], pytensor.gradient.Rop(cov, x, d,
+                                                          use_op_rop_implementation=False))
+    w = pt.dvector("w")
+    grad_rev = pytensor.function([x, w], pytensor.grad(pt.dot(w, cov), x))
+    rng = np.random.default_rng(11)
+    eps = 1e-6
+    for _ in range(2):
+        v = np.array([rng.uniform(*FREE["leg_half_width"]),
+                      rng.uniform(*FREE["shade_half_angle"])])
+        jac = np.stack([jvp(v, e) for e in np.eye(2)], axis=1)  # (n², 2), forward mode
+        for k, name in enumerate(FREE):
+            up, dn = dict(zip(FREE, v, strict=True)), dict(zip(FREE, v, strict=True))
+            up[name] += eps
+            dn[name] -= eps
+            fd = ((T.reference_coverage(fm, up) - T.reference_coverage(fm, dn)) / (2 * eps)).ravel()
+            off = np.abs(jac[:, k] - fd) > 1e-6
+            assert off.sum() <= 3, (name, v, off.sum())
+            assert np.abs(fd).max() > 0.1  # the dimension does move the coverage
+        weights = rng.normal(size=fm.sampling.n**2)
+        np.testing.assert_allclose(grad_rev(v, weights), weights @ jac, rtol=1e-12, atol=1e-9)
+
+
 def test_sardinia_residual_path_matches_physics_md():
     """The preset's polynomial = PHYSICS.md's formula (coeff[k] = Σ_i R[k,i] d_z^(3-i),
     δ = Σ_k coeff[k] r^(8-k)), and its documented size at d_z = +27 mm."""
