@@ -17,12 +17,25 @@ GRASP files carry no d_z (sub-reflector offset): it is given per file.  Neither 
 carry noise; ``sigma_fraction`` sets a nominal σ as a fraction of each map's peak.
 
 Sign of d_z: GRASP files do not state it; give d_z in bayesoof's convention.  For the SRT
-files of ``shared/data/grasp_srt`` the residuals do not settle it (order-5 fits with the SRT
-residual path and a Gaussian taper: residual rms 1.70 / 0.18 / 1.04 % of the peaks with
-``ffmap_+out`` at +11.53 mm, 1.65 / 0.23 / 1.05 % at -11.53 mm); with +11.53 mm the fitted
-effective offsets stay within 1 mm of the commanded ones (-10.6, +11.3 mm) while the other
-sign needs 2-3 mm asymmetric shifts (+13.6, -8.3 mm): weak evidence that the files follow
-bayesoof's convention (``+out`` = +d_z).
+files of ``shared/data/grasp_srt`` it is ``ffmap_+out`` at **+11.53 mm** (measured, session 5;
+bench/RESULTS.md "GRASP SRT", ``python bench/grasp_study.py --sign-evidence``):
+
+* the beam maps (|E_co|²) cannot settle it: flipping the sign of d_z is the same as taking
+  the complex conjugate of the aperture field and reflecting it through the centre, which
+  leaves the power unchanged except through the part of the SRT residual path that is even
+  in d_z (the two signs differ by twice it, <= 0.2 mm at 11.53 mm).  Order-5 fits (sardinia
+  preset, log-polynomial taper) from the same start: residual rms 0.836 /
+  0.108 / 0.587 % of the peaks with +11.53 mm, 0.841 / 0.106 / 0.590 % with -11.53 mm
+  (sum of squares 1.055 against 1.067 %²; the fit flips x0 and the aberrations instead);
+* the complex fields do, given GRASP's time convention: the beam-centre phases of the
+  minus and plus maps relative to the in-focus one are -2.171 and +2.003 rad in the files;
+  the model gives -2.013 and +2.007 rad with +11.53 mm and +2.007, -2.013 with -11.53 mm,
+  in the e^{+jωt} convention of engineering codes (the complex conjugate of bayesoof's
+  kernel exp(-2πi u·x/λ)).  That GRASP writes e^{+jωt} fields is assumed, not read from a
+  TICRA document here; with e^{-iωt} the conclusion would flip;
+* pyoof-srt, published with the files by the group that made them, reads them with
+  d_z = -, 0, + for ``-out``, ``in``, ``+out``, and its residual polynomial is written for
+  that convention.
 """
 
 from __future__ import annotations
