@@ -1,17 +1,20 @@
 """GRASP acceptance: fit the SRT far fields of ``shared/data/grasp_srt`` (TICRA GRASP physical
 optics, an independent forward model) with the classical path plus the SRT residual path.
 
-    python bench/grasp_srt.py [--order 5] [--sign both|+|-] [--illumination gaussian]
-                              [--sigma-fraction 1e-4] [--legs] [--pointing]
+    python bench/grasp_srt.py [--order 5] [--sign both|+|-] [--illumination NAME]
+                              [--sigma-fraction 1e-4] [--legs default|free|fixed]
+                              [--pointing default|free|fixed] [--save FILE.json]
 
 For each d_z sign convention (the files' +out map at +11.53 mm, or at -11.53 mm) it runs the
-quick fit with the ``sardinia`` preset (residual path, Gaussian taper c_dB in [-25, -8] dB
-unless ``--illumination``/``--taper-upper`` say otherwise), per-map effective d_z free
-(focus offsets of the defocused maps; the in-focus offset fixed, as its common part is
-K(2,0)), and prints per map: the residual rms in % of the map's peak, the effective d_z, and
-the taper.  The fields are noise-free: σ = ``--sigma-fraction`` × each map's peak (1e-4 by
+quick fit with the ``sardinia`` preset (residual path, its declared log-polynomial taper
+unless ``--illumination``/``--taper-upper`` say otherwise) and the fit configuration's
+defaults (per-map effective d_z free: focus offsets of the defocused maps, the in-focus
+offset fixed as its common part is K(2,0); pointing tied to the tilts; legs free; drift),
+without the misfit remedy (``--remedy``), and prints per map: the residual rms in % of the
+map's peak, the effective d_z, the taper and the adequacy verdict.  The fields are
+noise-free: σ = ``--sigma-fraction`` × each map's peak (1e-4 by
 default: far below any residual, it only sets the weights; the residual figures do not
-depend on it).  The sign that gives the smaller residuals is the files' convention.
+depend on it).  The sign of d_z cannot be read from these residuals (bayesoof/data/grasp.py).
 """
 
 from __future__ import annotations
@@ -36,17 +39,19 @@ def run(sign: float, args) -> dict:
                                sigma_fraction=args.sigma_fraction)
     cfg = {
         "fit": {"max_nfev": args.max_nfev},
-        "legs": {"free": args.legs},
-        "focus": {"free": True},  # effective d_z of the defocused maps free
-        "misfit": {"remedy": "never"},
-        "pointing": {"free": args.pointing},
+        "focus": {"free": True},  # effective d_z of the defocused maps free (the default)
+        "misfit": {"remedy": args.remedy},
     }
+    if args.legs != "default":  # else the configuration's default (free since session 5)
+        cfg["legs"] = {"free": args.legs == "free"}
+    if args.pointing != "default":  # else the default: free, tied to the tilts
+        cfg["pointing"] = {"free": args.pointing == "free"}
     if args.illumination is not None:  # else the preset's declared model and taper range
         cfg["fit"]["illumination"] = args.illumination
     if args.taper_upper is not None:
         cfg["illumination"] = {"c_dB": {"lower": -25.0, "upper": args.taper_upper,
                                         "value": min(-14.0, args.taper_upper)}}
-    if args.pointing:
+    if args.pointing == "free":  # every map's pointing, the tilts fixed
         cfg["zernike"] = {"fixed": {"K(0,0)": 0.0, "K(1,-1)": 0.0, "K(1,1)": 0.0}}
     t0 = time.perf_counter()
     res = bayesoof.fit(data, "sardinia", order=args.order, config=cfg)
@@ -83,8 +88,13 @@ def main() -> None:
     p.add_argument("--max-nfev", type=int, default=200)
     p.add_argument("--save", default=None,
                    help="write the fitted parameters to this .json (suffix _plus/_minus per sign)")
-    p.add_argument("--legs", action="store_true", help="leg half-width free")
-    p.add_argument("--pointing", action="store_true", help="per-map pointing free (tilts fixed)")
+    p.add_argument("--legs", choices=("default", "free", "fixed"), default="default",
+                   help="leg half-width (default: the fit configuration's default)")
+    p.add_argument("--pointing", choices=("default", "free", "fixed"), default="default",
+                   help="per-map pointing: the configuration's default (tied to the tilts), "
+                        "free for every map with the tilts fixed, or fixed")
+    p.add_argument("--remedy", default="never",
+                   help="misfit remedy (default never: the least-squares fit's residual)")
     args = p.parse_args()
     if not GRASP.is_dir():
         raise SystemExit(f"{GRASP}: the shared GRASP files are absent")
@@ -92,8 +102,8 @@ def main() -> None:
     ill = args.illumination or "the preset's"
     up = "the preset's bounds" if args.taper_upper is None else f"c_dB <= {args.taper_upper} dB"
     print(f"GRASP SRT fit: order {args.order}, {ill} taper ({up}), "
-          f"sigma = {args.sigma_fraction:g} x peak, legs "
-          f"{'free' if args.legs else 'fixed'}, pointing {'free' if args.pointing else 'fixed'}")
+          f"sigma = {args.sigma_fraction:g} x peak, legs {args.legs}, pointing "
+          f"{args.pointing}, misfit remedy {args.remedy}")
     for s in signs:
         o = run(s, args)
         label = "+out at +11.53 mm" if s > 0 else "+out at -11.53 mm"
