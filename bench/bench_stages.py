@@ -21,7 +21,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 
-ROWS: list[tuple[str, float, float, float]] = []
+ROWS: list[tuple[float, str, float, float, float]] = []  # (start, name, wall, CPU, workers)
 
 
 def _cpu() -> tuple[float, float]:
@@ -37,7 +37,7 @@ def stage(name: str):
         yield
     finally:
         c1, k1 = _cpu()
-        ROWS.append((name, time.perf_counter() - w0, c1 - c0, k1 - k0))
+        ROWS.append((w0, name, time.perf_counter() - w0, c1 - c0, k1 - k0))
 
 
 def wrap(owner, attr: str, name: str) -> None:
@@ -90,7 +90,7 @@ def main() -> None:
     print(f"\n{'stage':48s} {'wall s':>8s} {'CPU s':>8s} {'of it workers':>13s}",
           file=sys.stderr)
     seen_wall = seen_cpu = 0.0
-    for name, w, c, k in ROWS:
+    for _, name, w, c, k in sorted(ROWS):  # in order of start: a part after its whole
         print(f"{name:48s} {w:8.1f} {c + k:8.1f} {k:13.1f}", file=sys.stderr)
         if not name.startswith("  "):
             seen_wall, seen_cpu = seen_wall + w, seen_cpu + c + k
