@@ -509,9 +509,12 @@ def assemble(model, density, raw, lap, settings: dict, t0: float, products: bool
                                       "whitening": "u = u_MAP + chol(D cov_fit D^T) z"})
     var_names = [v.name for v in model.free_RVs]
     if idata is not None:
-        diag = diagnose(idata, var_names=var_names, chains=modes["primary"],
-                        max_treedepth=int(settings.get("max_tree_depth", 10)))
         from bayesoof.inference.samplers import get_sampler
+
+        depth_cap = settings.get("max_tree_depth", get_sampler(
+            settings.get("sampler", "pymc")).options.get("max_tree_depth", 10))
+        diag = diagnose(idata, var_names=var_names, chains=modes["primary"],
+                        max_treedepth=int(depth_cap))
 
         if get_sampler(settings.get("sampler", "pymc")).ensemble:
             diag["note"] = (f"{settings['sampler']}: R-hat and ESS treat walkers as chains "

@@ -130,6 +130,22 @@ def test_diagnose_says_plainly_what_failed():
     assert d["divergences"] == 4
 
 
+def test_diagnose_flags_a_saturated_safeguard_cap_but_not_a_design_cap():
+    """Every transition at depth 10 (NUTS's usual safeguard) is a problem; every transition
+    at nutpie's design cap 2 (TREEDEPTH_DESIGN_MAX = 4) is reported, not a problem."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(4, 500))
+
+    def at(depth):
+        return az.from_dict(posterior={"a": x}, sample_stats={
+            "tree_depth": np.full((4, 500), depth), "energy": rng.normal(size=(4, 500))})
+
+    safeguard = diagnose(at(10), max_treedepth=10)
+    design = diagnose(at(2), max_treedepth=2)
+    assert not safeguard["converged"] and "maximum tree depth" in " ".join(safeguard["problems"])
+    assert design["converged"] and design["max_treedepth_fraction"] == 1.0
+
+
 # ------------------------------------------------------------------ products by batch
 def test_phase_map_stats_matches_quick_fit_map_and_is_batch_invariant():
     K = random_coefficients(4, 0.05, seed=2)

@@ -156,6 +156,21 @@ def test_nutpie_in_processes_keeps_the_draws_on_ctrl_c_and_checkpoints(gaussian,
     np.testing.assert_array_equal(raw.z, fixed.z)
 
 
+def test_nutpie_caps_the_tree_depth(gaussian):
+    """nutpie's default on the C density is NUTPIE_MAX_DEPTH (2): no draw takes more than
+    2**2 = 4 leapfrog steps.  With the cap at 10, the same run on this 3-d normal takes more
+    than 4 steps on some draws (its trees reach depth 3), so the assertion can fail."""
+    from bayesoof.inference.samplers.base import NUTPIE_MAX_DEPTH
+
+    assert NUTPIE_MAX_DEPTH == 2
+    dens = _density(gaussian, "nutpie")
+    kw = dict(draws=200, tune=100, chains=2, seed=3, processes=1)
+    capped = run_sampler(dens, "nutpie", **kw)
+    free = run_sampler(dens, "nutpie", max_tree_depth=10, **kw)
+    assert capped.stats["n_steps"].max() <= 4 and capped.stats["tree_depth"].max() <= 2
+    assert free.stats["n_steps"].max() > 4
+
+
 def test_convergence_rule_is_the_verdicts_rhat_ess_test(gaussian):
     """The rule passes 4 chains of 500 independent N(0, 1) draws (R-hat ~ 1.001, ESS ~ 2000)
     and fails when one chain sits 0.5 sd off (R-hat 1.015 > 1.01) or with 60 draws per

@@ -29,6 +29,7 @@ __all__ = [
     "NUTS_PREFERENCE",
     "NUTS_DRAWS_MAX",
     "NUTS_TUNE",
+    "NUTPIE_MAX_DEPTH",
     "NUTPIE_TUNE",
     "PeriodicCheckpoint",
     "StopRule",
@@ -57,6 +58,14 @@ NUTS_TUNE, NUTS_DRAWS = 100, 750
 #: 50 stopped at 650 / 400 / 400 draws, warm-up 100 at 400 and twice not by 700; ~1 400
 #: fewer warm-up gradients, the same 7 gradients per draw; bench/RESULTS.md "session 4")
 NUTPIE_TUNE = 50
+#: nutpie's cap on the tree depth (at most 2**depth leapfrog steps per draw).  On the
+#: Laplace-whitened density the unbounded trees run ~7.5 steps, about half a period of the
+#: near-standard-normal posterior, so each draw mirrors the last: bulk ESS ~2 per draw but
+#: tail (folded) ESS ~0.5, and the R-hat test on the tails sets the stop.  Trees of at most
+#: 4 steps (~a quarter period) refresh |z| each draw: order 5, 3 x 127² lattice, 3 seeds,
+#: 6 449-7 389 gradients to the converged stop against 18 475 (seed 0) with the cap at 10,
+#: tail ESS per gradient 0.12-0.15 against 0.07, 0 divergences (bench/RESULTS.md "session 5")
+NUTPIE_MAX_DEPTH = 2
 #: NUTS runners that stop when converged (:class:`StopRule`) check the draws so far every
 #: NUTS_CHECK_EVERY draws per chain from NUTS_CHECK_FIRST on, and stop at NUTS_DRAWS_MAX
 #: with an honest "not converged" verdict (bench/RESULTS.md "Stopping when converged")

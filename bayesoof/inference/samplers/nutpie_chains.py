@@ -72,7 +72,8 @@ def _in_dask_worker() -> bool:
 class _Chains:
     """nutpie samplers of some chains of a run, in the background threads of this process."""
 
-    def __init__(self, fn, dim, chains, *, draws, tune, seed, jitter, target_accept):
+    def __init__(self, fn, dim, chains, *, draws, tune, seed, jitter, target_accept,
+                 max_tree_depth):
         import nutpie
         from nutpie.compiled_pyfunc import from_pyfunc
 
@@ -98,7 +99,8 @@ class _Chains:
             self.samplers[c] = nutpie.sample(
                 model, draws=draws, tune=tune, chains=1, cores=1, seed=chain_seed(seed, c),
                 progress_bar=False, init_mean=np.zeros(dim), save_warmup=True,
-                target_accept=target_accept, blocking=False, return_raw_trace=True)
+                target_accept=target_accept, maxdepth=max_tree_depth, blocking=False,
+                return_raw_trace=True)
         self.final: dict = {}
 
     def finished(self) -> bool:
@@ -296,11 +298,12 @@ def _arrays(traces: dict, chains: int):
 
 
 def run_chains(fn, dim: int, *, draws: int, tune: int, chains: int, seed: int, jitter: float,
-               target_accept: float, processes: int, stop=None, on_checkpoint=None,
-               progressbar=False):
+               target_accept: float, max_tree_depth: int, processes: int, stop=None,
+               on_checkpoint=None, progressbar=False):
     """Run ``chains`` nutpie chains on ``fn`` (``z -> (logp, dlogp)``).
 
     ``processes``: worker processes the chains are spread over (1: threads of this process).
+    ``max_tree_depth``: nutpie's ``maxdepth`` (at most 2**depth leapfrog steps per draw).
 
     ``stop``: a :class:`~bayesoof.inference.samplers.base.StopRule`, asked at its checks
     (in order, on the first n draws of every chain); the run ends at the first that
@@ -316,7 +319,8 @@ def run_chains(fn, dim: int, *, draws: int, tune: int, chains: int, seed: int, j
     from bayesoof.inference.samplers.base import PeriodicCheckpoint, progress_bar
 
     settings = {"draws": int(draws), "tune": int(tune), "seed": int(seed),
-                "jitter": float(jitter), "target_accept": float(target_accept)}
+                "jitter": float(jitter), "target_accept": float(target_accept),
+                "max_tree_depth": int(max_tree_depth)}
     checks = stop.checks(draws) if stop is not None else []
     prog = progress_bar(progressbar, f"nutpie NUTS, {chains} chains", chains * (tune + draws))
     pool = (_Workers(fn, dim, chains, processes, settings) if processes > 1

@@ -27,6 +27,7 @@ import warnings
 import numpy as np
 
 from bayesoof.inference.samplers.base import (
+    NUTPIE_MAX_DEPTH,
     NUTPIE_TUNE,
     NUTS_DRAWS_MAX,
     PeriodicCheckpoint,
@@ -56,9 +57,13 @@ def _pymc_model(density, backend: str):
 
 
 def run(density, *, draws, tune, chains, seed, jitter=0.1, progressbar=False,
-        backend="pytensor", cores=None, processes=None, target_accept=0.8, stop=None,
-        on_checkpoint=None) -> RawDraws:
+        backend="pytensor", cores=None, processes=None, target_accept=0.8,
+        max_tree_depth=NUTPIE_MAX_DEPTH, stop=None, on_checkpoint=None) -> RawDraws:
     """Run nutpie on ``density``; nutpie adapts a diagonal mass matrix during ``tune``.
+
+    ``max_tree_depth``: at most 2**depth leapfrog steps per draw (default
+    :data:`~bayesoof.inference.samplers.base.NUTPIE_MAX_DEPTH`: short trajectories on the
+    whitened density; 10 is nutpie's own default).
 
     ``backend``: 'pytensor' (C-compiled density; chain ``c`` starts at
     ``z ~ N(0, jitter² I)`` drawn from ``(seed, c)``), 'jax' or 'numba' (nutpie compiles
@@ -75,7 +80,7 @@ def run(density, *, draws, tune, chains, seed, jitter=0.1, progressbar=False,
     t0 = time.perf_counter()
     if backend == "pytensor":
         return _run_c(density, draws, tune, chains, seed, jitter, progressbar, processes,
-                      target_accept, stop, on_checkpoint, t0)
+                      target_accept, max_tree_depth, stop, on_checkpoint, t0)
     import nutpie
 
     d = density.dim
@@ -87,7 +92,8 @@ def run(density, *, draws, tune, chains, seed, jitter=0.1, progressbar=False,
     sampler = nutpie.sample(
         compiled, draws=draws, tune=tune, chains=chains, cores=cores or chains,
         seed=int(seed), progress_bar=bool(progressbar), init_mean=np.zeros(d),
-        save_warmup=True, target_accept=target_accept, blocking=False,
+        save_warmup=True, target_accept=target_accept, maxdepth=int(max_tree_depth),
+        blocking=False,
     )
     checks = stop.checks(draws) if stop is not None else []
     saver = PeriodicCheckpoint(on_checkpoint, lambda: _raw(
@@ -113,7 +119,7 @@ def run(density, *, draws, tune, chains, seed, jitter=0.1, progressbar=False,
 
 
 def _run_c(density, draws, tune, chains, seed, jitter, progressbar, processes,
-           target_accept, stop, on_checkpoint, t0) -> RawDraws:
+           target_accept, max_tree_depth, stop, on_checkpoint, t0) -> RawDraws:
     """The 'pytensor' backend: one nutpie sampler per chain (:mod:`.nutpie_chains`)."""
     from bayesoof.inference.samplers.nutpie_chains import default_processes, run_chains
 
@@ -128,7 +134,8 @@ def _run_c(density, draws, tune, chains, seed, jitter, progressbar, processes,
 
     z, stats, counts, keep, interrupted = run_chains(
         fn, density.dim, draws=draws, tune=tune, chains=chains, seed=seed, jitter=jitter,
-        target_accept=target_accept, processes=processes, stop=stop,
+        target_accept=target_accept, max_tree_depth=max_tree_depth, processes=processes,
+        stop=stop,
         on_checkpoint=None if on_checkpoint is None else (
             lambda got: on_checkpoint(to_raw(*got, partial=True))),
         progressbar=progressbar)
@@ -256,7 +263,7 @@ def _raw(idata, keep, t0, t_start, backend, partial=False) -> RawDraws:
 register(Sampler(
     "nutpie", run, "nutpie's NUTS (Rust) on the C-compiled density (or nutpie's jax/numba)",
     options={"backend": "pytensor", "cores": None, "processes": None, "target_accept": 0.8,
-             "stop": None, "on_checkpoint": None},
+             "max_tree_depth": NUTPIE_MAX_DEPTH, "stop": None, "on_checkpoint": None},
     available=_available, compile_mode="FAST_RUN",
     default_draws=NUTS_DRAWS_MAX, default_tune=NUTPIE_TUNE,
 ))
