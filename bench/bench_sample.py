@@ -150,7 +150,7 @@ def run_nuts(model, sampler, draws_list, tune, chains, seed, options=None):
 STOP_GRIDS = ((200, 50), (250, 50), (300, 50), (300, 100), (400, 100))
 
 
-def stop_study(model, seeds, tune, cap, chains) -> list[dict]:
+def stop_study(model, seeds, tune, cap, chains, max_tree_depth=None) -> list[dict]:
     """Draws to convergence of nutpie (the default NUTS) over several seeds.
 
     One run of ``cap`` draws per seed; the stopping rule of the runners
@@ -161,7 +161,8 @@ def stop_study(model, seeds, tune, cap, chains) -> list[dict]:
     Per seed: the first converged n of every grid of STOP_GRIDS, its gradients (warm-up
     included), the verdict at 750 draws (the former fixed default), and how far the
     posterior mean and sd of every parameter at the stop lie from those of the whole run
-    (in posterior sd of the whole run: the optional-stopping check).
+    (in posterior sd of the whole run: the optional-stopping check).  ``max_tree_depth``:
+    nutpie's cap (None: its default, samplers.base.NUTPIE_MAX_DEPTH).
     """
     from bayesoof.inference.sample import convergence_rule, sample_model
 
@@ -170,8 +171,9 @@ def stop_study(model, seeds, tune, cap, chains) -> list[dict]:
         t0, c0 = time.perf_counter(), cpu_seconds()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            depth = {} if max_tree_depth is None else {"max_tree_depth": max_tree_depth}
             res = sample_model(model, sampler="nutpie", draws=cap, tune=tune, chains=chains,
-                               seed=seed, products=False)
+                               seed=seed, products=False, **depth)
         wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
         z, t = res.z_draws, res.timing
         lp = np.asarray(res.idata.sample_stats["lp"].values)
@@ -201,7 +203,8 @@ def stop_study(model, seeds, tune, cap, chains) -> list[dict]:
                 row["max_sd_ratio_dev"] = float(max(
                     np.max(np.abs(sd[k] / s_all[k] - 1)) for k in names))
             stops[f"{first}+{every}k"] = row
-        r = {"seed": seed, "tune": tune, "cap": cap, "wall_s": wall, "cpu_s": cpu,
+        r = {"seed": seed, "tune": tune, "max_tree_depth": max_tree_depth, "cap": cap,
+             "wall_s": wall, "cpu_s": cpu, "steps_per_draw": float(n_steps.mean()),
              "n_grad": t["n_grad"], "n_grad_warmup": n_warm,
              "ms_per_grad_cpu": 1e3 * cpu / max(t["n_grad"], 1),
              "load_average": os.getloadavg(),
@@ -213,7 +216,8 @@ def stop_study(model, seeds, tune, cap, chains) -> list[dict]:
         out.append(r)
     for key in (f"{f}+{e}k" for f, e in STOP_GRIDS):
         ns = [r["stops"][key]["stop_draws"] for r in out]
-        print(f"grid {key}: stop at {ns} draws per chain (tune {tune}); gradients "
+        print(f"grid {key}: stop at {ns} draws per chain (tune {tune}, max tree depth "
+              f"{max_tree_depth or 'default'}); gradients "
               f"{[r['stops'][key].get('gradients') for r in out]}", flush=True)
     return out
 
@@ -293,6 +297,9 @@ def main(argv=None) -> int:
     p.add_argument("--stop-study", default=None, metavar="SEEDS",
                    help="comma-separated seeds: draws to convergence of nutpie per seed and "
                         "--tune value (one run of max(--draws) each; see stop_study)")
+    p.add_argument("--max-tree-depth", default="", metavar="D[,D...]",
+                   help="with --stop-study: nutpie's tree-depth caps to compare (default: its "
+                        "default only)")
     p.add_argument("--json", default=None, help="also write the results to this file")
     a = p.parse_args(argv)
     if a.quick:
@@ -339,9 +346,11 @@ def main(argv=None) -> int:
     draws_list = [int(n) for n in str(a.draws).split(",")]
     if a.stop_study:
         seeds = [int(x) for x in a.stop_study.split(",")]
+        depths = [int(d) for d in a.max_tree_depth.split(",") if d] or [None]
         for tune in tunes:
-            results[f"stop_study/tune={tune}"] = stop_study(
-                model, seeds, tune, max(draws_list), a.chains)
+            for depth in depths:
+                results[f"stop_study/tune={tune}/depth={depth}"] = stop_study(
+                    model, seeds, tune, max(draws_list), a.chains, depth)
         a.samplers = ""
     for s in filter(None, a.samplers.split(",")):
         for tune in tunes if s != "emcee" else [None]:

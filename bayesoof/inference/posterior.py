@@ -511,8 +511,7 @@ def assemble(model, density, raw, lap, settings: dict, t0: float, products: bool
     if idata is not None:
         from bayesoof.inference.samplers import get_sampler
 
-        depth_cap = settings.get("max_tree_depth", get_sampler(
-            settings.get("sampler", "pymc")).options.get("max_tree_depth", 10))
+        depth_cap = raw.info.get("max_tree_depth") or settings.get("max_tree_depth") or 10
         diag = diagnose(idata, var_names=var_names, chains=modes["primary"],
                         max_treedepth=int(depth_cap))
 

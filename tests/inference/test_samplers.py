@@ -156,10 +156,10 @@ def test_nutpie_in_processes_keeps_the_draws_on_ctrl_c_and_checkpoints(gaussian,
     np.testing.assert_array_equal(raw.z, fixed.z)
 
 
-def test_nutpie_caps_the_tree_depth(gaussian):
-    """nutpie's default on the C density is NUTPIE_MAX_DEPTH (2): no draw takes more than
-    2**2 = 4 leapfrog steps.  With the cap at 10, the same run on this 3-d normal takes more
-    than 4 steps on some draws (its trees reach depth 3), so the assertion can fail."""
+def test_nutpie_caps_the_tree_depth_while_short_trees_mix(gaussian):
+    """By default nutpie's trees on the C density stop at depth NUTPIE_MAX_DEPTH (2: at most
+    4 leapfrog steps) when they mix, as on this 3-d normal.  With the cap at 10 the same run
+    takes more than 4 steps on some draws (trees of depth 3), so the assertion can fail."""
     from bayesoof.inference.samplers.base import NUTPIE_MAX_DEPTH
 
     assert NUTPIE_MAX_DEPTH == 2
@@ -167,8 +167,29 @@ def test_nutpie_caps_the_tree_depth(gaussian):
     kw = dict(draws=200, tune=100, chains=2, seed=3, processes=1)
     capped = run_sampler(dens, "nutpie", **kw)
     free = run_sampler(dens, "nutpie", max_tree_depth=10, **kw)
+    assert capped.info["max_tree_depth"] == 2
+    assert "short_trees_dropped_gradients" not in capped.info
     assert capped.stats["n_steps"].max() <= 4 and capped.stats["tree_depth"].max() <= 2
-    assert free.stats["n_steps"].max() > 4
+    assert free.stats["n_steps"].max() > 4 and free.info["max_tree_depth"] == 10
+
+
+def test_nutpie_starts_again_with_long_trees_when_short_ones_do_not_mix(gaussian, monkeypatch):
+    """When the probe says short trees do not mix (here made to, with an ESS per draw no
+    sampler reaches), the run is dropped after NUTPIE_PROBE_DRAWS draws and made again with
+    depth 10: the same draws as a run asked for depth 10, a warning, the dropped run's
+    gradients counted, and raw.info saying what happened."""
+    from bayesoof.inference.samplers import nutpie_nuts
+
+    monkeypatch.setattr(nutpie_nuts, "NUTPIE_PROBE_ESS_PER_DRAW", 1e6)
+    dens = _density(gaussian, "nutpie")
+    kw = dict(draws=300, tune=100, chains=2, seed=6, processes=1)
+    with pytest.warns(RuntimeWarning, match="do not mix"):
+        fell = run_sampler(dens, "nutpie", **kw)
+    long = run_sampler(dens, "nutpie", max_tree_depth=10, **kw)
+    np.testing.assert_array_equal(fell.z, long.z)
+    dropped = fell.info["short_trees_dropped_gradients"]
+    assert fell.info["max_tree_depth"] == 10 and "short_trees_dropped_gradients" not in long.info
+    assert dropped > 0 and fell.n_grad == long.n_grad + dropped
 
 
 def test_convergence_rule_is_the_verdicts_rhat_ess_test(gaussian):

@@ -29,7 +29,10 @@ __all__ = [
     "NUTS_PREFERENCE",
     "NUTS_DRAWS_MAX",
     "NUTS_TUNE",
+    "NUTPIE_LONG_DEPTH",
     "NUTPIE_MAX_DEPTH",
+    "NUTPIE_PROBE_DRAWS",
+    "NUTPIE_PROBE_ESS_PER_DRAW",
     "NUTPIE_TUNE",
     "PeriodicCheckpoint",
     "StopRule",
@@ -64,8 +67,17 @@ NUTPIE_TUNE = 50
 #: tail (folded) ESS ~0.5, and the R-hat test on the tails sets the stop.  Trees of at most
 #: 4 steps (~a quarter period) refresh |z| each draw: order 5, 3 x 127² lattice, 3 seeds,
 #: 6 449-7 389 gradients to the converged stop against 18 475 (seed 0) with the cap at 10,
-#: tail ESS per gradient 0.12-0.15 against 0.07, 0 divergences (bench/RESULTS.md "session 5")
+#: tail ESS per gradient 0.12-0.15 against 0.07, 0 divergences (bench/RESULTS.md "session 5").
+#: Where the whitened posterior is less Gaussian (order 3, 31² maps) such short trees
+#: random-walk (K(2,0): bulk ESS 9 in 6 000 draws; at 100 draws per chain 0.014 per draw
+#: against 0.28 on the 127² maps), so the short trees are kept only if the first
+#: NUTPIE_PROBE_DRAWS draws of every chain have a bulk ESS of every whitened
+#: coordinate >= NUTPIE_PROBE_ESS_PER_DRAW x the draws; else the run starts again with
+#: trees of up to 2**NUTPIE_LONG_DEPTH steps (NUTS's usual cap), and says so.
 NUTPIE_MAX_DEPTH = 2
+NUTPIE_LONG_DEPTH = 10
+NUTPIE_PROBE_DRAWS = 100
+NUTPIE_PROBE_ESS_PER_DRAW = 0.05
 #: NUTS runners that stop when converged (:class:`StopRule`) check the draws so far every
 #: NUTS_CHECK_EVERY draws per chain from NUTS_CHECK_FIRST on, and stop at NUTS_DRAWS_MAX
 #: with an honest "not converged" verdict (bench/RESULTS.md "Stopping when converged")

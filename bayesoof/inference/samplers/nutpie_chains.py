@@ -299,22 +299,25 @@ def _arrays(traces: dict, chains: int):
 
 def run_chains(fn, dim: int, *, draws: int, tune: int, chains: int, seed: int, jitter: float,
                target_accept: float, max_tree_depth: int, processes: int, stop=None,
-               on_checkpoint=None, progressbar=False):
+               on_checkpoint=None, progressbar=False, probe=None):
     """Run ``chains`` nutpie chains on ``fn`` (``z -> (logp, dlogp)``).
 
     ``processes``: worker processes the chains are spread over (1: threads of this process).
     ``max_tree_depth``: nutpie's ``maxdepth`` (at most 2**depth leapfrog steps per draw).
+    ``probe``: ``(n, ok)``: once every chain has ``n`` draws, ``ok(z[:, :n])`` is asked
+    once; False ends the run there (the caller starts another, e.g. with longer trees).
 
     ``stop``: a :class:`~bayesoof.inference.samplers.base.StopRule`, asked at its checks
     (in order, on the first n draws of every chain); the run ends at the first that
     passes.  ``on_checkpoint``: called with ``(z, stats, counts)`` of the draws so far
     every checkpoint interval.  Ctrl-C stops every chain and keeps what it drew.
 
-    Returns ``(z, stats, counts, keep, interrupted)``: ``z`` (chains, n, d) and ``stats``
+    Returns ``(z, stats, counts, keep, interrupted, probe_ok)``: ``z`` (chains, n, d) and ``stats``
     (nutpie's names -> (chains, n)) of the draws every chain made (``z`` None: none),
     ``counts`` (gradients of the warm-up, ``n_grad_warmup``, and in all, ``n_grad``),
     ``keep`` the first converged check (None: none passed, or no rule) and
-    ``interrupted`` whether Ctrl-C ended the run.
+    ``interrupted`` whether Ctrl-C ended the run, ``probe_ok`` the probe's answer (True
+    without a probe, or when the run ended before it was asked).
     """
     from bayesoof.inference.samplers.base import PeriodicCheckpoint, progress_bar
 
@@ -327,11 +330,15 @@ def run_chains(fn, dim: int, *, draws: int, tune: int, chains: int, seed: int, j
             else _Local(fn, dim, chains, settings))
     saver = PeriodicCheckpoint(on_checkpoint, lambda: (
         *_arrays(pool.traces, chains), _counts(pool.traces)))
-    keep, interrupted, done = None, False, False
+    keep, interrupted, done, probe_ok = None, False, False, True
     try:
         while not done and keep is None:
             done = pool.update(POLL_S)
             z, stats = _arrays(pool.traces, chains)
+            if probe is not None and z is not None and z.shape[1] >= probe[0]:
+                probe_ok, probe = bool(probe[1](z[:, :probe[0]])), None
+                if not probe_ok:
+                    break
             while checks and z is not None and checks[0] <= z.shape[1]:
                 n = checks.pop(0)
                 lp = {"lp": stats["logp"][:, :n]} if "logp" in stats else {}
@@ -352,7 +359,7 @@ def run_chains(fn, dim: int, *, draws: int, tune: int, chains: int, seed: int, j
         if prog is not None:
             prog.close("interrupted" if interrupted else "")
     z, stats = _arrays(pool.traces, chains)
-    return z, stats, _counts(pool.traces), keep, interrupted
+    return z, stats, _counts(pool.traces), keep, interrupted, probe_ok
 
 
 def _counts(traces: dict) -> dict:
