@@ -194,7 +194,7 @@ def one(setting: str, i: int, a) -> list[dict]:
     t0, c0 = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = fit(data, "effelsberg", order=a.order)
+        res = fit(data, "effelsberg", order=a.order, config=getattr(a, "config", None))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     nl = res.space.nl
     plain = res.plain_last or res.last
@@ -355,6 +355,9 @@ def main(argv=None) -> int:
                         "its cost); the default fit and the noise-only one are always kept")
     p.add_argument("--n-grid", type=int, default=41)
     p.add_argument("--order", type=int, default=None, help="fit order (default: the config's)")
+    p.add_argument("--config", default=None,
+                   help="fit configuration instead of the default (a preset name or a TOML "
+                        "file, e.g. one with [legs] free = false for the previous default)")
     p.add_argument("--snr", type=float, default=300.0)
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--workers", type=int, default=1,

@@ -252,9 +252,11 @@ def test_fit_result_contract(noisy_fit):
     assert r.theta.shape == (n_free,) and r.cov.shape == (n_free, n_free)
     assert np.allclose(r.cov, r.cov.T) and np.all(np.linalg.eigvalsh(r.cov) > 0)
     # issue 9: the focus offsets, pointing (tied to the tilts) and, since session 3, the
-    # per-map baseline drift are default nuisances (changed for it: the drift block is new)
+    # per-map baseline drift are default nuisances (changed for it: the drift block is new);
+    # since session 5 the leg geometry too (changed for it: Effelsberg's legs and shade)
     assert set(r.params) == {"K", "c_dB", "q", "x0", "y0", "amp", "offset", "pointing",
-                             "focus_offset", "baseline_drift"}
+                             "focus_offset", "baseline_drift", "leg_half_width",
+                             "shade_half_angle"}
     assert r.params["K"].shape == (21,) and r.params["pointing"].shape == (3, 2)
     assert np.all(r.params["pointing"][1] == 0.0) and r.params["focus_offset"][1] == 0.0
     assert r.sigma.shape == r.forward.observed.shape and r.forward.order == 5

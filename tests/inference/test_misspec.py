@@ -38,13 +38,21 @@ def rows():
     study = _study()
     args = types.SimpleNamespace(n_grid=25, snr=300.0, seed=11, order=None, candidates=[])
     out = []
-    for setting in ("baseline", "drift", "taper", "all"):
+    for setting in ("baseline", "drift", "taper", "legs"):
         for i in range(2):
             out += study.one(setting, i, args)
+    # 'all' with the legs fixed at the preset's (the default before session 5): with them
+    # free (the default now) the free leg width and shade absorb the effects of 'all' on
+    # these maps (not flagged; phase ratio 0.65, see test_leg_geometry_is_fitted_by_default),
+    # so the data would no longer test the misfit remedy the two tests below are about
+    fixed_legs = types.SimpleNamespace(**vars(args), config={"legs": {"free": False}})
+    for i in range(2):
+        out += study.one("all", i, fixed_legs)
     return study, out
 
 
 def test_baseline_is_adequate_and_all_effects_are_flagged(rows):
+    """(The 'all' fits hold the legs fixed since session 5: see the fixture.)"""
     _, out = rows
     base, every = _default(out, "baseline"), _default(out, "all")
     assert [r["misfit"] for r in base] == [False, False]
@@ -93,3 +101,23 @@ def test_taper_order_is_fitted_by_default(rows):
     for r in taper:
         assert r["q_sd"] is not None and abs(r["q"] - r["q_true"]) < 4 * r["q_sd"], r
         assert r["phase_err"] < 1.25 * base[r["dataset"]]["phase_err"], (r, base)
+
+
+def test_leg_geometry_is_fitted_by_default(rows):
+    """The legs setting (leg shade half-angle 12 deg, the preset's 20 deg): the default fit
+    frees the leg half-width and shade angle (session 5) and finds the angle within 4
+    Laplace sd of 12 deg and the half-width within 4 sd of the preset's 1 m; its phase error
+    is within 1.5x that of the same data with the preset's shade (the study's target).
+    Measured on these two datasets: shade 12.14 +- 0.37 and 11.74 +- 0.25 deg, half-width
+    1.042 +- 0.060 and 1.008 +- 0.047 m, phase ratios 0.58 and 0.56; with the legs fixed at
+    the preset's (the previous default) the ratios are 1.91 and 2.52 (both fail) and the
+    legs have no sd (not fitted)."""
+    _, out = rows
+    base = {r["dataset"]: r for r in _default(out, "baseline")}
+    legs = _default(out, "legs")
+    assert len(legs) == 2
+    for r in legs:
+        for name in ("shade_half_angle", "leg_half_width"):
+            assert r[f"{name}_sd"] is not None, r
+            assert abs(r[name] - r[f"{name}_true"]) < 4 * r[f"{name}_sd"], (name, r)
+        assert r["phase_err"] < 1.5 * base[r["dataset"]]["phase_err"], (r, base)
