@@ -158,7 +158,17 @@ Degeneracies and how they are handled
   correlated, identified.
 * Leg half-width vs per-map amplitude: the legs' area scales the beam peak, which the
   amplitudes a_i absorb (correlation 0.6–0.8); the sidelobe pattern identifies the width.
+  Measured again with the legs free by default (session 5, quick-fit covariance on the
+  study's 31 × 31 maps, legs and coarse datasets 0-1): width vs a_i +0.64 to +0.83, vs q
+  +0.46 to +0.51 (both reduce the open area's weight at the rim); shade angle vs width
+  -0.26 to -0.48, vs a_i -0.3 to -0.4, vs K(1,1), K(5,5), K(3,1) |r| <= 0.28.  All
+  identified (width sd 0.02-0.05 m, shade 0.1-0.25 deg); nothing is fixed for them.
 * Shade angle: correlated with high-order K (|r| < 0.35).
+* On pyoof-like data (a point-sampled aperture of 60 pixels across, the study's coarse
+  setting) the half-width runs to its upper bound 1.5 m: the staircase legs block
+  ~1.67 m each side (two 1.67-m pixel rows), and the free width absorbs most of that
+  (phase error ratio ~1.0 instead of 2.6 with the legs fixed); the bound stays at 1.5 ×
+  the preset's (widening it was not measured).
 """
 
 from __future__ import annotations
