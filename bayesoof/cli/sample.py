@@ -106,6 +106,8 @@ def run(args) -> int:
     say(f"posterior ({post.sampler}, chains {post.primary_chains}):")
     cols = [c for c in ("mean", "sd", "hdi_3%", "hdi_97%", "ess_bulk", "r_hat") if c in tab]
     say(tab[cols].to_string(float_format=lambda x: f"{x:.6g}"))
+    for why in getattr(post.model.bayesoof, "held", {}).values():  # free in the fit, not here
+        say(f"held: {why}")
     rms = (post.products or {}).get("rms_summary", {})
     if rms.get("surface_rms_weighted"):
         s, r = rms["surface_rms_weighted"], rms.get("ruze_weighted", {})

@@ -65,6 +65,14 @@ NOISE_KINDS = ("auto", "known", "per_map")
 #: diverging cases measured; nothing between them was measured.
 Q_SAMPLE_SD = 0.02
 Q_SAMPLE_MARGIN = 5.0
+#: The leg geometry, free in the quick fit by default, is held at the quick fit's values in
+#: the posterior unless ``sample_legs=True``: a value + gradient with it free costs ~13x
+#: (order 5, 3 x 127², one core: 70 ms CPU against 5.5 ms; the sub-pixel coverage of
+#: ~3 500 pixels x 64 sub-pixels is rebuilt at every evaluation), while the Zernike terms'
+#: correlation with it is |r| <= 0.28 (nuisances.py "Degeneracies"), so holding it narrows
+#: a K's posterior sd by at most 1 - sqrt(1 - 0.28²) = 4 %.  The quick fit's intervals
+#: carry the legs' uncertainty; ModelInfo.held says what the posterior holds.
+LEG_NAMES = ("leg_half_width", "shade_half_angle")
 LIKELIHOODS = ("normal", "student_t", "misfit")
 TILT_MODES = ("free", "pointing", "tied", "fixed")
 
@@ -340,6 +348,7 @@ def build_model(
     free_offset: bool = True,
     start: dict | None = None,
     sigma=None,
+    sample_legs: bool = False,
 ) -> pm.Model:
     """Build the PyMC model of the beam maps.
 
@@ -372,6 +381,9 @@ def build_model(
         Start / fixed values in the form of ``ParameterSpace.params_dict``.
     sigma : array, optional
         Known per-sample σ (data units), overriding the data's.
+    sample_legs : bool
+        Sample the leg geometry when the quick fit freed it (default: hold it at the quick
+        fit's values, :data:`LEG_NAMES`).
 
     Returns
     -------
@@ -405,6 +417,8 @@ def build_model(
                 held["q"] = reason
                 free_illumination = tuple(n for n in free_illumination if n != "q")
     space = _apply_choices(space, tilt, free_illumination)
+    if not sample_legs:
+        held.update(_hold_legs(space))
 
     noise = noise or pri["noise"].get("kind", "auto")
     if noise not in NOISE_KINDS:
@@ -483,6 +497,21 @@ def build_model(
         sigma_graph=sig,
     )
     return model
+
+
+def _hold_legs(space: ParameterSpace) -> dict:
+    """Fix the free leg dimensions of ``space`` at their values; name -> why (LEG_NAMES)."""
+    held = {}
+    for name in LEG_NAMES:
+        if space.has(name) and space.free_of(name).any():
+            value = float(space.values[space.slice_of(name)][0])
+            unit = space.block(name).unit
+            space.set(name, free=False)
+            held[name] = (f"{name} held at the quick fit's {value:.4g} {unit}: sampling the "
+                          "leg geometry costs ~13x per gradient and it moves the Zernike "
+                          "sds by <= 4 % (sample_legs=True samples it; "
+                          "bayesoof/inference/model.py LEG_NAMES)")
+    return held
 
 
 def _q_not_pinned(fit, space: ParameterSpace) -> str:

@@ -146,15 +146,23 @@ def test_default_fit_recovers_focus_pointing_and_centre():
     for k in ("x0", "y0"):
         assert abs(res.params[k] - illum[k]) < 4 * sd[k], (k, res.params[k], sd[k])
     # the PyMC model samples the same layout: tilts free, the in-focus pointing fixed
-    from bayesoof.inference.model import build_model
+    from bayesoof.inference.model import LEG_NAMES, build_model
 
     info = build_model(res).bayesoof
     assert info.tilt == "tied"
     # ... except q where the data do not pin it down (session 4, model.Q_SAMPLE_SD; this
-    # assertion changed from the identical free set): then held at the fit's value, said so
-    held = ["q"] if "q" in info.held else []
-    assert (sd["q"] > 0.02) == bool(held), (sd["q"], info.held)
+    # assertion changed from the identical free set): then held at the fit's value, said so;
+    # and the leg geometry, free in the fit by default since session 5, held in the
+    # posterior unless sample_legs=True (model.LEG_NAMES: ~13x the cost per gradient)
+    legs = [n for n in LEG_NAMES if n in res.space.free_names]
+    assert legs == list(LEG_NAMES)  # free in the default fit (Effelsberg has legs)
+    held = (["q"] if "q" in info.held else []) + legs
+    assert (sd["q"] > 0.02) == ("q" in held), (sd["q"], info.held)
+    assert sorted(info.held) == sorted(held)
     assert info.space.free_names == [n for n in res.space.free_names if n not in held]
+    assert all(f"{res.params[n]:.4g}" in info.held[n] for n in legs)  # says where it holds
+    sampled = build_model(res, sample_legs=True).bayesoof
+    assert all(n in sampled.space.free_names and n not in sampled.held for n in legs)
 
 
 def test_fit_recovers_a_focus_offset():
