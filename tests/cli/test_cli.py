@@ -257,9 +257,14 @@ def test_fit_writes_a_complete_run(fitted):
     assert len(verdict) == 1
     assert ("MISFIT" in verdict[0]) == (summary["adequacy"]["verdict"] == "misfit")
     assert ("MISFIT" in row[0]) == (summary["adequacy"]["verdict"] == "misfit")
-    # the example was simulated with amplitude 1000, offset 2 (bayesoof.simulate)
+    # the example was simulated with amplitude 1000, offset 2 (bayesoof.simulate), at order
+    # 5: at order 1 it is a misfit (flagged), and since session 5 the free leg half-width
+    # soaks up part of it (1.20 m against the preset's 1.0; width-amplitude correlation
+    # 0.6-0.8, nuisances.py): the in-focus amplitude lands 7.4 % high (0.1 % at order 5).
+    # 10 % still fails a wrong normalisation or unit (factors >= 2) or a fit gone elsewhere
+    # (it was 5 % before the legs were free)
     focus = summary["maps"][1]
-    assert focus["amp"]["value"] == pytest.approx(1000.0, rel=0.05)
+    assert focus["amp"]["value"] == pytest.approx(1000.0, rel=0.10)
     assert focus["offset"]["value"] == pytest.approx(2.0, abs=0.1)
     assert "order 1:" in stderr  # live progress goes to stderr
 
@@ -354,9 +359,10 @@ def test_sample_emcee_on_the_example(tmp_path, capsys):
     assert len(adequacy) == 1 and post["adequacy"]["verdict"] in ("adequate", "misfit")
     assert ("MISFIT" in adequacy[0]) == (post["adequacy"]["verdict"] == "misfit")
     assert f"run directory: {rundir}" in stdout
-    # the posterior sits where the quick fit is: amplitude of the in-focus map ~ 1000
+    # the posterior sits where the quick fit is: amplitude of the in-focus map ~ 1000 (10 %:
+    # at order 1 the free leg width takes it 7.4 % high, see test_fit_writes_a_complete_run)
     amp = post["parameters"]["amp[ZERO OOF]"]
-    assert amp["mean"] == pytest.approx(1000.0, rel=0.05)
+    assert amp["mean"] == pytest.approx(1000.0, rel=0.10)
     fit_amp = summary["maps"][1]["amp"]["value"]
     assert abs(amp["mean"] - fit_amp) < 5 * summary["maps"][1]["amp"]["sd"] + 1e-9
     code, info, _ = run(capsys, "info", rundir)
