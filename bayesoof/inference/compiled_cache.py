@@ -195,17 +195,21 @@ def slim(fn) -> None:
             del clients[var]
 
 
-def _path(key: str) -> Path | None:
+def _path(key: str, kind: str = "objective") -> Path | None:
     d = cache_dir()
     if d is None:
         return None
     digest = hashlib.sha1((key + _environment()).encode()).hexdigest()
-    return d / f"objective-{digest}.pkl"
+    return d / f"{kind}-{digest}.pkl"
 
 
-def load(key: str):
-    """The object stored under ``key``, or None (absent, disabled or unreadable)."""
-    path = _path(key)
+def load(key: str, kind: str = "objective"):
+    """The object stored under ``key``, or None (absent, disabled or unreadable).
+
+    ``kind`` names the file family (``objective``: the quick fit's; ``function``: those of
+    :func:`cached_function`); each keeps its own :data:`MAX_ENTRIES` most recent.
+    """
+    path = _path(key, kind)
     if path is None or not path.is_file():
         return None
     try:
@@ -484,25 +488,27 @@ def cached_function(inputs, outputs, build, salt: str = ""):
 
     ``build`` compiles ``inputs -> outputs`` (``salt`` names how: mode, wrapper); the
     result is stored under :func:`graph_key` (with ``salt``, and the versions and sources
-    every entry is keyed by) and later runs load it instead of compiling (PyTensor
-    re-links it from its module cache).  Graphs without a key are compiled every time.
+    every entry is keyed by; ``function-*.pkl``, their own :data:`MAX_ENTRIES`, so
+    that they never push the quick fit's objectives out) and later runs load it instead
+    of compiling (PyTensor re-links it from its module cache).  Graphs without a key are
+    compiled every time.
     """
     key = graph_key(inputs, outputs)
     if key is None:
         return build()
     key = f"function {salt} {key}"
-    fn = load(key)
+    fn = load(key, kind="function")
     if fn is None:
         with gc_paused():  # graph rewriting: no garbage to find
             fn = build()
         slim(fn)
-        store(key, fn)
+        store(key, fn, kind="function")
     return fn
 
 
-def store(key: str, obj) -> None:
-    """Store ``obj`` under ``key`` (best effort: a failure only warns)."""
-    path = _path(key)
+def store(key: str, obj, kind: str = "objective") -> None:
+    """Store ``obj`` under ``key`` (best effort: a failure only warns); ``kind``: see load."""
+    path = _path(key, kind)
     if path is None:
         return
     try:
@@ -517,9 +523,9 @@ def store(key: str, obj) -> None:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         _sidecar(path).unlink(missing_ok=True)
-        entries = sorted(path.parent.glob("objective-*.pkl"), key=lambda p: p.stat().st_mtime)
+        entries = sorted(path.parent.glob(f"{kind}-*.pkl"), key=lambda p: p.stat().st_mtime)
         for old in entries[:-MAX_ENTRIES]:
             old.unlink(missing_ok=True)
             _sidecar(old).unlink(missing_ok=True)
     except (OSError, pickle.PicklingError, TypeError, AttributeError) as exc:
-        warnings.warn(f"compiled objective not cached in {path.parent}: {exc}", stacklevel=2)
+        warnings.warn(f"compiled {kind} not cached in {path.parent}: {exc}", stacklevel=2)

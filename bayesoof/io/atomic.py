@@ -169,10 +169,18 @@ def write_inference_data(path, idata, *, uncompressed=UNCOMPRESSED_GROUPS,
     The same file as ArviZ's writer (root attributes, one group per dataset, zlib on
     the numeric variables) except that the groups named in ``uncompressed`` are stored
     without compression (draws of noise do not compress; ``arviz.from_netcdf`` reads
-    both alike).
+    both alike).  Written by h5netcdf alone (:mod:`bayesoof.io.netcdf`: not through
+    xarray's writer, which imports dask: 0.3 against 1.6 s CPU for a lattice posterior)
+    unless the InferenceData has root attributes.
     """
+    from bayesoof.io.netcdf import Group, write_groups
 
     def write(tmp: Path) -> None:
+        if not getattr(idata, "_attrs", None):
+            write_groups(tmp, {name: Group.from_xarray(getattr(idata, name),
+                                                       compress=name not in uncompressed)
+                               for name in idata.groups()})
+            return
         mode = "w"
         attrs = getattr(idata, "_attrs", None)
         if attrs:

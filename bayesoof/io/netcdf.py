@@ -31,6 +31,18 @@ class Group:
     data_vars: dict
     coords: dict = field(default_factory=dict)
     attrs: dict = field(default_factory=dict)
+    #: zlib on the numeric arrays (False for draws of noise, which do not compress)
+    compress: bool = True
+
+    @classmethod
+    def from_xarray(cls, ds, compress: bool = True) -> Group:
+        """The content of an ``xarray.Dataset`` (its variables' values, dims and attrs)."""
+        def spec(v):
+            return (tuple(v.dims), v.values, dict(v.attrs))
+
+        return cls({k: spec(v) for k, v in ds.data_vars.items()},
+                   coords={k: spec(v) for k, v in ds.coords.items()},
+                   attrs=dict(ds.attrs), compress=compress)
 
     def to_xarray(self):
         """The same content as an ``xarray.Dataset``."""
@@ -86,7 +98,7 @@ def _write_group(grp, group: Group) -> None:
             var = grp.create_variable(name, dims, dtype=h5py.string_dtype())
             var[...] = values.astype(str).astype(object)
         else:
-            opts = {"compression": "gzip"} if values.ndim else {}
+            opts = {"compression": "gzip"} if values.ndim and group.compress else {}
             var = grp.create_variable(name, dims, data=values, **opts)
         for key, val in attrs.items():
             var.attrs[key] = val

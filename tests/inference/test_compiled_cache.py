@@ -192,6 +192,7 @@ def test_graph_key_tells_graphs_apart_and_cached_function_loads_the_same_arithme
     first = compiled_cache.cached_function([x1], [g1], lambda: build(x1, g1), salt="test")
     second = compiled_cache.cached_function([x2], [g2], lambda: build(x2, g2), salt="test")
     assert len(built) == 1 and second is not first  # stored by the first, loaded by the second
+    assert len(list(cache.glob("function-*.pkl"))) == 1 and not list(cache.glob("objective-*"))
     u = np.array([0.5, -1.0, 2.0])
     assert float(second(u)) == float(first(u)) == float(np.sum((u * [0.0, 1.0, 2.0]) ** 2))
     compiled_cache.cached_function([x2], [g2], lambda: build(x2, g2), salt="other mode")

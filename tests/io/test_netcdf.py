@@ -61,3 +61,38 @@ def test_bad_group_is_refused_and_leaves_nothing(tmp_path):
     with pytest.raises(ValueError, match="dimension 'x' has size 4"):
         write_netcdf_groups(tmp_path / "bad.nc", bad)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_inference_data_written_by_h5netcdf_reads_as_arviz_writes_it(tmp_path):
+    """posterior.nc (write_inference_data): every group decodes, through ArviZ, to what
+    ArviZ's own writer gives; the posterior predictive is stored uncompressed."""
+    az = pytest.importorskip("arviz")
+    import h5py
+
+    from bayesoof.io import write_inference_data
+
+    rng = np.random.default_rng(1)
+    idata = az.from_dict(
+        posterior={"K": rng.standard_normal((2, 5, 3)), "c_dB": rng.standard_normal((2, 5))},
+        sample_stats={"diverging": rng.random((2, 5)) < 0.2, "lp": rng.standard_normal((2, 5))},
+        posterior_predictive={"beam": rng.standard_normal((1, 4, 6))},
+        observed_data={"beam": rng.standard_normal(6)},
+        constant_data={"u": rng.standard_normal(6), "K_start": np.zeros(3)},
+        coords={"zernike": ["K(0,0)", "K(1,-1)", "K(1,1)"], "sample": np.arange(6),
+                "zernike_all": ["a", "b", "c"]},
+        dims={"K": ["zernike"], "beam": ["sample"], "u": ["sample"],
+              "K_start": ["zernike_all"]},
+    )
+    idata.posterior = idata.posterior.assign_coords(n=("zernike", [0, 1, 1]))
+    idata.constant_data.attrs.update({"telescope": "effelsberg", "order": 1,
+                                      "settings": '{"draws": 5}'})
+    ours = write_inference_data(tmp_path / "ours.nc", idata)
+    theirs = tmp_path / "arviz.nc"
+    idata.to_netcdf(str(theirs), engine="h5netcdf")
+    a, b = az.from_netcdf(ours), az.from_netcdf(theirs)
+    assert a.groups() == b.groups() == idata.groups()
+    for name in idata.groups():
+        xr.testing.assert_identical(getattr(a, name).load(), getattr(b, name).load())
+    with h5py.File(ours) as f:
+        assert f["posterior/K"].compression == "gzip"
+        assert f["posterior_predictive/beam"].compression is None
