@@ -70,8 +70,10 @@ Q_SAMPLE_MARGIN = 5.0
 #: (order 5, 3 x 127², one core: 70 ms CPU against 5.5 ms; the sub-pixel coverage of
 #: ~3 500 pixels x 64 sub-pixels is rebuilt at every evaluation), while the Zernike terms'
 #: correlation with it is |r| <= 0.28 (nuisances.py "Degeneracies"), so holding it narrows
-#: a K's posterior sd by at most 1 - sqrt(1 - 0.28²) = 4 %.  The quick fit's intervals
-#: carry the legs' uncertainty; ModelInfo.held says what the posterior holds.
+#: a K's posterior sd by at most 1 - sqrt(1 - 0.28²) = 4 %.  The nuisances correlated with
+#: the legs (amplitudes, c_dB, q: r up to 0.8) are narrowed more: c_dB's truth fell outside
+#: its 99 % interval on the order-3 test case (known bug, issue 9).  The quick fit's
+#: intervals carry the legs' uncertainty; ModelInfo.held says what the posterior holds.
 LEG_NAMES = ("leg_half_width", "shade_half_angle")
 LIKELIHOODS = ("normal", "student_t", "misfit")
 TILT_MODES = ("free", "pointing", "tied", "fixed")
@@ -508,8 +510,9 @@ def _hold_legs(space: ParameterSpace) -> dict:
             unit = space.block(name).unit
             space.set(name, free=False)
             held[name] = (f"{name} held at the quick fit's {value:.4g} {unit}: sampling the "
-                          "leg geometry costs ~13x per gradient and it moves the Zernike "
-                          "sds by <= 4 % (sample_legs=True samples it; "
+                          "leg geometry costs ~13x per gradient; holding it narrows the "
+                          "Zernike sds by <= 4 % but the correlated amplitudes, c_dB and q "
+                          "more (sample_legs=True samples it; "
                           "bayesoof/inference/model.py LEG_NAMES)")
     return held
 
