@@ -47,11 +47,13 @@ def test_default_blocks_and_degeneracy_handling():
     assert np.all(sp.values[sl] == 0) and np.all(sp.upper[sl] == cfg["focus"]["limit"])
     w = sp.slice_of("leg_half_width")
     assert sp.values[w][0] == tel.blockage.leg_half_width and sp.free[w][0]
-    assert sp.lower[w][0] == pytest.approx(0.5) and sp.upper[w][0] == pytest.approx(1.5)
+    # upper bound 2.0 x the preset's 1 m since session 6 (was 1.5: the width ran to it on
+    # pyoof-like point-sampled apertures, misspec study 'coarse')
+    assert sp.lower[w][0] == pytest.approx(0.5) and sp.upper[w][0] == pytest.approx(2.0)
     a = sp.slice_of("shade_half_angle")
     assert sp.values[a][0] == 20.0 and (sp.lower[a][0], sp.upper[a][0]) == (10.0, 30.0)
     assert forward_options(sp)["free_blockage"] == {
-        "leg_half_width": (0.5, 1.5), "shade_half_angle": (10.0, 30.0)}
+        "leg_half_width": (0.5, 2.0), "shade_half_angle": (10.0, 30.0)}
     # no shade on the SRT: no angle block; legs off: no leg blocks
     sp2, _ = _space(cfg, "sardinia")
     assert "shade_half_angle" not in {b.name for b in sp2.blocks}
