@@ -87,7 +87,8 @@ def posterior_record(post, t: dict, eff: dict) -> dict:
         "inside90": int(inside.sum()), "n": int(free.size), "z2": float(np.nansum(z * z)),
         "z_max": float(np.nanmax(np.abs(z))), "phase_err": float(err),
         "K_free_j": free.tolist(), "K_q05": lo.tolist(), "K_q95": hi.tolist(),
-        "K_inside": inside.astype(int).tolist(),
+        "K_inside": inside.astype(int).tolist(), "K_true": tk.tolist(),
+        "K_mean": mean.tolist(), "K_sd": sd.tolist(),
         "converged": bool(post.converged), "problems": list(post.problems),
         "r_hat_max": d.get("r_hat_max"), "ess_bulk_min": d.get("ess_bulk_min"),
         "ess_tail_min": d.get("ess_tail_min"), "divergences": d.get("divergences"),
@@ -126,6 +127,8 @@ def one(setting: str, i: int, a) -> list[dict]:
         res = fit(data, "effelsberg", order=a.order)
     fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
     quick = ms._record("default", res.last.space, res.last.full_sd(), t, res.space.nl)
+    plain = res.plain_last or res.last
+    J = len(res.space.nl)
     base = {"setting": setting, "dataset": i, "method": "posterior",
             "fit_misfit": not res.adequacy.adequate,
             "reduced_chi2": (res.plain_last or res.last).reduced_chi2,
@@ -133,7 +136,12 @@ def one(setting: str, i: int, a) -> list[dict]:
             "quick_inside90": quick["inside90"], "quick_n": quick["n"],
             "quick_z2": quick["z2"], "quick_phase_err": quick["phase_err"],
             "quick_legs": {k: ms._opt(res.params, k)
-                           for k in ("leg_half_width", "shade_half_angle")}}
+                           for k in ("leg_half_width", "shade_half_angle")},
+            # per coefficient (all J; the posterior's free ones are K_free_j): the quick
+            # fit's estimate, its reported sd (HAC when flagged) and its noise-only sd
+            "quick_K": res.last.space.values[:J].tolist(),
+            "quick_K_sd": res.last.full_sd()[:J].tolist(),
+            "noise_only_K_sd": plain.full_sd()[:J].tolist()}
     t1, c1 = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
