@@ -65,15 +65,14 @@ NOISE_KINDS = ("auto", "known", "per_map")
 #: diverging cases measured; nothing between them was measured.
 Q_SAMPLE_SD = 0.02
 Q_SAMPLE_MARGIN = 5.0
-#: The leg geometry, free in the quick fit by default, is held at the quick fit's values in
-#: the posterior unless ``sample_legs=True``: a value + gradient with it free costs ~13x
-#: (order 5, 3 x 127², one core: 70 ms CPU against 5.5 ms; the sub-pixel coverage of
-#: ~3 500 pixels x 64 sub-pixels is rebuilt at every evaluation), while the Zernike terms'
-#: correlation with it is |r| <= 0.28 (nuisances.py "Degeneracies"), so holding it narrows
-#: a K's posterior sd by at most 1 - sqrt(1 - 0.28²) = 4 %.  The nuisances correlated with
-#: the legs (amplitudes, c_dB, q: r up to 0.8) are narrowed more: c_dB's truth fell outside
-#: its 99 % interval on the order-3 test case (known bug, issue 9).  The quick fit's
-#: intervals carry the legs' uncertainty; ModelInfo.held says what the posterior holds.
+#: The leg geometry, free in the quick fit by default, is sampled in the posterior too
+#: (session 6): its coverage costs a few hundred edge pixels per evaluation
+#: (physics/leg_coverage.py), a value + gradient at order 5 on 3 x 127² 16.2 ms CPU against
+#: 13.4 ms with it held (one core, load 3.6; bench/bench_density.py;
+#: it was 70 against 5.5 ms when every sub-pixel of ~3 500 pixels was rebuilt).  Holding
+#: it (``sample_legs=False``) narrows the nuisances correlated with it (amplitudes, c_dB,
+#: q: r up to 0.8): c_dB's truth fell outside its 99 % interval on the order-3 test case
+#: when it was held by default (session 5).  ModelInfo.held says what the posterior holds.
 LEG_NAMES = ("leg_half_width", "shade_half_angle")
 LIKELIHOODS = ("normal", "student_t", "misfit")
 TILT_MODES = ("free", "pointing", "tied", "fixed")
@@ -350,7 +349,7 @@ def build_model(
     free_offset: bool = True,
     start: dict | None = None,
     sigma=None,
-    sample_legs: bool = False,
+    sample_legs: bool = True,
 ) -> pm.Model:
     """Build the PyMC model of the beam maps.
 
@@ -384,8 +383,8 @@ def build_model(
     sigma : array, optional
         Known per-sample σ (data units), overriding the data's.
     sample_legs : bool
-        Sample the leg geometry when the quick fit freed it (default: hold it at the quick
-        fit's values, :data:`LEG_NAMES`).
+        Sample the leg geometry when the quick fit freed it (default); False holds it at
+        the quick fit's values (:data:`LEG_NAMES`), conditioning the rest on them.
 
     Returns
     -------
@@ -509,11 +508,9 @@ def _hold_legs(space: ParameterSpace) -> dict:
             value = float(space.values[space.slice_of(name)][0])
             unit = space.block(name).unit
             space.set(name, free=False)
-            held[name] = (f"{name} held at the quick fit's {value:.4g} {unit}: sampling the "
-                          "leg geometry costs ~13x per gradient; holding it narrows the "
-                          "Zernike sds by <= 4 % but the correlated amplitudes, c_dB and q "
-                          "more (sample_legs=True samples it; "
-                          "bayesoof/inference/model.py LEG_NAMES)")
+            held[name] = (f"{name} held at the quick fit's {value:.4g} {unit} "
+                          "(sample_legs=False): the posterior is conditional on it, and the "
+                          "nuisances correlated with it (amplitudes, c_dB, q) are too narrow")
     return held
 
 

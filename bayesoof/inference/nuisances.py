@@ -41,7 +41,7 @@ leg width, shade   ON       half-width 0.03 m, shade 0.17°: identified (noise-f
                             × the preset's half-width and its shade angle ± 10°, prior
                             uniform over them.  Cost (session 5): the coverage's
                             derivatives are written out analytically
-                            (:class:`~bayesoof.physics.aperture.LegCoverage`); a warm fit
+                            (:class:`~bayesoof.physics.leg_coverage.LegCoverage`); a warm fit
                             of the study's 3 × 41 × 41 maps takes 2.2-2.6 s CPU against
                             1.0-1.1 s with them fixed (was 11 s: PyTensor's chain rule
                             through the sub-pixel graph).  Misspecification study (50
@@ -89,7 +89,7 @@ Blocks added here
 ``leg_half_width`` (), m and ``shade_half_angle`` (), deg
     The support legs' half-width and the half-angle of their shade (pyoof's Effelsberg
     shade), through the differentiable coverage of
-    :class:`~bayesoof.physics.aperture.LegCoverage`.  Present only when the telescope has
+    :class:`~bayesoof.physics.leg_coverage.LegCoverage`.  Present only when the telescope has
     legs (a shade); prior uniform over the bounds (by default 0.5–2.0 × the preset's
     half-width, the preset's shade angle ± 10°).
 

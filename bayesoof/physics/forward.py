@@ -24,7 +24,7 @@ defocus path and the blockage as constants):
   only takes the effective values.
 * ``blockage`` {'leg_half_width' m, 'shade_half_angle' deg}: the uncertain leg geometry,
   for the names given at construction in ``free_blockage`` (with bounds), through the
-  differentiable anti-aliased coverage :class:`~bayesoof.physics.aperture.LegCoverage`.
+  differentiable anti-aliased coverage :class:`~bayesoof.physics.leg_coverage.LegCoverage`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ import pytensor.tensor as pt
 from bayesoof.data.containers import BeamMaps
 from bayesoof.physics import illumination as illum_mod
 from bayesoof.physics import zernike
-from bayesoof.physics.aperture import ApertureGrid, LegCoverage, default_sampling
+from bayesoof.physics.aperture import ApertureGrid, default_sampling
+from bayesoof.physics.leg_coverage import LegCoverage
 from bayesoof.physics.telescope import Telescope, get_telescope
 from bayesoof.physics.transforms import TWO_PI, FFTBox, fast_size, select_transform
 
