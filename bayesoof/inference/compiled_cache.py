@@ -130,6 +130,7 @@ def remember_compiler_probes() -> None:
     import pytensor
     from pytensor.link.c.cmodule import GCC_compiler
 
+    _ext_suffix_without_setuptools()
     cfg = pytensor.config
     d = cache_dir()
     param = cfg._config_var_dict.get("blas__ldflags")
@@ -171,6 +172,27 @@ def remember_compiler_probes() -> None:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+
+
+def _ext_suffix_without_setuptools() -> None:
+    """Give PyTensor the extension-module suffix from the standard library's ``sysconfig``.
+
+    PyTensor's ``cmodule._get_ext_suffix`` asks ``setuptools._distutils.sysconfig`` for it
+    when it first links a compiled module, importing setuptools for that (0.2-0.4 s of
+    every fit's process, profiled); the standard library returns the same
+    ``EXT_SUFFIX`` (tests/inference/test_compiled_cache.py compares them).
+    """
+    import sysconfig
+
+    from pytensor.link.c import cmodule
+
+    suffix = sysconfig.get_config_var("EXT_SUFFIX") or sysconfig.get_config_var("SO")
+    if suffix and not getattr(cmodule._get_ext_suffix, "from_stdlib", False):
+        def ext_suffix():
+            return suffix
+
+        ext_suffix.from_stdlib = True
+        cmodule._get_ext_suffix = ext_suffix
 
 
 def slim(fn) -> None:

@@ -197,3 +197,15 @@ def test_graph_key_tells_graphs_apart_and_cached_function_loads_the_same_arithme
     assert float(second(u)) == float(first(u)) == float(np.sum((u * [0.0, 1.0, 2.0]) ** 2))
     compiled_cache.cached_function([x2], [g2], lambda: build(x2, g2), salt="other mode")
     assert len(built) == 2  # another salt: compiled again
+
+
+def test_extension_suffix_is_setuptools_own(cache):
+    """PyTensor links compiled modules by the suffix the standard library's sysconfig gives
+    once bayesoof is set up (avoiding setuptools' 0.2-0.4 s import), and it is the very
+    value PyTensor's own lookup through setuptools returns."""
+    from pytensor.link.c import cmodule
+    from setuptools._distutils.sysconfig import get_config_var
+
+    compiled_cache.remember_compiler_probes()
+    assert getattr(cmodule._get_ext_suffix, "from_stdlib", False)
+    assert cmodule._get_ext_suffix() == (get_config_var("EXT_SUFFIX") or get_config_var("SO"))
