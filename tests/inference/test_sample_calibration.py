@@ -31,10 +31,11 @@ def test_calibration_small():
     for i in range(3):
         truth, data = simulated(2, seed=40 + i, n_grid=21)
         fr = quick_fit(data, 2)
-        # cores=1: the two chains run in this process, one after the other.  PyMC seeds each
-        # chain alike either way (measured: the same 4184, 4144, 4148 gradients on the three
-        # datasets with cores 1 and 2), and two worker processes cost ~13 s CPU per dataset
-        # to start and load the model; test_sample_runs.py runs the worker-process path
+        # cores=1: the two chains run in this process, one after the other, as the sampler
+        # does anyway once JAX has started in the process (e.g. after another test file on
+        # the same xdist worker).  PyMC seeds each chain alike either way (measured: the
+        # same 4184, 4144, 4148 gradients on the three datasets with cores 1 and 2), and
+        # two worker processes cost ~13 s CPU per dataset to start and load the model
         post = sample(data, telescope="effelsberg", order=2, fit_result=fr, sampler="pymc",
                       draws=300, tune=300, chains=2, seed=i, products=False, cores=1)
         assert post.diagnostics["divergences"] == 0
