@@ -65,14 +65,18 @@ NOISE_KINDS = ("auto", "known", "per_map")
 #: diverging cases measured; nothing between them was measured.
 Q_SAMPLE_SD = 0.02
 Q_SAMPLE_MARGIN = 5.0
-#: The leg geometry, free in the quick fit by default, is sampled in the posterior too
-#: (session 6): its coverage costs a few hundred edge pixels per evaluation
-#: (physics/leg_coverage.py), a value + gradient at order 5 on 3 x 127² 16.2 ms CPU against
-#: 13.4 ms with it held (one core, load 3.6; bench/bench_density.py;
-#: it was 70 against 5.5 ms when every sub-pixel of ~3 500 pixels was rebuilt).  Holding
-#: it (``sample_legs=False``) narrows the nuisances correlated with it (amplitudes, c_dB,
-#: q: r up to 0.8): c_dB's truth fell outside its 99 % interval on the order-3 test case
-#: when it was held by default (session 5).  ModelInfo.held says what the posterior holds.
+#: The leg geometry, free in the quick fit by default, is held at the quick fit's values in
+#: the posterior unless ``sample_legs=True``.  Cost is no longer the reason (session 6:
+#: the coverage integrates only the pixels an edge crosses, physics/leg_coverage.py; a
+#: value + gradient at order 5 on 3 x 127² costs 16.2 ms CPU sampled against 13.4 ms held,
+#: one core, load 3.6, bench/bench_density.py; it was 70 against 5.5 ms).  Sampling it
+#: fixed the order-3 test case (c_dB inside its 99 % interval, 0 divergences with nutpie)
+#: but on the weaker 21 x 21 order-2 calibration case PyMC's NUTS diverged (2 in 600
+#: draws) and needed ~7x the time; not yet understood, so not the default.  Holding it
+#: narrows the nuisances correlated with it (amplitudes, c_dB, q: r up to 0.8): c_dB's
+#: truth fell outside its 99 % interval on the order-3 test case (known bug, issue 9).
+#: The Zernike terms' correlation with it is |r| <= 0.33.  ModelInfo.held says what the
+#: posterior holds.
 LEG_NAMES = ("leg_half_width", "shade_half_angle")
 LIKELIHOODS = ("normal", "student_t", "misfit")
 TILT_MODES = ("free", "pointing", "tied", "fixed")
@@ -349,7 +353,7 @@ def build_model(
     free_offset: bool = True,
     start: dict | None = None,
     sigma=None,
-    sample_legs: bool = True,
+    sample_legs: bool = False,
 ) -> pm.Model:
     """Build the PyMC model of the beam maps.
 
@@ -383,8 +387,8 @@ def build_model(
     sigma : array, optional
         Known per-sample σ (data units), overriding the data's.
     sample_legs : bool
-        Sample the leg geometry when the quick fit freed it (default); False holds it at
-        the quick fit's values (:data:`LEG_NAMES`), conditioning the rest on them.
+        Sample the leg geometry when the quick fit freed it; by default it is held at the
+        quick fit's values (:data:`LEG_NAMES`), the rest conditioned on them.
 
     Returns
     -------
@@ -508,9 +512,10 @@ def _hold_legs(space: ParameterSpace) -> dict:
             value = float(space.values[space.slice_of(name)][0])
             unit = space.block(name).unit
             space.set(name, free=False)
-            held[name] = (f"{name} held at the quick fit's {value:.4g} {unit} "
-                          "(sample_legs=False): the posterior is conditional on it, and the "
-                          "nuisances correlated with it (amplitudes, c_dB, q) are too narrow")
+            held[name] = (f"{name} held at the quick fit's {value:.4g} {unit}: the "
+                          "posterior is conditional on it, and the nuisances correlated with "
+                          "it (amplitudes, c_dB, q) are too narrow (sample_legs=True samples "
+                          "it; bayesoof/inference/model.py LEG_NAMES)")
     return held
 
 

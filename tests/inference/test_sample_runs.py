@@ -31,16 +31,16 @@ def small_density():
 
 
 def test_laplace_conditions_on_what_the_model_holds(small_density):
-    """With the leg geometry, free in the quick fit, held by the model
-    (``sample_legs=False``), the whitening covariance is the quick fit's covariance of the
-    rest GIVEN the legs (the Schur complement of the model that samples them, the default),
-    not its marginal block, which whitened the conditional posterior badly (lat127: 17.5
+    """The leg geometry, free in the quick fit, is held by the model (by default): the
+    whitening covariance is the quick fit's covariance of the rest GIVEN the legs (the
+    Schur complement of the model that samples them, ``sample_legs=True``), not its
+    marginal block, which whitened the conditional posterior badly (lat127: 17.5
     gradients per draw instead of 7.5)."""
     from bayesoof.inference.model import LEG_NAMES
 
-    model, full = small_density
-    assert not set(LEG_NAMES) & set(model.bayesoof.held)  # sampled by default
-    lap = laplace(build_model(model.bayesoof.fit, sample_legs=False), mode="JAX")
+    model, lap = small_density
+    assert set(LEG_NAMES) <= set(model.bayesoof.held)
+    full = laplace(build_model(model.bayesoof.fit, sample_legs=True), mode="JAX")
     keep = [full.labels.index(lab) for lab in lap.labels]
     legs = [i for i in range(len(full.labels)) if i not in keep]
     assert len(legs) == len(LEG_NAMES)
