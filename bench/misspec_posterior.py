@@ -153,32 +153,6 @@ def one(setting: str, i: int, a) -> list[dict]:
     return [base | posterior_record(post, t, eff)]
 
 
-def _job(job, a, base=None):
-    if base is not None:
-        ms._own_compiledir(base)
-    try:  # one failed job must not end the run
-        return job, one(job[0], job[1], a)
-    except Exception as err:  # noqa: BLE001 - reported in the rows, the run goes on
-        return job, [{"setting": job[0], "dataset": job[1], "method": "posterior",
-                      "error": repr(err)[:300]}]
-
-
-def _parallel(jobs, a):
-    """The jobs on a dask.distributed LocalCluster of ``a.workers`` processes (one thread
-    each), yielded as they end (as bench/misspec_study.py)."""
-    import tempfile
-
-    from dask.distributed import Client, LocalCluster, as_completed
-
-    base = a.compiledir or tempfile.mkdtemp(prefix="misspec-post-compile-")
-    os.makedirs(base, exist_ok=True)
-    with LocalCluster(n_workers=a.workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
-        futures = [client.submit(_job, job, a, base, pure=False) for job in jobs]
-        for fut in as_completed(futures):
-            yield fut.result()
-
-
 def summarise(rows: list[dict]) -> list[dict]:
     """One line per setting (posterior) and the quick fit's line on the same datasets."""
     ok = [r for r in rows if "n" in r]
@@ -280,7 +254,8 @@ def main(argv=None) -> int:
     sink = open(a.rows, "a") if a.rows else None  # noqa: SIM115 - closed below
     rows = []
     try:
-        source = _parallel(jobs, a) if a.workers > 0 else (_job(j, a) for j in jobs)
+        source = (ms._parallel(jobs, a, run=one) if a.workers > 0
+                  else (ms._job(j, a, run=one) for j in jobs))
         for (s, i), recs in source:
             rows.extend(recs)
             if sink:

@@ -319,19 +319,22 @@ def _own_compiledir(base: str) -> None:
     os.environ["BAYESOOF_CACHE_DIR"] = f"{base}/bayesoof-{k}"
 
 
-def _job(job, a, base=None):
+def _job(job, a, base=None, run=None):
+    """``run(setting, dataset, a)`` (default :func:`one`) -> (job, rows); an error row if
+    it raises."""
     if base is not None:
         _own_compiledir(base)
     try:  # one failed job must not end the run
-        return job, one(job[0], job[1], a)
+        return job, (run or one)(job[0], job[1], a)
     except Exception as err:  # noqa: BLE001
         return job, [{"setting": job[0], "dataset": job[1], "method": "job",
                       "error": repr(err)[:300]}]
 
 
-def _parallel(jobs, a):
-    """Run the jobs on a dask.distributed LocalCluster of ``a.workers`` processes (one
-    thread each; dask's nanny limits BLAS/OpenMP to one thread); yield as they end."""
+def _parallel(jobs, a, run=None):
+    """Run the jobs (``run``, default :func:`one`) on a dask.distributed LocalCluster of
+    ``a.workers`` processes (one thread each; dask's nanny limits BLAS/OpenMP to one
+    thread); yield (job, rows) as they end."""
     import os
     import tempfile
 
@@ -341,7 +344,7 @@ def _parallel(jobs, a):
     os.makedirs(base, exist_ok=True)
     with LocalCluster(n_workers=a.workers, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
-        futures = [client.submit(_job, job, a, base, pure=False) for job in jobs]
+        futures = [client.submit(_job, job, a, base, run, pure=False) for job in jobs]
         for fut in as_completed(futures):
             yield fut.result()
 
