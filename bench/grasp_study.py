@@ -2,6 +2,7 @@
 
     python bench/grasp_study.py '{"illum": "logpoly", "poly_m": 3, "tag": "lp3"}'
     python bench/grasp_study.py --sign-evidence
+    python bench/grasp_study.py --aperture [FIT.npy]
 
 An independent implementation of the forward model (exact separable DFT on the files'
 101 x 101 (u, v) lattice, analytic Jacobian, scipy ``least_squares``) that only borrows the
@@ -17,6 +18,20 @@ focus offsets of the defocused maps, and whatever variant the JSON options switc
 * ``n``, ``ss``: aperture pixels across and supersampling; ``sub_r``, ``legw``,
   ``leg_angles``, ``nolegs``: blockage; ``no_residual``: the classical path only;
 * ``sign``: -1 puts ``ffmap_+out`` at -11.53 mm; ``start``/``save``: parameter files (.npy).
+
+Session-7 hypotheses (the d_z-dependent physics the defocused maps might need):
+
+* ``illum_scale``: per defocused map, the illumination's radial coordinate scaled by
+  (1 + s_i) (a d_z-dependent magnification / spill-over); ``"dz"`` ties s_i = s · d_z,i / λ;
+* ``amp_zern``: N — a log-amplitude Zernike expansion exp(Σ α_j Z_j) of order N on the
+  illumination (j ≥ 1; the taper keeps the radial part unless ``amp_zern_all``), shared;
+  ``amp_zern_mode``: ``"shared"`` (default), ``"dz"`` (α_j · d_z,i / λ: an amplitude change
+  linear in d_z, zero in focus), ``"permap"`` (own α_j for each defocused map);
+  ``amp_zern_odd``: only the terms odd in u (cos of odd m: the feed-pattern asymmetry);
+* ``dz_phase``: N — phase Zernike terms of order ≤ N proportional to d_z (β_j · d_z,i / λ,
+  shared by the two defocused maps with opposite sign: a feed / phase-centre offset makes an
+  axial sub-reflector move produce tilt and coma); ``dz_phase_odd``: only terms odd in u;
+* ``dz_centre``: the illumination centre moves with d_z (x0 + γ_x d_z,i / λ, y0 likewise);
 
 It prints one JSON line: the residual rms per map in % of its peak, the effective d_z (mm)
 and the nuisance values.  ``--sign-evidence`` prints the model's minus/plus peak ratio and
@@ -112,6 +127,14 @@ class Fit:
         if o.get("pz_order"):
             self.nl_pz = zernike.nl_list(o["pz_order"])
             self.Zpz = zernike.zernike_basis(o["pz_order"], rho, th)
+        self.lam_m = self.lam
+        self.rho, self.th = rho, th
+        if o.get("amp_zern"):
+            self.nl_az = zernike.nl_list(o["amp_zern"])
+            self.Zaz = zernike.zernike_basis(o["amp_zern"], rho, th)
+        if o.get("dz_phase"):
+            self.nl_dzp = zernike.nl_list(o["dz_phase"])
+            self.Zdzp = zernike.zernike_basis(o["dz_phase"], rho, th)
         self.Wu = np.exp(-2j * np.pi * np.outer(self.gu, self.x) / self.lam) * self.dx
         self.Wv = np.exp(-2j * np.pi * np.outer(self.gv, self.x) / self.lam) * self.dx
         # lateral-offset path shape (Ruze): per unit lateral sub-reflector offset along x
@@ -196,6 +219,41 @@ class Fit:
                 if i == 1 and o.get("lateral") == "defocused":
                     continue
                 add(f"lat{i}", 0.0, -0.05, 0.05)
+        lam_dz = self.dz0 / self.lam_m  # d_z,i in wavelengths (-1, 0, +1)
+        self.dzw = lam_dz
+        if o.get("illum_scale") == "dz":
+            add("iscale", 0.0, -0.3, 0.3)
+        elif o.get("illum_scale"):
+            add("iscale0", 0.0, -0.3, 0.3)
+            add("iscale2", 0.0, -0.3, 0.3)
+        self.az = []  # (parameter name, map index or None (all), j, multiplier per map)
+        if o.get("amp_zern"):
+            mode = o.get("amp_zern_mode", "shared")
+            for j, (n, m) in enumerate(self.nl_az):
+                if j == 0 or (m == 0 and not o.get("amp_zern_all")):
+                    continue
+                if o.get("amp_zern_odd") and not (m > 0 and m % 2 == 1):
+                    continue
+                if mode == "permap":
+                    for i in (0, 2):
+                        add(f"A{i}_{(n, m)}", 0.0, -5, 5)
+                        self.az.append((f"A{i}_{(n, m)}", j, np.eye(3)[i]))
+                else:
+                    mult = np.ones(3) if mode == "shared" else lam_dz
+                    add(f"A_{(n, m)}", 0.0, -5, 5)
+                    self.az.append((f"A_{(n, m)}", j, mult))
+        self.dzph = []
+        if o.get("dz_phase"):
+            for j, (n, m) in enumerate(self.nl_dzp):
+                if j == 0:
+                    continue
+                if o.get("dz_phase_odd") and not (m > 0 and m % 2 == 1):
+                    continue
+                add(f"B_{(n, m)}", 0.0, -5, 5)
+                self.dzph.append((f"B_{(n, m)}", j))
+        if o.get("dz_centre"):
+            add("gx", 0.0, -3, 3)
+            add("gy", 0.0, -3, 3)
         for i in range(3):
             add(f"amp{i}", 1.0, 0, np.inf)
             add(f"off{i}", 0.0, -np.inf, np.inf)
@@ -210,12 +268,30 @@ class Fit:
         return default if i is None else p[i]
 
     # ---------------------------------------------------------------- model
-    def amplitude(self, p, mi):
+    def amplitude(self, p, mi, i=None):
+        """Aperture amplitude of map ``i`` (illumination set ``mi``)."""
         o = self.o
         c = [self.val(p, f"{nm}_{mi}") for nm in self.iparnames]
         if o.get("fix_centre"):
             c = c + [0.0, 0.0]
-        return self.block * self.ifunc(self.X, self.Y, self.R, *c, module=np)
+        X, Y = self.X, self.Y
+        if i is not None and i != 1:
+            if o.get("illum_scale") == "dz":
+                sc = 1.0 + self.val(p, "iscale") * self.dzw[i]
+            else:
+                sc = 1.0 + self.val(p, f"iscale{i}")
+            X, Y = X * sc, Y * sc
+            if o.get("dz_centre") and not o.get("fix_centre"):
+                c[-2] = c[-2] + self.val(p, "gx") * self.dzw[i]
+                c[-1] = c[-1] + self.val(p, "gy") * self.dzw[i]
+        A = self.block * self.ifunc(X, Y, self.R, *c, module=np)
+        if self.az and i is not None:
+            la = 0.0
+            for nm, j, mult in self.az:
+                if mult[i] != 0.0:
+                    la = la + p[self.ix[nm]] * mult[i] * self.Zaz[..., j]
+            A = A * np.exp(la)
+        return A
 
     def phase(self, p, i):
         W = self.Z[..., self.kidx] @ p[[self.ix[f"K{self.nl[j]}"] for j in self.kidx]]
@@ -227,6 +303,8 @@ class Fit:
         for (mi, j) in self.pz:
             if mi == i:
                 ph = ph + 2 * np.pi * p[self.ix[f"Z{i}_{self.nl_pz[j]}"]] * self.Zpz[..., j]
+        for nm, j in self.dzph:
+            ph = ph + 2 * np.pi * p[self.ix[nm]] * self.dzw[i] * self.Zdzp[..., j]
         return ph
 
     def ft(self, E):
@@ -237,7 +315,7 @@ class Fit:
         out = []
         for i in range(3):
             mi = i if self.nmill == 3 else 0
-            A = self.amplitude(p, mi)
+            A = self.amplitude(p, mi, i)
             E = A * np.exp(1j * self.phase(p, i))
             F = self.ft(E)
             out.append((E, F, np.abs(F) ** 2, A))
@@ -278,15 +356,21 @@ class Fit:
                 if mi2 == i:
                     cols.append(self.ix[f"Z{i}_{self.nl_pz[j]}"])
                     dE.append(1j * E * 2 * np.pi * self.Zpz[..., j])
+            for nmp, j in self.dzph:
+                if self.dzw[i] != 0.0:
+                    cols.append(self.ix[nmp])
+                    dE.append(1j * E * 2 * np.pi * self.dzw[i] * self.Zdzp[..., j])
             # illumination params: numeric derivative of amplitude
             ph = np.exp(1j * self.phase(p, i))
-            for nmi in self.iparnames:
-                key = f"{nmi}_{mi}"
+            akeys = [f"{nmi}_{mi}" for nmi in self.iparnames]
+            akeys += [n for n in ("iscale", f"iscale{i}", "gx", "gy") if n in self.ix]
+            akeys += [nm for nm, _, mult in self.az if mult[i] != 0.0]
+            for key in akeys:
                 h = 1e-5 * max(1.0, abs(p[self.ix[key]]))
                 pp, pm = p.copy(), p.copy()
                 pp[self.ix[key]] += h
                 pm[self.ix[key]] -= h
-                dA = (self.amplitude(pp, mi) - self.amplitude(pm, mi)) / (2 * h)
+                dA = (self.amplitude(pp, mi, i) - self.amplitude(pm, mi, i)) / (2 * h)
                 cols.append(self.ix[key])
                 dE.append(dA * ph)
             dE = np.array(dE)
@@ -369,7 +453,69 @@ def sign_evidence() -> None:
                   "(bayesoof's kernel exp(-2 pi i u x / lambda))")
 
 
+def aperture_fields(fields, u, v, lam, pixel=1.0, half=33.0, reg=1e-2):
+    """Aperture fields whose far fields are ``fields`` (F[iv, iu], bayesoof's kernel).
+
+    A separable Tikhonov-regularised inverse of the DFT (square pixels of ``pixel`` m over
+    |x|, |y| <= ``half`` m; singular values below ``reg`` x the largest are damped): the
+    grid spans +-7.8 lambda/D, so the aperture is resolved to about lambda / (2 u_max) = 4 m,
+    a little finer where the data are noise-free.  Returns the aperture coordinate (m) and
+    E[i, ix, iy].
+    """
+    x = np.arange(-half, half + 1e-9, pixel)
+
+    def pinv(w):
+        k = np.exp(-2j * np.pi * np.outer(w, x) / lam) * pixel * np.sinc(w * pixel / lam)[:, None]
+        uu, sv, vh = np.linalg.svd(k, full_matrices=False)
+        return vh.conj().T @ np.diag(sv / (sv**2 + (reg * sv[0]) ** 2)) @ uu.conj().T
+
+    pu, pv = pinv(u), pinv(v)
+    return x, np.array([pu @ f.T @ pv.T for f in fields])
+
+
+def aperture_evidence(fit_file: str | None) -> None:
+    """Radial profile and odd-in-x part of the files' aperture fields (and the model's)."""
+    g = [read_grd(D + f) for f in FILES]
+    lam = 299792458.0 / g[0]["frequency"]
+    ny, nx = g[0]["shape"]
+    u = g[0]["u"].reshape(ny, nx)[0]
+    v = g[0]["v"].reshape(ny, nx)[:, 0]
+    # GRASP writes e^{+jwt} fields (assumed, bayesoof/data/grasp.py): conjugate to our kernel
+    sets = {"files": [np.conj(x["e_co"].reshape(ny, nx)) for x in g]}
+    if fit_file:
+        f = Fit({"illum": "logpoly", "poly_m": 3})
+        prev = np.load(fit_file, allow_pickle=True).item()
+        p = f.p0.copy()
+        for n, val in prev.items():
+            if n in f.ix:
+                p[f.ix[n]] = val
+        sets["model at the fit"] = [m[1] for m in f.maps(p)]
+    radii = np.arange(4, 32, 2)
+    for name, fields in sets.items():
+        x, E = aperture_fields(fields, u, v, lam)
+        X, Y = np.meshgrid(x, x, indexing="ij")
+        r = np.hypot(X, Y)
+        off_legs = np.abs(np.abs(X) - np.abs(Y)) > 4  # away from the 45-degree leg shadows
+        ref = np.abs(E[1]).max()
+        j0 = int(np.argmin(np.abs(x)))
+        sel = np.where((x >= 4) & (x <= 30))[0][::2]
+        print(f"{name}: |E| / in-focus peak, ring means (off the legs) at r = "
+              + " ".join(f"{b:.0f}-{b + 2:.0f}" for b in radii) + " m")
+        for i in range(3):
+            a = np.abs(E[i]) / ref
+            print(f"  {FILES[i]:15s} " + " ".join(
+                f"{a[(r >= b) & (r < b + 2) & off_legs].mean():.3f}" for b in radii))
+        print(f"{name}: odd part |E(+x, 0)| - |E(-x, 0)| at x = 4, 8, ..., 28 m")
+        for i in range(3):
+            a = np.abs(E[i]) / ref
+            print(f"  {FILES[i]:15s} " + " ".join(
+                f"{a[k, j0] - a[len(x) - 1 - k, j0]:+.3f}" for k in sel))
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--aperture"]:
+        aperture_evidence(sys.argv[2] if len(sys.argv) > 2 else None)
+        sys.exit(0)
     if sys.argv[1:] == ["--sign-evidence"]:
         sign_evidence()
         sys.exit(0)
