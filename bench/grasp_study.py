@@ -3,6 +3,7 @@
     python bench/grasp_study.py '{"illum": "logpoly", "poly_m": 3, "tag": "lp3"}'
     python bench/grasp_study.py --sign-evidence
     python bench/grasp_study.py --aperture [FIT.npy]
+    python bench/grasp_study.py --transfer [FIT.npy]
 
 An independent implementation of the forward model (exact separable DFT on the files'
 101 x 101 (u, v) lattice, analytic Jacobian, scipy ``least_squares``) that only borrows the
@@ -11,7 +12,9 @@ preset's NumPy aperture mask and defocus path; it fits the three maps of
 focus offsets of the defocused maps, and whatever variant the JSON options switch on:
 
 * ``illum``: a bayesoof illumination model, or ``logpoly`` (exp(Σ_k c_k ρ^2k), ``poly_m``
-  terms: the general form of ``log_polynomial``); ``permap_illum``: one per map;
+  terms: the general form of ``log_polynomial``), or ``table`` (the in-focus file's own
+  aperture amplitude |E_in|, recovered as in ``--aperture``: every fine structure the
+  in-focus field has, shared by the three maps); ``permap_illum``: one per map;
 * ``order``; ``pz_order`` (+ ``pz_radial_only``): extra Zernike phase per defocused map (a
   free defocus-path shape); ``lateral``: per-map lateral sub-reflector offset (Ruze's path);
   ``pointing``: per-map pointing (tilts fixed);
@@ -111,6 +114,8 @@ class Fit:
         X, Y = grid.coords()
         self.X, self.Y = X, Y
         self.block = grid.coverage(tel)
+        if o.get("illum") == "table":  # the table carries the blockage (blurred)
+            self.block = np.ones_like(self.block)
         self.dx = grid.dx
         k = 2 * np.pi / self.lam
         self.k = k
@@ -168,7 +173,10 @@ class Fit:
         self.ill = ill
         nmill = 3 if o.get("permap_illum") else 1
         self.nmill = nmill
-        if ill == "logpoly":
+        if ill == "table":  # the files' own in-focus illumination |E_in| (``--aperture``)
+            ipar = []
+            self.ifunc = self.table_illumination
+        elif ill == "logpoly":
             m = o.get("poly_m", 3)
             ipar = [(f"c{k+1}", -1.0 if k == 0 else 0.0, -30, 30) for k in range(m)]
             ipar += [("x0", 0.0, -3, 3), ("y0", 0.0, -3, 3)]
@@ -262,6 +270,20 @@ class Fit:
         self.p0 = np.array(x0, float)
         self.lo = np.array(lo, float)
         self.hi = np.array(hi, float)
+
+    def table_illumination(self, X, Y, R, *c, module=np):
+        """|E| of the in-focus file's aperture field (band-limited, blockage included)."""
+        from scipy.interpolate import RegularGridInterpolator
+
+        if not hasattr(self, "_table"):
+            g = [read_grd(D + f) for f in FILES]
+            ny, nx = g[1]["shape"]
+            x, E = aperture_fields([np.conj(g[1]["e_co"].reshape(ny, nx))], self.gu, self.gv,
+                                   self.lam, pixel=0.5)
+            self._table = RegularGridInterpolator((x, x), np.abs(E[0]) / np.abs(E[0]).max(),
+                                                  bounds_error=False, fill_value=0.0)
+        pts = np.stack([X.ravel(), Y.ravel()], axis=-1)
+        return self._table(pts).reshape(X.shape) * (np.hypot(X, Y) <= R)
 
     def val(self, p, name, default=0.0):
         i = self.ix.get(name)
@@ -512,7 +534,90 @@ def aperture_evidence(fit_file: str | None) -> None:
                 f"{a[k, j0] - a[len(x) - 1 - k, j0]:+.3f}" for k in sel))
 
 
+def _files_fields():
+    g = [read_grd(D + f) for f in FILES]
+    ny, nx = g[0]["shape"]
+    u = g[0]["u"].reshape(ny, nx)[0]
+    v = g[0]["v"].reshape(ny, nx)[:, 0]
+    # GRASP writes e^{+jwt} fields (assumed, bayesoof/data/grasp.py): conjugate to our kernel
+    return [np.conj(x["e_co"].reshape(ny, nx)) for x in g], u, v, 299792458.0 / g[0]["frequency"]
+
+
+def transfer_test(fields, u, v, lam, zern_order=4, pixel=0.5):
+    """How well the in-focus aperture field, defocused, predicts the defocused maps.
+
+    Recovers every map's aperture field (``aperture_fields``), then fits each defocused
+    map's power (gain, offset, d_z and, per case, Zernike coefficients; rms in % of the
+    map's peak) with: its own field (the inversion's floor); the in-focus field times the
+    preset's defocus phase (the OOF assumption: a d_z-independent aperture field); the
+    in-focus amplitude with the map's own phase (cost of the amplitude change); the map's
+    own amplitude with the in-focus phase plus the path (cost of the phase change); the
+    in-focus field times exp(log-amplitude + i phase Zernike of order ``zern_order``) plus
+    the path (a smooth d_z-dependent change on top of the exact in-focus field).
+    """
+    tel = get_telescope("sardinia")
+    k = 2 * np.pi / lam
+    x, E = aperture_fields(fields, u, v, lam, pixel=pixel)
+    X, Y = np.meshgrid(x, x, indexing="ij")
+    terms = tel.opd_terms(X, Y)
+    rho = np.minimum(np.hypot(X, Y) / tel.radius, 1.0)
+    Z = zernike.zernike_basis(zern_order, rho, np.arctan2(Y, X))[..., 1:]
+    nz = Z.shape[-1]
+    ku = np.exp(-2j * np.pi * np.outer(u, x) / lam) * pixel * np.sinc(u * pixel / lam)[:, None]
+    kv = np.exp(-2j * np.pi * np.outer(v, x) / lam) * pixel * np.sinc(v * pixel / lam)[:, None]
+    obs = [np.abs(f) ** 2 for f in fields]
+    amp_in, ph_in = np.abs(E[1]), np.angle(E[1])
+
+    def path(dz):
+        return k * sum(dz**q * g for q, g in terms.items())
+
+    out = {}
+    for i in (0, 2):
+        amp, ph = np.abs(E[i]), np.angle(E[i])
+        cases = {
+            "own field": (0, lambda c, e=E[i]: e),
+            "in-focus field + path": (0, lambda c: E[1] * np.exp(1j * path(c[0]))),
+            "in-focus amplitude, own phase": (0, lambda c, ph=ph: amp_in * np.exp(1j * ph)),
+            "own amplitude, in-focus phase + path":
+                (0, lambda c, amp=amp: amp * np.exp(1j * (ph_in + path(c[0])))),
+            f"in-focus field x exp(Zernike <= {zern_order} amplitude + phase) + path":
+                (2 * nz, lambda c: E[1] * np.exp(Z @ c[3:3 + nz] + 1j * (
+                    path(c[0]) + 2 * np.pi * (Z @ c[3 + nz:])))),
+        }
+        for name, (nextra, field) in cases.items():
+            def resid(c, field=field, i=i):
+                power = np.abs(kv @ field(c).T @ ku.T) ** 2
+                return ((c[1] * power + c[2] - obs[i]) / obs[i].max()).ravel()
+
+            c0 = np.r_[DZ * np.sign(i - 1), 1.0, 0.0, np.zeros(nextra)]
+            sol = least_squares(resid, c0, x_scale=np.r_[1e-3, 1.0, 1e-3, 1e-2 * np.ones(nextra)],
+                                max_nfev=60 * (3 + nextra))
+            out[(FILES[i], name)] = (100 * float(np.sqrt(np.mean(sol.fun**2))), sol.x[0] * 1e3)
+    return out
+
+
+def transfer_evidence(fit_file: str | None) -> None:
+    """Print ``transfer_test`` for the files and (control) the model's fields at a fit."""
+    fields, u, v, lam = _files_fields()
+    sets = {"files": fields}
+    if fit_file:
+        f = Fit({"illum": "logpoly", "poly_m": 3})
+        prev = np.load(fit_file, allow_pickle=True).item()
+        p = f.p0.copy()
+        for n, val in prev.items():
+            if n in f.ix:
+                p[f.ix[n]] = val
+        sets["model at the fit (control)"] = [m[1] for m in f.maps(p)]
+    for name, fl in sets.items():
+        for (fname, case), (rms, dz) in transfer_test(fl, u, v, lam).items():
+            print(f"{name}: {fname} {case}: rms {rms:.4f} % of peak (d_z {dz:+.3f} mm)",
+                  flush=True)
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--transfer"]:
+        transfer_evidence(sys.argv[2] if len(sys.argv) > 2 else None)
+        sys.exit(0)
     if sys.argv[1:2] == ["--aperture"]:
         aperture_evidence(sys.argv[2] if len(sys.argv) > 2 else None)
         sys.exit(0)
