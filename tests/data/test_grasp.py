@@ -194,3 +194,49 @@ def test_quick_fit_of_the_grasp_fields():
     assert abs(res.params["c_dB"] - (-14.1)) < 1.0, res.params["c_dB"]
     offsets = res.space.values[res.space.slice_of("focus_offset")]
     np.testing.assert_allclose(offsets, [0.00021, 0.0, 0.00033], atol=0.001)
+
+
+def _grasp_study():
+    """bench/grasp_study.py as a module (its ``transfer_test`` and ``Fit``)."""
+    import importlib.util
+
+    path = T.REPO_ROOT / "bench" / "grasp_study.py"
+    if not path.is_file():
+        pytest.skip("bench/grasp_study.py not in this checkout")
+    spec = importlib.util.spec_from_file_location("grasp_study", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.skipif(not GRASP_DIR.is_dir(), reason="shared GRASP SRT files absent")
+def test_grasp_defocused_fields_are_not_the_in_focus_field_defocused():
+    """The OOF assumption's floor on the GRASP files (bench/RESULTS.md "Session 7").
+
+    The in-focus file's aperture field, recovered by the regularised inverse DFT and
+    defocused by the sardinia path (d_z fitted), predicts the defocused maps to 0.706 /
+    0.804 % of their peaks (measured); the same inversion on a field that obeys the
+    assumption (the NumPy fitter's model at a log-polynomial taper with aberrations)
+    transfers to 0.003 %.  So the 0.3 % acceptance target lies below what any model with a
+    d_z-independent aperture field reaches from the true in-focus field.
+    """
+    gs = _grasp_study()
+    case = "in-focus field + path"
+    fields, u, v, lam = gs._files_fields()
+    files = gs.transfer_test(fields, u, v, lam, cases=[case])
+    # the misfit is a property of the files: 0.706 / 0.804 % measured; > 0.6 % keeps it at
+    # twice the 0.3 % target while allowing small changes of the inversion's settings
+    for name in (gs.FILES[0], gs.FILES[2]):
+        assert files[(name, case)][0] > 0.6
+    f = gs.Fit({"illum": "logpoly", "poly_m": 3, "n": 64, "ss": 2})
+    p = f.p0.copy()
+    p[f.ix["c1_0"]], p[f.ix["c2_0"]], p[f.ix["c3_0"]] = 0.96, -5.13, 2.57  # the files' fit
+    p[f.ix["x0_0"]] = -0.39
+    p[f.ix["K(2, 2)"]], p[f.ix["K(3, 1)"]] = 0.05, -0.03  # aberrations, waves
+    control = gs.transfer_test([m[1] for m in f.maps(p)], u, v, lam, cases=[case])
+    for name, dz in ((gs.FILES[0], -11.53), (gs.FILES[2], 11.53)):
+        rms, dz_fit = control[(name, case)]
+        # the inversion's own error: 0.003-0.004 % at the files' fit; 0.02 % is 5x that and
+        # still 30x below the files' misfit
+        assert rms < 0.02
+        assert abs(dz_fit - dz) < 0.05  # mm: the commanded d_z comes back
