@@ -619,14 +619,16 @@ def transfer_evidence(fit_file: str | None) -> None:
                   flush=True)
 
 
-def freeform_floor(iterations=3000, pixel=1.0, dz=(-0.011157, 0.0, 0.011931)):
+def freeform_floor(iterations=3000, pixel=1.0, dz=(-0.011157, 0.0, 0.011931), start=None):
     """Residual rms (% of peaks) of one free-form aperture field fitted to all three maps.
 
     The field is free on ``pixel``-m pixels within r <= R + 1 m (real and imaginary parts),
     the defocus phase of each map is the preset's path at ``dz`` (m; default: the d_z the
     in-focus field transfers best with, ``--transfer``), gain 1 and offset 0 (GRASP fields
     share one absolute scale); L-BFGS with the analytic gradient, started from the in-focus
-    file's recovered field.  Returns the rms after 0 and ``iterations`` iterations.
+    file's recovered field, or from the recovered field of the far field ``start`` (F[iv,
+    iu]).  A non-convex fit: the result is the best field found, an upper estimate of the
+    floor.  Returns the rms after 0 and ``iterations`` iterations.
     """
     from scipy.optimize import minimize
 
@@ -665,6 +667,8 @@ def freeform_floor(iterations=3000, pixel=1.0, dz=(-0.011157, 0.0, 0.011931)):
         return [100 * float(np.sqrt(np.mean((np.abs(kv @ (e * P[i]).T @ ku.T) ** 2 - obs[i])
                                             ** 2))) / pk[i] for i in range(3)]
 
+    if start is not None:
+        E = aperture_fields([start, start], u, v, lam, pixel=pixel)[1]
     z = np.r_[E[1][sup].real, E[1][sup].imag]
     start = rms(z)
     sol = minimize(loss_grad, z, jac=True, method="L-BFGS-B",
