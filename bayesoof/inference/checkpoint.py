@@ -96,6 +96,7 @@ def save_raw(directory, raw, density, lap, settings: dict, recipe: dict | None,
         "z": np.asarray(raw.z, float),
         "center": np.asarray(density.center, float),
         "chol": np.asarray(density.chol, float),
+        "curve": np.asarray(density.curve, float),
     }
     for k, v in raw.stats.items():
         arrays[f"stat__{k}"] = np.asarray(v)
@@ -123,7 +124,8 @@ def save_raw(directory, raw, density, lap, settings: dict, recipe: dict | None,
 def load_raw(path) -> dict:
     """Read a raw-draws file (or the one in a run directory) into a dict.
 
-    Keys: ``raw`` (RawDraws), ``center``, ``chol``, ``laplace`` (LaplaceResult or None),
+    Keys: ``raw`` (RawDraws), ``center``, ``chol``, ``curve`` (None in files written
+    before the curved whitening: affine), ``laplace`` (LaplaceResult or None),
     ``settings``, ``recipe``, ``value_vars``, ``partial``.
     """
     from bayesoof.inference.sample import LaplaceResult, RawDraws
@@ -148,6 +150,7 @@ def load_raw(path) -> dict:
                                 message=L["message"], wall_time=L["wall_time"],
                                 labels=L["labels"])
         return {"raw": raw, "center": f["center"], "chol": f["chol"], "laplace": lap,
+                "curve": f["curve"] if "curve" in f.files else None,
                 "settings": meta["settings"], "recipe": meta.get("recipe"),
                 "value_vars": meta["value_vars"], "partial": meta.get("partial", False)}
 
@@ -192,7 +195,8 @@ def finish(run_dir, products: bool = True):
                         **(recipe.get("model_kwargs") or {}))
     settings = kept["settings"]
     mode = settings.get("compile_mode")
-    density = AffineDensity(model, kept["center"], kept["chol"], mode=mode)
+    density = AffineDensity(model, kept["center"], kept["chol"], mode=mode,
+                            curve=kept.get("curve"))
     if density.names != kept["value_vars"] or density.dim != kept["raw"].z.shape[-1]:
         raise ValueError(
             f"{run_dir / RAW_FILE}: the rebuilt model has parameters {density.names} "

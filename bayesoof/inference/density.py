@@ -90,6 +90,25 @@ class AffineDensity:
     parameters, in ``model.value_vars`` order); the Jacobian terms of PyMC's transforms
     are included (``model.logp(jacobian=True)``), the constant log|det chol| is not.
 
+    **Curved whitening** (``curve``): for the *curved* coordinates ℓ (the bounded
+    variables named by ``curved``, by default the leg geometry of
+    :data:`bayesoof.inference.model.LEG_NAMES`), the other coordinates follow their
+    regression on the *physical* value θ_ℓ = backward(u_ℓ) rather than on u_ℓ::
+
+        u = center + chol z + curve · [(θ_ℓ(u_ℓ) - θ_ℓ(c_ℓ)) / θ'_ℓ(c_ℓ) - (u_ℓ - c_ℓ)]
+
+    with u_ℓ = (center + chol z)_ℓ.  The bracket is the part of θ_ℓ that is not linear in
+    u_ℓ, in units of u_ℓ (zero to first order at the centre), and ``curve`` (d, n_ℓ) holds
+    the regression of each coordinate on u_ℓ (zero rows on ℓ).  When ``chol`` is lower
+    triangular with the ℓ coordinates first (:func:`bayesoof.inference.sample._whitening`),
+    u_ℓ depends on z_ℓ only, the map's Jacobian is block triangular with the blocks of
+    ``chol`` on its diagonal, so its determinant is constant and the density in z needs
+    no correction.  Why: a parameter correlated linearly with others in physical units
+    (the leg width with the amplitudes, r ≈ 0.8-0.98) lies on a *curved* ridge in the
+    logit coordinates of its bounds wherever its posterior reaches towards a bound, and a
+    linear whitening leaves that curve for NUTS to diverge on (measured,
+    /work/notes/s7-legs.md).  ``curve`` zero (the default) is the plain affine map.
+
     Parameters
     ----------
     model : pm.Model
@@ -100,9 +119,15 @@ class AffineDensity:
     mode : str, optional
         Pytensor compile mode of the NumPy-side functions: "JAX" (default when JAX is
         installed) or a C/Numba mode such as "FAST_RUN".
+    curve : array (d, n_ℓ), optional
+        Regression of the coordinates on the curved ones (default zero: affine).
+    curved : tuple of str, optional
+        Names of the free variables whose coordinates are curved (default: those of
+        ``LEG_NAMES`` the model samples through a transform).
     """
 
-    def __init__(self, model: pm.Model, center, chol=None, mode: str | None = None):
+    def __init__(self, model: pm.Model, center, chol=None, mode: str | None = None,
+                 curve=None, curved: tuple[str, ...] | None = None):
         self.model = model
         self.mode = mode or _default_mode()
         self.value_vars = list(model.value_vars)
@@ -118,9 +143,15 @@ class AffineDensity:
         self._chol = pytensor.shared(np.eye(self.dim), name="whitening_chol",
                                     shape=(self.dim, self.dim))
         self._fns: dict = {}  # compiled functions by key (see cached)
-        self.whiten(center, chol)
         self.z = pt.vector("z", dtype="float64")
-        u = self._center + pt.dot(self._chol, self.z)
+        u_lin = self._center + pt.dot(self._chol, self.z)
+        self.curved_index, bent = self._curved_part(model, u_lin, curved)
+        self._curve = pytensor.shared(np.zeros((self.dim, self.curved_index.size)),
+                                      name="whitening_curve",
+                                      shape=(self.dim, self.curved_index.size))
+        u = u_lin if bent is None else u_lin + pt.dot(self._curve, bent)
+        self._u = u
+        self.whiten(center, chol, curve)
         self.replacements = {}
         i = 0
         for v, shp, size in zip(self.value_vars, self.shapes, self.sizes, strict=True):
@@ -131,9 +162,36 @@ class AffineDensity:
         self.logp_graph = pytensor.clone_replace(logp, replace=self.replacements)
         self.grad_graph = pt.grad(self.logp_graph, self.z)
 
-    def whiten(self, center, chol=None) -> AffineDensity:
-        """Set the map ``u = center + chol z`` (``chol`` None: identity); returns self.
+    def _curved_part(self, model, u_lin, curved):
+        """Flat indices of the curved coordinates and the bracket of the class docstring.
 
+        Returns ``(index, bracket)``; ``bracket`` is None when no coordinate is curved.
+        """
+        if curved is None:
+            from bayesoof.inference.model import LEG_NAMES
+
+            curved = LEG_NAMES
+        index, parts = [], []
+        i = 0
+        for v, shp, size in zip(self.value_vars, self.shapes, self.sizes, strict=True):
+            rv = model.values_to_rvs[v]
+            tr = model.rvs_to_transforms.get(rv)
+            if rv.name in curved and tr is not None:
+                u_l, c_l = u_lin[i : i + size], self._center[i : i + size]
+                theta = tr.backward(u_l.reshape(shp) if shp else u_l[0], *rv.owner.inputs)
+                theta_c = tr.backward(c_l.reshape(shp) if shp else c_l[0], *rv.owner.inputs)
+                slope = pt.grad(pt.sum(theta_c), c_l)  # dθ/du at the centre (elementwise)
+                parts.append((pt.flatten(theta - theta_c)) / slope - (u_l - c_l))
+                index += range(i, i + size)
+            i += size
+        if not parts:
+            return np.zeros(0, int), None
+        return np.array(index, int), pt.concatenate(parts)
+
+    def whiten(self, center, chol=None, curve=None) -> AffineDensity:
+        """Set the map ``u = center + chol z (+ curve · bracket)``; returns self.
+
+        ``chol`` None: identity; ``curve`` None: zero (affine; see the class docstring).
         The C-compiled value and gradient (:meth:`function`) read it at each call and are
         kept; other compiled forms (JAX ones bake it in) are dropped, to be rebuilt.
         """
@@ -141,8 +199,16 @@ class AffineDensity:
         self.chol = np.eye(self.dim) if chol is None else np.array(chol, float)
         if self.chol.shape != (self.dim, self.dim):
             raise ValueError(f"chol must be ({self.dim}, {self.dim}), got {self.chol.shape}")
+        n_curved = self.curved_index.size
+        self.curve = np.zeros((self.dim, n_curved)) if curve is None \
+            else np.array(curve, float).reshape(self.dim, -1)
+        if self.curve.shape != (self.dim, n_curved):
+            raise ValueError(f"curve must be ({self.dim}, {n_curved}), got {self.curve.shape}")
+        if np.any(self.curve[self.curved_index]):
+            raise ValueError("curve must be zero on the curved coordinates themselves")
         self._center.set_value(self.center)
         self._chol.set_value(self.chol)
+        self._curve.set_value(self.curve)
         self._fns = {k: v for k, v in self._fns.items() if k[0] == "fn" and k[1] != "JAX"}
         return self
 
@@ -182,8 +248,14 @@ class AffineDensity:
         return out
 
     def to_u(self, z) -> np.ndarray:
-        """Unconstrained values ``u = center + chol z`` (works on (..., d))."""
-        return self.center + np.asarray(z, float) @ self.chol.T
+        """Unconstrained values ``u`` of whitened ``z`` (works on (..., d))."""
+        z = np.asarray(z, float)
+        if not np.any(self.curve):
+            return self.center + z @ self.chol.T
+        fn = self.cached(("to_u",), lambda: compile_function([self.z], self._u,
+                                                             mode="FAST_COMPILE"))
+        flat = z.reshape(-1, self.dim)
+        return np.array([fn(zi) for zi in flat]).reshape(z.shape)
 
     def label_of(self) -> list[str]:
         """One label per flat coordinate, e.g. ``K[3]``, ``c_dB_interval__``."""

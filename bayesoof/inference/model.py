@@ -65,18 +65,22 @@ NOISE_KINDS = ("auto", "known", "per_map")
 #: diverging cases measured; nothing between them was measured.
 Q_SAMPLE_SD = 0.02
 Q_SAMPLE_MARGIN = 5.0
-#: The leg geometry, free in the quick fit by default, is held at the quick fit's values in
-#: the posterior unless ``sample_legs=True``.  Cost is no longer the reason (session 6:
-#: the coverage integrates only the pixels an edge crosses, physics/leg_coverage.py; a
-#: value + gradient at order 5 on 3 x 127² costs 16.2 ms CPU sampled against 13.4 ms held,
-#: one core, load 3.6, bench/bench_density.py; it was 70 against 5.5 ms).  Sampling it
-#: fixed the order-3 test case (c_dB inside its 99 % interval, 0 divergences with nutpie)
-#: but on the weaker 21 x 21 order-2 calibration case PyMC's NUTS diverged (2 in 600
-#: draws) and needed ~7x the time; not yet understood, so not the default.  Holding it
-#: narrows the nuisances correlated with it (amplitudes, c_dB, q: r up to 0.8): c_dB's
-#: truth fell outside its 99 % interval on the order-3 test case (known bug, issue 9).
-#: The Zernike terms' correlation with it is |r| <= 0.33.  ModelInfo.held says what the
-#: posterior holds.
+#: The leg geometry, free in the quick fit by default, is sampled in the posterior
+#: (``sample_legs=True``, the default since session 7).  Holding it at the quick fit's
+#: values narrowed the nuisances correlated with it (amplitudes, c_dB, q: r up to 0.8):
+#: c_dB's truth fell outside its 99 % interval on the order-3 test case (issue 9).  What
+#: made sampling it diverge (PyMC's NUTS, 2 in 600 draws on the 21 x 21 order-2
+#: calibration case) was the whitening, not the coverage's kinks: the width, strongly
+#: correlated with the amplitudes in *physical* units, is sampled in the logit coordinate
+#: of its bounds, and where its posterior reaches towards a bound (0.85 ± 0.14 m against
+#: 0.5) that straight ridge is curved by several conditional sd in the sampled
+#: coordinates; the divergences sat at 0.57-0.60 m.  The sampler's whitening now follows
+#: the physical leg values (density.AffineDensity "curved whitening", sample._whitening):
+#: 0 divergences, bulk ESS 259 -> 870 on that case (/work/notes/s7-legs.md).  Cost: one
+#: value + gradient of the leg coverage, ~5 ms CPU on the 48-pixel test aperture (6x the
+#: rest at 21 x 21, order 2); 16.2 against 13.4 ms at order 5 on 3 x 127² (session 6).
+#: The Zernike terms' correlation with the legs is |r| <= 0.33.  ``sample_legs=False``
+#: holds them (ModelInfo.held says so).
 LEG_NAMES = ("leg_half_width", "shade_half_angle")
 LIKELIHOODS = ("normal", "student_t", "misfit")
 TILT_MODES = ("free", "pointing", "tied", "fixed")
@@ -353,7 +357,7 @@ def build_model(
     free_offset: bool = True,
     start: dict | None = None,
     sigma=None,
-    sample_legs: bool = False,
+    sample_legs: bool = True,
 ) -> pm.Model:
     """Build the PyMC model of the beam maps.
 
@@ -387,8 +391,8 @@ def build_model(
     sigma : array, optional
         Known per-sample σ (data units), overriding the data's.
     sample_legs : bool
-        Sample the leg geometry when the quick fit freed it; by default it is held at the
-        quick fit's values (:data:`LEG_NAMES`), the rest conditioned on them.
+        Sample the leg geometry when the quick fit freed it (default); False holds it at
+        the quick fit's values (:data:`LEG_NAMES`), the rest conditioned on them.
 
     Returns
     -------

@@ -290,16 +290,44 @@ def sample_model(
 
 
 def _whitened(model, lap: LaplaceResult, mode: str) -> AffineDensity:
-    """The sampler's density, ``u = u_MAP + chol(Σ_u) z``.
+    """The sampler's density, ``u = u_MAP + chol(Σ_u) z`` (curved on the leg geometry).
 
     The Laplace step's density re-whitened (its compiled value and gradient kept) when it
-    is this model's in this mode, else a new one.
+    is this model's in this mode, else a new one.  :func:`_whitening` gives the map.
     """
-    chol = _chol(lap.cov)
     base = lap.density
-    if base is not None and base.model is model and base.mode == mode:
-        return base.whiten(lap.u_mode, chol)
-    return AffineDensity(model, lap.u_mode, chol, mode=mode)
+    if base is None or base.model is not model or base.mode != mode:
+        base = AffineDensity(model, lap.u_mode, mode=mode)
+    chol, curve = _whitening(lap.cov, base.curved_index)
+    return base.whiten(lap.u_mode, chol, curve)
+
+
+def _whitening(cov: np.ndarray, curved: np.ndarray):
+    """``(chol, curve)`` of the curved whitening (:class:`AffineDensity`) of ``cov``.
+
+    The Cholesky factor of Σ_u with the curved coordinates ℓ (the leg geometry) ordered
+    first, so that u_ℓ depends on z_ℓ only (the map's Jacobian stays constant), and
+    ``curve`` = Σ_u[:, ℓ] Σ_u[ℓ, ℓ]⁻¹ (zero on ℓ): the regression of every other
+    coordinate on u_ℓ, which the density applies to the physical leg values.  At the
+    centre the map has the same linearisation as the plain ``chol(Σ_u)`` (the same
+    Laplace approximation); away from it the correlated coordinates follow the legs along
+    their bounded, curved ridge.  Without curved coordinates, or if Σ_u needs the
+    eigen-decomposition fallback of :func:`_chol` (not triangular), the plain affine map.
+    """
+    curved = np.asarray(curved, int)
+    if curved.size == 0:
+        return _chol(cov), None
+    rest = np.setdiff1d(np.arange(cov.shape[0]), curved)
+    perm = np.r_[curved, rest]
+    chol_p = _chol(cov[np.ix_(perm, perm)])
+    if not np.allclose(chol_p, np.tril(chol_p)):
+        return _chol(cov), None
+    chol = np.empty_like(chol_p)
+    chol[perm] = chol_p  # z in the order perm: u_ℓ = c_ℓ + chol_p[:n_ℓ, :n_ℓ] z_ℓ
+    curve = np.zeros((cov.shape[0], curved.size))
+    block = cov[np.ix_(curved, curved)]
+    curve[rest] = np.linalg.solve(block, cov[np.ix_(curved, rest)]).T
+    return chol, curve
 
 
 def _jsonable(v) -> bool:

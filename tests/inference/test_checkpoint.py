@@ -63,6 +63,7 @@ def test_save_and_load_raw_round_trip(density, tmp_path):
     np.testing.assert_array_equal(back["raw"].stats["lp"], raw.stats["lp"])
     assert back["raw"].n_grad == raw.n_grad and back["raw"].info == raw.info
     np.testing.assert_array_equal(back["chol"], density.chol)
+    assert back["curve"].shape == density.curve.shape == (3, 0)  # no curved variable here
     np.testing.assert_array_equal(back["laplace"].cov, lap.cov)
     assert back["laplace"].labels == lap.labels and back["recipe"] == recipe
     assert back["value_vars"] == density.names and back["partial"] is False

@@ -153,17 +153,19 @@ def test_default_fit_recovers_focus_pointing_and_centre():
     info = build_model(res).bayesoof
     assert info.tilt == "tied"
     # ... except q where the data do not pin it down (session 4, model.Q_SAMPLE_SD; this
-    # assertion changed from the identical free set): then held at the fit's value, said so;
-    # and the leg geometry, free in the fit by default since session 5, held in the
-    # posterior unless sample_legs=True (model.LEG_NAMES)
+    # assertion changed from the identical free set): then held at the fit's value, said so.
+    # The leg geometry, free in the fit by default since session 5, is sampled by default
+    # since session 7 (this assertion changed: it was held); sample_legs=False holds it
     legs = [n for n in LEG_NAMES if n in res.space.free_names]
     assert legs == list(LEG_NAMES)  # free in the default fit (Effelsberg has legs)
-    held = (["q"] if "q" in info.held else []) + legs
+    held = ["q"] if "q" in info.held else []
     assert (sd["q"] > 0.02) == ("q" in held), (sd["q"], info.held)
     assert sorted(info.held) == sorted(held)
     assert info.space.free_names == [n for n in res.space.free_names if n not in held]
-    assert all(f"{res.params[n]:.4g}" in info.held[n] for n in legs)  # says where it holds
-    sampled = build_model(res, sample_legs=True).bayesoof
+    holding = build_model(res, sample_legs=False).bayesoof
+    assert sorted(holding.held) == sorted(held + legs)
+    assert all(f"{res.params[n]:.4g}" in holding.held[n] for n in legs)  # says where it holds
+    sampled = info
     assert all(n in sampled.space.free_names and n not in sampled.held for n in legs)
 
 
