@@ -131,6 +131,7 @@ def remember_compiler_probes() -> None:
     from pytensor.link.c.cmodule import GCC_compiler
 
     _ext_suffix_without_setuptools()
+    _compile_errors_without_setuptools()
     cfg = pytensor.config
     d = cache_dir()
     param = cfg._config_var_dict.get("blas__ldflags")
@@ -193,6 +194,55 @@ def _ext_suffix_without_setuptools() -> None:
 
         ext_suffix.from_stdlib = True
         cmodule._get_ext_suffix = ext_suffix
+
+
+_EXCEPTIONS = "pytensor.link.c.exceptions"
+
+
+def _compile_errors_without_setuptools() -> None:
+    """PyTensor's ``link.c.exceptions`` module, importing setuptools only when compiling.
+
+    The module's first line imports setuptools (0.2 s: its ``CompileError`` is the base of
+    PyTensor's), and PyTensor's VM imports the module's ``MissingGXX`` whenever it links a
+    function, a loaded one too.  Before anything imports it, an equivalent module is put in
+    its place: ``MissingGXX`` as PyTensor defines it, ``CompileError`` made on first access
+    exactly as PyTensor makes it (a subclass of setuptools' ``CompileError`` printing its
+    message as is), which only a compilation asks for.  Nothing changes once the real
+    module is imported (tests/inference/test_compiled_cache.py checks both names).
+    """
+    import types
+
+    from pytensor.link import c as c_package
+
+    if _EXCEPTIONS in sys.modules:
+        return
+    module = types.ModuleType(_EXCEPTIONS, "PyTensor's C-linker exceptions (setuptools on demand: "
+                                           "bayesoof.inference.compiled_cache)")
+
+    class MissingGXX(Exception):
+        """Raised when C code is to be generated but g++ is not available (PyTensor's)."""
+
+    MissingGXX.__module__, MissingGXX.__qualname__ = _EXCEPTIONS, "MissingGXX"
+
+    def __getattr__(name):
+        if name != "CompileError":
+            raise AttributeError(f"module {_EXCEPTIONS!r} has no attribute {name!r}")
+        from setuptools.errors import CompileError as BaseCompileError
+
+        class CompileError(BaseCompileError):
+            """Custom `Exception` prints compilation errors with their original formatting."""
+
+            def __str__(self):
+                return self.args[0]
+
+        CompileError.__module__, CompileError.__qualname__ = _EXCEPTIONS, "CompileError"
+        module.CompileError = CompileError
+        return CompileError
+
+    module.MissingGXX = MissingGXX
+    module.__getattr__ = __getattr__
+    sys.modules[_EXCEPTIONS] = module
+    c_package.exceptions = module
 
 
 def slim(fn) -> None:

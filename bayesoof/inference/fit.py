@@ -53,6 +53,7 @@ from scipy.optimize import least_squares
 from bayesoof.data.containers import BeamMaps, DataError
 from bayesoof.data.noise import resolve_sigma
 from bayesoof.inference import compiled_cache
+from bayesoof.inference.gram_svd import trf_gram_svd
 from bayesoof.inference.likelihood import (
     HACCovariance,
     hac_score_covariance,
@@ -457,18 +458,19 @@ def _solve(problem: _Problem, cfg: dict, final: bool):
     cost0 = 0.5 * float(np.sum(problem.residuals(x0) ** 2))
     tol = f["chi2_tol"] if final else f["chi2_tol_intermediate"]
     ftol = max(f["ftol"], tol / (2.0 * cost0)) if cost0 > 0 else f["ftol"]
-    return least_squares(
-        problem.residuals,
-        x0,
-        jac=problem.jacobian,
-        bounds=(lo, hi),
-        method="trf",
-        x_scale="jac",
-        ftol=min(ftol, 0.5) or None,
-        xtol=f["xtol"] or None,
-        gtol=f["gtol"] or None,
-        max_nfev=f["max_nfev"],
-    )
+    with trf_gram_svd():  # the trust-region step's SVD from the Gram matrix (gram_svd.py)
+        return least_squares(
+            problem.residuals,
+            x0,
+            jac=problem.jacobian,
+            bounds=(lo, hi),
+            method="trf",
+            x_scale="jac",
+            ftol=min(ftol, 0.5) or None,
+            xtol=f["xtol"] or None,
+            gtol=f["gtol"] or None,
+            max_nfev=f["max_nfev"],
+        )
 
 
 def _fit_order(order, space, objective, observed, sigma, cfg, slices, rng, final=True, t=None):

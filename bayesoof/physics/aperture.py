@@ -55,20 +55,34 @@ class ApertureGrid:
         every sub-pixel is anti-aliased with the signed distance d to the nearest edge
         (open fraction clip(1/2 + d/h, 0, 1), h the sub-pixel side), which integrates a
         straight edge to second order; a custom ``blockage(x, y)`` is point-sampled.
+
+        The distance is 1-Lipschitz (a minimum of distances to edges), so a pixel whose
+        centre is farther than ``ρ + h/2`` from every edge (ρ the largest centre-to-
+        sub-pixel offset) has all its sub-pixels open (coverage 1) or all blocked (0):
+        only the pixels nearer an edge are split, with the same result (5-6x faster for
+        Effelsberg at 96 pixels across, whose edge pixels are ~1/5 of the grid).
         """
         s = self.supersample
         h = self.dx / s
         sub = ((np.arange(s) + 0.5) / s - 0.5) * self.dx
         X, Y = self.coords()
-        acc = np.zeros_like(X)
+        centre = telescope.open_distance(X, Y)
+        if centre is None:  # a custom blockage: point-sampled everywhere
+            acc = np.zeros_like(X)
+            for ox in sub:
+                for oy in sub:
+                    acc += telescope.block(X + ox, Y + oy)
+            return acc / s**2
+        reach = np.hypot(sub.max(), sub.max()) + h / 2
+        out = (centre > 0).astype(float)
+        edge = np.abs(centre) <= reach
+        xe, ye = X[edge], Y[edge]
+        acc = np.zeros(xe.size)
         for ox in sub:
             for oy in sub:
-                dist = telescope.open_distance(X + ox, Y + oy)
-                if dist is None:
-                    acc += telescope.block(X + ox, Y + oy)
-                else:
-                    acc += np.clip(0.5 + dist / h, 0.0, 1.0)
-        return acc / s**2
+                acc += np.clip(0.5 + telescope.open_distance(xe + ox, ye + oy) / h, 0.0, 1.0)
+        out[edge] = acc / s**2
+        return out
 
 
 def default_sampling(

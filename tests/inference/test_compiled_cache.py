@@ -75,6 +75,7 @@ from bayesoof.simulate import example_path
 # the pyoof preset: the smallest graph (no legs, focus, pointing or drift blocks); what is
 # checked (which module keys a loading process reads) does not depend on the graph
 r = fit(read_beam_maps(example_path()), "effelsberg", order=1, config="pyoof")
+setuptools_after_fit = "setuptools" in sys.modules
 from pytensor.link.c import cmodule
 cache = cmodule._module_cache
 read = len(cache.module_hash_to_key_data)  # module keys unpickled so far
@@ -84,7 +85,8 @@ later = float(pytensor.function([x], pt.exp(x).sum())(np.zeros(3)))  # compiled 
 print(json.dumps({"theta": r.theta.tolist(), "loaded": r.compile_time > 0 and r.wall_time > 0,
                   "read": read, "entries": len(os.listdir(cache.dirname)), "later": later,
                   "probes": probes, "blas": pytensor.config.blas__ldflags,
-                  "march": cmodule.GCC_compiler.march_flags}))
+                  "march": cmodule.GCC_compiler.march_flags,
+                  "setuptools_after_fit": setuptools_after_fit}))
 """
 
 
@@ -122,6 +124,9 @@ def test_new_process_reads_only_the_module_keys_it_needs(cache, tmp_path):
         assert first["probes"] and not second["probes"]
         assert len(list(cache.glob("probes-*.json"))) == 1
     assert (second["blas"], second["march"]) == (first["blas"], first["march"])
+    # loading and fitting imported no setuptools (0.2-0.4 s): neither for the extension
+    # suffix nor for PyTensor's CompileError (_compile_errors_without_setuptools)
+    assert not second["setuptools_after_fit"]
 
 
 _HINTED = """
@@ -211,3 +216,28 @@ def test_extension_suffix_is_setuptools_own(cache):
     compiled_cache.remember_compiler_probes()
     assert getattr(cmodule._get_ext_suffix, "from_stdlib", False)
     assert cmodule._get_ext_suffix() == (get_config_var("EXT_SUFFIX") or get_config_var("SO"))
+
+
+def test_compile_errors_module_stands_in_for_pytensors(monkeypatch):
+    """The stand-in for ``pytensor.link.c.exceptions`` (installed when nothing imported the
+    real one yet) has PyTensor's two names: MissingGXX, and CompileError made on first use
+    as PyTensor makes it (setuptools' CompileError subclass printing its message as is)."""
+    import sys
+
+    from pytensor.link import c as c_package
+    from setuptools.errors import CompileError as SetuptoolsCompileError
+
+    name = "pytensor.link.c.exceptions"
+    monkeypatch.delitem(sys.modules, name, raising=False)  # restored afterwards
+    monkeypatch.setattr(c_package, "exceptions", None, raising=False)
+    compiled_cache._compile_errors_without_setuptools()
+    module = sys.modules[name]
+    assert c_package.exceptions is module
+    from pytensor.link.c.exceptions import CompileError, MissingGXX
+
+    assert issubclass(MissingGXX, Exception) and not issubclass(MissingGXX, CompileError)
+    assert issubclass(CompileError, SetuptoolsCompileError)
+    assert str(CompileError("g++ said:\n  error")) == "g++ said:\n  error"
+    assert module.CompileError is CompileError  # made once
+    with pytest.raises(AttributeError, match="no attribute 'Other'"):
+        module.Other  # noqa: B018
