@@ -578,6 +578,31 @@ def cached_function(inputs, outputs, build, salt: str = ""):
     return fn
 
 
+class _CodeKeepingPickler(pickle.Pickler):
+    """Pickles PyTensor's fused scalar ops (``Composite``) with their generated C code.
+
+    PyTensor drops a ``Composite``'s C code from its pickled state, and the op's hash *is*
+    that code: unpickling a function then regenerates the code of every fused loop (its
+    inner graph rebuilt and printed; 0.15-0.25 s of loading pyoof's example objective).  An
+    entry is only read back by the same PyTensor version and configuration (the key,
+    :func:`_environment`), which generate the same code, so it is kept.
+    """
+
+    def reducer_override(self, obj):
+        from pytensor.scalar.basic import ScalarInnerGraphOp
+
+        if isinstance(obj, ScalarInnerGraphOp) and "_c_code" in obj.__dict__:
+            state = obj.__getstate__()
+            state["_c_code"] = obj.__dict__["_c_code"]
+            return _blank, (type(obj),), state
+        return NotImplemented
+
+
+def _blank(cls):
+    """An instance of ``cls`` without ``__init__`` (its state is set by unpickling)."""
+    return cls.__new__(cls)
+
+
 def store(key: str, obj, kind: str = "objective") -> None:
     """Store ``obj`` under ``key`` (best effort: a failure only warns); ``kind``: see load."""
     path = _path(key, kind)
@@ -589,7 +614,7 @@ def store(key: str, obj, kind: str = "objective") -> None:
         try:
             with os.fdopen(fd, "wb") as fh:
                 pickle.dump(_module_entries(), fh, protocol=pickle.HIGHEST_PROTOCOL)
-                pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                _CodeKeepingPickler(fh, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

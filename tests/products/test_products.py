@@ -12,7 +12,7 @@ from bayesoof.physics import zernike
 from bayesoof.physics.forward import ForwardModel
 from bayesoof.physics.telescope import Optics, Telescope
 from bayesoof.products.maps import phase_map, surface_um
-from bayesoof.products.rms import aperture_statistics, plain_rms
+from bayesoof.products.rms import aberration_mask, aperture_statistics, plain_rms
 from bayesoof.testing import asymmetric_coefficients, make_case
 
 R, LAM = 50.0, 0.009
@@ -101,6 +101,25 @@ def test_weighted_rms_equals_plain_for_uniform_unblocked_aperture():
     assert st["ruze"] == pytest.approx(np.exp(-st["phase_rms"] ** 2))
     assert st["surface_rms"] == pytest.approx(surface_um(st["phase_rms"], LAM))
     assert np.isnan(st["phase_rms_sd"])
+
+
+def test_weighted_rms_of_the_statistics_is_that_of_the_phase_map():
+    """aperture_statistics takes the weighted rms as a quadratic form in K; the reference
+    builds the phase map on the aperture pixels and takes weighted_rms of it.  Agreement
+    to 1e-10 relative (rounding of two summation orders; measured ~1e-15)."""
+    from bayesoof.physics.illumination import evaluate as evaluate_illumination
+    from bayesoof.products.rms import weighted_rms
+
+    fm = _open_dish()
+    K = asymmetric_coefficients(4, scale=0.05, seed=7)
+    illum = {"c_dB": -12.0, "q": 1.4, "x0": 0.5, "y0": -0.3}
+    X, Y = fm.sampling.coords()
+    w = (fm.block * evaluate_illumination(fm.illumination, X, Y, fm.telescope.radius, illum,
+                                          module=np)).ravel()
+    phase = 2 * np.pi * (fm.zernike_basis * aberration_mask(fm.nl)) @ K
+    ref = float(weighted_rms(phase, w))
+    st = aperture_statistics(K, None, fm, illum)
+    assert st["phase_rms_weighted"] == pytest.approx(ref, rel=1e-10)
 
 
 def test_taper_weights_the_edge_down():
