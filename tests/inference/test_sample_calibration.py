@@ -15,8 +15,17 @@ from bayesoof.inference.sample import sample
 
 # ------------------------------------------------------------------ calibration (small)
 @pytest.mark.filterwarnings("ignore::bayesoof.inference.posterior.PosteriorWarning")
-def test_calibration_small():
+@pytest.mark.parametrize("sample_legs", [
+    False, pytest.param(True, marks=pytest.mark.slow)])
+def test_calibration_small(sample_legs):
     """Fraction of truths inside the central 50% and 90% intervals over 3 datasets.
+
+    The default run holds the leg geometry at the quick fit's values (``sample_legs=False``,
+    not the posterior's default): the leg coverage costs ~5 ms CPU per gradient on this
+    48-pixel aperture against ~1 ms for the rest (session 7, /work/notes/s7-legs.md), i.e.
+    +70-100 s CPU per dataset, which the suite's time budget does not hold; the legs have
+    no truth among the 42 checks.  The default (legs sampled, curved whitening) runs with
+    --run-slow: on dataset 0 it diverged twice before the curved whitening, 0 after.
 
     Order 2, 21 × 21 maps, PyMC's NUTS (the fallback sampler), 14 free parameters per
     dataset with a truth (issue 9 made the illumination centre x0, y0 default nuisances;
@@ -37,7 +46,8 @@ def test_calibration_small():
         # same 4184, 4144, 4148 gradients on the three datasets with cores 1 and 2), and
         # two worker processes cost ~13 s CPU per dataset to start and load the model
         post = sample(data, telescope="effelsberg", order=2, fit_result=fr, sampler="pymc",
-                      draws=300, tune=300, chains=2, seed=i, products=False, cores=1)
+                      draws=300, tune=300, chains=2, seed=i, products=False, cores=1,
+                      model_kwargs={"sample_legs": sample_legs})
         assert post.diagnostics["divergences"] == 0
         for name, tv in truths(post, truth).items():
             draws = post.primary_posterior()[name].values
