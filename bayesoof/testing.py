@@ -32,6 +32,26 @@ from bayesoof.physics.telescope import Telescope, get_telescope
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+
+def bench_script(name: str):
+    """The bench script ``bench/<name>.py`` of this checkout as a module.
+
+    Tests use its functions; the calling test is skipped (pytest) when the checkout has
+    no such script.
+    """
+    import importlib.util
+
+    path = REPO_ROOT / "bench" / f"{name}.py"
+    if not path.is_file():
+        import pytest
+
+        pytest.skip(f"bench/{name}.py not in this checkout")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def shared_dir() -> Path:
     """The project's shared material: ``$BAYESOOF_SHARED`` or ``../shared`` beside the checkout.
 

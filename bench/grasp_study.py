@@ -506,13 +506,7 @@ def aperture_evidence(fit_file: str | None) -> None:
     # GRASP writes e^{+jwt} fields (assumed, bayesoof/data/grasp.py): conjugate to our kernel
     sets = {"files": [np.conj(x["e_co"].reshape(ny, nx)) for x in g]}
     if fit_file:
-        f = Fit({"illum": "logpoly", "poly_m": 3})
-        prev = np.load(fit_file, allow_pickle=True).item()
-        p = f.p0.copy()
-        for n, val in prev.items():
-            if n in f.ix:
-                p[f.ix[n]] = val
-        sets["model at the fit"] = [m[1] for m in f.maps(p)]
+        sets["model at the fit"] = _model_fields(fit_file)
     radii = np.arange(4, 32, 2)
     for name, fields in sets.items():
         x, E = aperture_fields(fields, u, v, lam)
@@ -601,18 +595,23 @@ def transfer_test(fields, u, v, lam, zern_order=4, pixel=0.5, cases=None):
     return out
 
 
+def _model_fields(fit_file: str) -> list:
+    """The model's far fields at a fit saved by ``--save`` (3-term log-polynomial taper)."""
+    f = Fit({"illum": "logpoly", "poly_m": 3})
+    prev = np.load(fit_file, allow_pickle=True).item()
+    p = f.p0.copy()
+    for n, val in prev.items():
+        if n in f.ix:
+            p[f.ix[n]] = val
+    return [m[1] for m in f.maps(p)]
+
+
 def transfer_evidence(fit_file: str | None) -> None:
     """Print ``transfer_test`` for the files and (control) the model's fields at a fit."""
     fields, u, v, lam = _files_fields()
     sets = {"files": fields}
     if fit_file:
-        f = Fit({"illum": "logpoly", "poly_m": 3})
-        prev = np.load(fit_file, allow_pickle=True).item()
-        p = f.p0.copy()
-        for n, val in prev.items():
-            if n in f.ix:
-                p[f.ix[n]] = val
-        sets["model at the fit (control)"] = [m[1] for m in f.maps(p)]
+        sets["model at the fit (control)"] = _model_fields(fit_file)
     for name, fl in sets.items():
         for (fname, case), (rms, dz) in transfer_test(fl, u, v, lam).items():
             print(f"{name}: {fname} {case}: rms {rms:.4f} % of peak (d_z {dz:+.3f} mm)",

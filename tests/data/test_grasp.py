@@ -198,15 +198,7 @@ def test_quick_fit_of_the_grasp_fields():
 
 def _grasp_study():
     """bench/grasp_study.py as a module (its ``transfer_test`` and ``Fit``)."""
-    import importlib.util
-
-    path = T.REPO_ROOT / "bench" / "grasp_study.py"
-    if not path.is_file():
-        pytest.skip("bench/grasp_study.py not in this checkout")
-    spec = importlib.util.spec_from_file_location("grasp_study", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return T.bench_script("grasp_study")
 
 
 @pytest.mark.skipif(not GRASP_DIR.is_dir(), reason="shared GRASP SRT files absent")

@@ -10,23 +10,16 @@ point-sampled apertures (coarse).
 
 from __future__ import annotations
 
-import importlib.util
 import types
 
 import numpy as np
 import pytest
 
-from bayesoof.testing import REPO_ROOT
+from bayesoof.testing import bench_script
 
 
 def _study():
-    path = REPO_ROOT / "bench" / "misspec_study.py"
-    if not path.is_file():
-        pytest.skip("bench/misspec_study.py not in this checkout")
-    spec = importlib.util.spec_from_file_location("misspec_study", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_script("misspec_study")
 
 
 def _default(out, setting) -> list:

@@ -8,23 +8,16 @@ fails if pairing, exclusion or the coverage sums go wrong.
 
 from __future__ import annotations
 
-import importlib.util
 import types
 
 import numpy as np
 import pytest
 
-from bayesoof.testing import REPO_ROOT
+from bayesoof.testing import bench_script
 
 
 def _study():
-    path = REPO_ROOT / "bench" / "misspec_posterior.py"
-    if not path.is_file():
-        pytest.skip("bench/misspec_posterior.py not in this checkout")
-    spec = importlib.util.spec_from_file_location("misspec_posterior", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_script("misspec_posterior")
 
 
 def _row(setting, i, inside, n, err, q_inside, q_err, chi2=1.0, div=0, conv=True):
