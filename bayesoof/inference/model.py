@@ -76,9 +76,10 @@ Q_SAMPLE_MARGIN = 5.0
 #: 0.5) that straight ridge is curved by several conditional sd in the sampled
 #: coordinates; the divergences sat at 0.57-0.60 m.  The sampler's whitening now follows
 #: the physical leg values (density.AffineDensity "curved whitening", sample._whitening):
-#: 0 divergences, bulk ESS 259 -> 870 on that case (/work/notes/s7-legs.md).  Cost: one
-#: value + gradient of the leg coverage, ~5 ms CPU on the 48-pixel test aperture (6x the
-#: rest at 21 x 21, order 2); 16.2 against 13.4 ms at order 5 on 3 x 127² (session 6).
+#: 0 divergences, bulk ESS 259 -> 870 on that case (/work/notes/s7-legs.md).  Cost: a
+#: value + gradient on the 48-pixel test aperture at 21 x 21, order 2, 2.99 ms CPU sampled
+#: against 1.12 held (6.51 before the leg coverage integrated single-leg pixels once);
+#: 16.2 against 13.4 ms at order 5 on 3 x 127² (session 6).
 #: The Zernike terms' correlation with the legs is |r| <= 0.33.  ``sample_legs=False``
 #: holds them (ModelInfo.held says so).
 LEG_NAMES = ("leg_half_width", "shade_half_angle")
