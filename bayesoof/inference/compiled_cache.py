@@ -588,10 +588,14 @@ class _CodeKeepingPickler(pickle.Pickler):
     :func:`_environment`), which generate the same code, so it is kept.
     """
 
-    def reducer_override(self, obj):
+    def __init__(self, *args, **kwargs):
         from pytensor.scalar.basic import ScalarInnerGraphOp
 
-        if isinstance(obj, ScalarInnerGraphOp) and "_c_code" in obj.__dict__:
+        super().__init__(*args, **kwargs)
+        self._fused = ScalarInnerGraphOp  # looked up once, not per pickled object
+
+    def reducer_override(self, obj):
+        if isinstance(obj, self._fused) and "_c_code" in obj.__dict__:
             state = obj.__getstate__()
             state["_c_code"] = obj.__dict__["_c_code"]
             return _blank, (type(obj),), state
