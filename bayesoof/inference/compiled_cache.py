@@ -10,7 +10,8 @@ code change invalidates every entry).
 
 Location: ``$BAYESOOF_CACHE_DIR`` (set it to ``off`` to disable), else
 ``$XDG_CACHE_HOME/bayesoof/compiled`` or ``~/.cache/bayesoof/compiled``.  At most
-:data:`MAX_ENTRIES` files are kept (least recently used removed); a file that cannot be
+:data:`MAX_ENTRIES` files of each kind are kept (``$BAYESOOF_CACHE_MAX_ENTRIES`` changes
+it; the least recently used removed); a file that cannot be
 read is ignored and replaced.  Files are written atomically and only read from the
 user's own cache directory.
 
@@ -68,10 +69,27 @@ from collections.abc import Mapping
 from pathlib import Path
 
 __all__ = ["COMPILER_PROBE_MAX_AGE", "MAX_ENTRIES", "cache_dir", "cached_function",
-           "gc_paused", "graph_key", "load", "note_module_hints", "read_module_hints",
+           "gc_paused", "graph_key", "load", "max_entries", "note_module_hints",
+           "read_module_hints",
            "remember_compiler_probes", "slim", "store"]
 
-MAX_ENTRIES = 8
+MAX_ENTRIES = 8  # default number of entries of each kind kept
+
+
+def max_entries() -> int:
+    """Entries of each kind kept: ``$BAYESOOF_CACHE_MAX_ENTRIES`` or :data:`MAX_ENTRIES`."""
+    env = os.environ.get("BAYESOOF_CACHE_MAX_ENTRIES", "").strip()
+    if not env:
+        return MAX_ENTRIES
+    try:
+        n = int(env)
+    except ValueError:
+        n = 0
+    if n < 1:  # a warning, not an error: the function being stored has been compiled
+        warnings.warn(f"environment variable BAYESOOF_CACHE_MAX_ENTRIES={env!r}: expected a "
+                      f"whole number >= 1; keeping {MAX_ENTRIES}", stacklevel=2)
+        return MAX_ENTRIES
+    return n
 COMPILER_PROBE_MAX_AGE = 86400.0  # s: remembered compiler probes older than a day are redone
 
 
@@ -453,7 +471,7 @@ def note_module_hints(tag: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         _note_loaded_with(path, used)
         hints = sorted(path.parent.glob("hints-*.modules"), key=lambda p: p.stat().st_mtime)
-        for old in hints[:-MAX_ENTRIES]:
+        for old in hints[:-max_entries()]:
             old.unlink(missing_ok=True)
 
 
@@ -625,7 +643,7 @@ def store(key: str, obj, kind: str = "objective") -> None:
                 os.unlink(tmp)
         _sidecar(path).unlink(missing_ok=True)
         entries = sorted(path.parent.glob(f"{kind}-*.pkl"), key=lambda p: p.stat().st_mtime)
-        for old in entries[:-MAX_ENTRIES]:
+        for old in entries[:-max_entries()]:
             old.unlink(missing_ok=True)
             _sidecar(old).unlink(missing_ok=True)
     except (OSError, pickle.PicklingError, TypeError, AttributeError) as exc:

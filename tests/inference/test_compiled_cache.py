@@ -12,6 +12,7 @@ from bayesoof.inference import compiled_cache
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("BAYESOOF_CACHE_DIR", str(tmp_path / "compiled"))
+    monkeypatch.delenv("BAYESOOF_CACHE_MAX_ENTRIES", raising=False)
     return tmp_path / "compiled"
 
 
@@ -35,6 +36,16 @@ def test_at_most_max_entries(cache):
     assert len(list(cache.glob("objective-*.pkl"))) == compiled_cache.MAX_ENTRIES
     assert compiled_cache.load("k0") is None  # the oldest went first
     assert compiled_cache.load(f"k{compiled_cache.MAX_ENTRIES + 2}") is not None
+
+
+def test_max_entries_from_the_environment(cache, monkeypatch):
+    monkeypatch.setenv("BAYESOOF_CACHE_MAX_ENTRIES", "2")
+    for i in range(4):
+        compiled_cache.store(f"k{i}", i)
+    assert len(list(cache.glob("objective-*.pkl"))) == 2
+    monkeypatch.setenv("BAYESOOF_CACHE_MAX_ENTRIES", "many")
+    with pytest.warns(UserWarning, match="BAYESOOF_CACHE_MAX_ENTRIES='many'.*keeping 8"):
+        assert compiled_cache.max_entries() == compiled_cache.MAX_ENTRIES
 
 
 def test_disabled(monkeypatch, tmp_path):
