@@ -40,7 +40,7 @@ def pytest_configure(config):
     if hasattr(config, "workerinput"):  # an xdist worker: the controller set it
         return
     path = tempfile.mkdtemp(prefix="bayesoof-test-compiled-")
-    config._bayesoof_cache = {k: os.environ.get(k) for k in ENV}
+    config._bayesoof_cache = (path, {k: os.environ.get(k) for k in ENV})
     os.environ["BAYESOOF_CACHE_DIR"] = path
     os.environ["BAYESOOF_CACHE_MAX_ENTRIES"] = "64"  # the run's geometries, not a user's 8
 
@@ -52,8 +52,9 @@ def pytest_unconfigure(config):
     saved = getattr(config, "_bayesoof_cache", None)
     if saved is None:
         return
-    shutil.rmtree(os.environ["BAYESOOF_CACHE_DIR"], ignore_errors=True)
-    for k, old in saved.items():
+    path, old_env = saved
+    shutil.rmtree(path, ignore_errors=True)  # only the directory this run made
+    for k, old in old_env.items():
         if old is None:
             os.environ.pop(k, None)
         else:

@@ -70,10 +70,10 @@ from pathlib import Path
 
 __all__ = ["COMPILER_PROBE_MAX_AGE", "MAX_ENTRIES", "cache_dir", "cached_function",
            "gc_paused", "graph_key", "load", "max_entries", "note_module_hints",
-           "read_module_hints",
-           "remember_compiler_probes", "slim", "store"]
+           "read_module_hints", "remember_compiler_probes", "slim", "store"]
 
 MAX_ENTRIES = 8  # default number of entries of each kind kept
+COMPILER_PROBE_MAX_AGE = 86400.0  # s: remembered compiler probes older than a day are redone
 
 
 def max_entries() -> int:
@@ -90,7 +90,6 @@ def max_entries() -> int:
                       f"whole number >= 1; keeping {MAX_ENTRIES}", stacklevel=2)
         return MAX_ENTRIES
     return n
-COMPILER_PROBE_MAX_AGE = 86400.0  # s: remembered compiler probes older than a day are redone
 
 
 def cache_dir() -> Path | None:
