@@ -47,6 +47,13 @@ def fit_table(result) -> list[str]:
             + (result.status if o is result.last else
                "converged" if o.converged else "NOT converged")
         )
+    last = result.orders[-1]
+    if last.cold_start:  # fit.cold_start_above: the continuation's chi2 looked too high
+        kept = ("its solution is kept (lower chi2): the continuation from the lower orders "
+                "had ended in another basin" if last.cold_start == "won" else
+                "the continuation's solution is kept (that start found no lower chi2)")
+        lines.append(f"order {last.order} was also fitted from the configured start "
+                     f"(reduced chi2 > {result.config['fit']['cold_start_above']}); {kept}")
     return lines
 
 

@@ -33,6 +33,7 @@ _SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "nuisances_last_order_only": (bool,),
         "residual": (str,),
         "n_starts": (int,),
+        "cold_start_above": (int, float),
         "start_scale": (int, float),
         "seed": (int,),
         "max_nfev": (int,),
@@ -185,7 +186,8 @@ def validate_config(cfg: dict, source: str) -> None:
     for key in ("n_starts", "max_nfev"):
         if f[key] < 1:
             raise FitConfigError(f"{source}: 'fit.{key}' must be >= 1, got {f[key]}")
-    for key in ("ftol", "xtol", "gtol", "start_scale", "chi2_tol", "chi2_tol_intermediate"):
+    for key in ("ftol", "xtol", "gtol", "start_scale", "chi2_tol", "chi2_tol_intermediate",
+                "cold_start_above"):
         if not f[key] >= 0:
             raise FitConfigError(f"{source}: 'fit.{key}' must be >= 0, got {f[key]}")
     z = cfg["zernike"]

@@ -30,7 +30,9 @@ pointing.  pyoof's illumination amplitude i_amp has no counterpart: P scales as 
 which the free a_i absorb (pyoof's min-max normalisation removes scale and offset per
 map in the same way); the preset ``"pyoof"`` reproduces pyoof's free/fixed set.
 Multi-start (``n_starts``): the extra starts add N(0, start_scale / mode_rms(n, l)) waves
-to the free K (seeded), re-solve a_i, b_i, and the lowest χ² wins.
+to the free K (seeded), re-solve a_i, b_i, and the lowest χ² wins.  When the last order's
+reduced χ² exceeds ``cold_start_above`` it is fitted again from the configured start (the
+continuation from the lower orders can end in a wrong basin; README, "Orders 1..N").
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import hashlib
 import time
 import warnings
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -548,6 +550,9 @@ def _fit_order(order, space, objective, observed, sigma, cfg, slices, rng, final
     )
 
 
+COLD_START_FTOL = 0.01  # the cold start's first solve stops when an iteration gains < 1 % of chi2
+
+
 def _apply_start(space: ParameterSpace, start) -> bool:
     """Copy the free entries given in ``start`` into ``space``; True when amp was given.
 
@@ -582,38 +587,80 @@ def _run(data, tel, cfg, orders, sigma, sampling, method, verbose, start=None):
     t_scan = scan_time(data)  # drift nuisance: scan time of every sample
     rng = np.random.default_rng(f["seed"])
     results: list[OrderResult] = []
-    for k in orders:
+    state = {"forward": forward, "objective": objective}  # replaced on a resampling refit
+
+    def fit_at(k, sp, label="", ftol=None):
+        """Fit order k from ``sp``, refitting on finer pixels when the focus offsets need it.
+
+        ``ftol``: stop at scipy's relative tolerance alone (a first, rough solve).
+        """
+        sp.check_start(f"{cfg['source']}: order {k} {label}start")
+        fwd, obj = state["forward"], state["objective"]
+        final, c = k == orders[-1], cfg
+        if ftol is not None:
+            final, c = False, {**cfg, "fit": {**f, "ftol": ftol, "chi2_tol_intermediate": 0.0}}
+        res = _fit_order(k, sp, obj, observed, sig, c, fwd.map_slices, rng,
+                         final=final, t=t_scan)
+        extent = None if sampling is not None else resampling_extent(res.space, fwd, data.d_z)
+        if extent is not None:  # fitted focus offsets beyond what the sampling resolves
+            fwd = ForwardModel(data, tel, N, f["illumination"], method, None,
+                               d_z_extent=extent, **forward_options(space))
+            obj = _objective(fwd, space, f["residual"])
+            state.update(forward=fwd, objective=obj)
+            if verbose:
+                print(f"order {k}: effective d_z beyond the aperture sampling's; refitting "
+                      f"on {fwd.sampling.n} pixels across")
+            res = _fit_order(k, res.space, obj, observed, sig, c, fwd.map_slices, rng,
+                             final=final, t=t_scan)
+        if verbose:
+            print(
+                f"order {k}: {label}chi2 = {res.chi2:.6g} (reduced {res.chi2 / res.dof:.4g}), "
+                f"{res.n_iter} Jacobians, {res.n_eval} evaluations, {res.wall_time:.2f} s"
+                + ("" if res.converged else f"  NOT CONVERGED: {res.message}")
+            )
+        return res
+
+    def configured_start(k):
+        """Order k at the configured start (or the user's), amplitudes solved linearly."""
         sp = space.at_order(k)
+        if not given_amp:
+            _linear_amp_offset(sp, state["objective"], observed, sig,
+                               state["forward"].map_slices, t_scan)
+        return sp
+
+    for k in orders:
         if results and f["fit_previous"]:
+            sp = space.at_order(k)
             prev = results[-1].space
             keep = np.ones(sp.n_full, bool)  # new coefficients keep their configured start
             keep[: len(sp.nl)] = [n <= results[-1].order for n, _ in sp.nl]
             sp.values[keep] = prev.values[keep]
-        elif not given_amp:
-            _linear_amp_offset(sp, objective, observed, sig, forward.map_slices, t_scan)
+        else:
+            sp = configured_start(k)
         if k != orders[-1] and f["nuisances_last_order_only"]:  # nuisances.py
             sp = hold_below_last_order(sp)
-        sp.check_start(f"{cfg['source']}: order {k} start")
-        res = _fit_order(k, sp, objective, observed, sig, cfg, forward.map_slices, rng,
-                         final=k == orders[-1], t=t_scan)
-        extent = None if sampling is not None else resampling_extent(res.space, forward,
-                                                                     data.d_z)
-        if extent is not None:  # fitted focus offsets beyond what the sampling resolves
-            forward = ForwardModel(data, tel, N, f["illumination"], method, None,
-                                   d_z_extent=extent, **forward_options(space))
-            objective = _objective(forward, space, f["residual"])
-            if verbose:
-                print(f"order {k}: effective d_z beyond the aperture sampling's; refitting "
-                      f"on {forward.sampling.n} pixels across")
-            res = _fit_order(k, res.space, objective, observed, sig, cfg,
-                             forward.map_slices, rng, final=k == orders[-1], t=t_scan)
-        results.append(res)
-        if verbose:
-            print(
-                f"order {k}: chi2 = {res.chi2:.6g} (reduced {res.chi2 / res.dof:.4g}), "
-                f"{res.n_iter} Jacobians, {res.n_eval} evaluations, {res.wall_time:.2f} s"
-                + ("" if res.converged else f"  NOT CONVERGED: {res.message}")
-            )
+        results.append(fit_at(k, sp))
+    last = results[-1]
+    threshold = f["cold_start_above"]
+    if (threshold and len(orders) > 1 and f["fit_previous"] and f["residual"] == "likelihood"
+            and last.chi2 / last.dof > threshold):  # (pyoof's residual has no noise scale)
+        # The continuation from the lower orders can end in a wrong basin (the lower orders
+        # bend K to mimic the missing ones): a second start from the configured values.
+        # Solved first only until an iteration gains < 1 % of chi2 (which basin), polished
+        # only when it already beats the continuation.
+        cold = fit_at(orders[-1], configured_start(orders[-1]), "configured start: ",
+                      ftol=COLD_START_FTOL)
+        tries = [last, cold]
+        best = last
+        if cold.chi2 < last.chi2:
+            tries.append(fit_at(orders[-1], cold.space, "configured start, polished: "))
+            best = min(last, tries[-1], key=lambda r: r.chi2)
+        results[-1] = replace(
+            best, start_costs=last.start_costs + cold.start_costs,
+            n_eval=sum(r.n_eval for r in tries), n_jac=sum(r.n_jac for r in tries),
+            n_iter=sum(r.n_iter for r in tries), wall_time=sum(r.wall_time for r in tries),
+            cold_start="won" if best is not last else "lost")
+    forward, objective = state["forward"], state["objective"]
     return forward, sig, origin, objective, results
 
 
@@ -657,6 +704,7 @@ def _misfit_refit(result, kind, **options):
             status=last.status, message=last.message, n_eval=last.n_eval, n_jac=last.n_jac,
             n_iter=last.n_iter, wall_time=last.wall_time + time.perf_counter() - t0,
             start_costs=list(last.start_costs), at_bound=list(last.at_bound),
+            cold_start=last.cold_start,
             rcond=last.rcond, init=last.init, power=last.power,
         )
         return rec, HACCovariance(m["hac_bandwidth"])
@@ -677,6 +725,7 @@ def _misfit_refit(result, kind, **options):
             message=last.message, n_eval=last.n_eval, n_jac=last.n_jac, n_iter=last.n_iter,
             wall_time=last.wall_time + time.perf_counter() - t0,
             start_costs=list(last.start_costs), at_bound=list(last.at_bound),
+            cold_start=last.cold_start,
             rcond=last.rcond, init=last.init, power=last.power,
         )
         return rec, model
@@ -698,6 +747,7 @@ def _misfit_refit(result, kind, **options):
         n_eval=n_eval, n_jac=n_jac, n_iter=n_jac, wall_time=time.perf_counter() - t0,
         at_bound=[space.free_names[i] for i in np.flatnonzero(res.active_mask)],
         rcond=rcond, init=last.space.values.copy(), power=objective.power(space.values),
+        cold_start=last.cold_start,
     )
     return rec, model
 

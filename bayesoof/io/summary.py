@@ -13,7 +13,9 @@ Units are in the key names or in the ``unit`` field of an entry: ``*_m`` metres,
 Schema version 1: the keys the writers have always written (the posterior's aperture
 statistics are under ``posterior.aperture``; ``bayesoof info`` used to look for a
 ``posterior.surface_rms_um`` that no writer wrote).  Bump :data:`SCHEMA_VERSION` with any
-change of keys; :func:`read_summary` refuses other versions with a clear message.
+change of keys that an older file would fail (a removed or newly required key); a key
+added as ``NotRequired`` keeps the version, so earlier run directories still read
+(``per_order[].cold_start``).  :func:`read_summary` refuses other versions with a clear message.
 """
 
 
@@ -100,6 +102,7 @@ class OrderEntry(TypedDict):
     wall_time_s: float
     n_free: int
     start_chi2: list[float]
+    cold_start: NotRequired[str]  # "", "won", "lost": see fit.cold_start_above (not in older files)
 
 
 class IntervalEntry(TypedDict):

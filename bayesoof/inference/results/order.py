@@ -21,6 +21,8 @@ class OrderResult:
     parameters.  ``n_iter`` counts Jacobian evaluations (solver iterations), ``n_eval``
     residual evaluations, over all starts.  ``init`` is the start of the best start;
     ``power`` the normalised power P of the forward model at the solution.
+    ``cold_start`` says whether the last order was fitted a second time from the configured
+    start (``fit.cold_start_above``): "" not tried, "won" (this is that solution) or "lost".
     """
 
     order: int
@@ -43,6 +45,7 @@ class OrderResult:
     covariance_scaled: bool = False
     init: np.ndarray | None = None
     power: np.ndarray | None = None
+    cold_start: str = ""
 
     @property
     def reduced_chi2(self) -> float:

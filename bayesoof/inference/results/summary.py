@@ -103,7 +103,8 @@ def fit_summary(result) -> Summary:
             {"order": o.order, "chi2": o.chi2, "reduced_chi2": o.reduced_chi2,
              "converged": o.converged, "message": o.message, "iterations": o.n_iter,
              "evaluations": o.n_eval, "wall_time_s": o.wall_time,
-             "n_free": int(o.space.free.sum()), "start_chi2": o.start_costs}
+             "n_free": int(o.space.free.sum()), "start_chi2": o.start_costs,
+             "cold_start": o.cold_start}
             for o in result.orders
         ],
         "wall_time_s": result.wall_time,
