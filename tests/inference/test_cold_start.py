@@ -19,32 +19,31 @@ from bayesoof.inference.fit import fit
 from bayesoof.testing import bench_script
 
 
-@pytest.fixture(scope="module")
-def trapped():
+def _fit_dataset(i: int, config=None):
+    """Dataset i of the study's baseline (seed 2026, 25 × 25 maps), default fit."""
     study = bench_script("misspec_study")
     args = types.SimpleNamespace(n_grid=25, snr=300.0, seed=2026, order=None)
-    data, truth = study.make_data("baseline", 10, args)
+    data, truth = study.make_data("baseline", i, args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        default = fit(data, "effelsberg")
-        off = fit(data, "effelsberg", config={"fit": {"cold_start_above": 0}})
-    return default, off, truth["K"]
+        return fit(data, "effelsberg", config=config), truth
+
+
+@pytest.fixture(scope="module")
+def trapped():
+    default, truth = _fit_dataset(10)
+    return default, truth["K"]
 
 
 def _K(result, n):
     return result.last.space.values[:n]
 
 
-def test_without_the_cold_start_the_continuation_is_trapped(trapped):
-    """The data still exercise the feature (else this file tests nothing)."""
-    _, off, true_K = trapped
-    assert off.orders[-1].cold_start == ""
-    assert off.orders[-1].reduced_chi2 > 10.0
-    assert np.max(np.abs(_K(off, true_K.size) - true_K)) > 0.3
-
-
 def test_the_cold_start_wins_and_recovers_the_truth(trapped):
-    default, off, true_K = trapped
+    """'won' means the continuation ended at a higher chi2 (measured without the cold start,
+    ``config={"fit": {"cold_start_above": 0}}``: reduced chi2 ~72, K off by up to 0.75
+    waves; not refitted here, to save its ~10 s)."""
+    default, true_K = trapped
     last = default.plain_last or default.last
     assert last.cold_start == "won"
     # data drawn from the model: reduced chi2 within ~5 sd of 1 for 1 875 samples
@@ -62,12 +61,7 @@ def test_the_cold_start_wins_and_recovers_the_truth(trapped):
 
 def test_a_fit_near_the_noise_is_not_restarted():
     """Below the threshold nothing more is tried (the cost falls only on poor fits)."""
-    study = bench_script("misspec_study")
-    args = types.SimpleNamespace(n_grid=25, snr=300.0, seed=2026, order=None)
-    data, _ = study.make_data("baseline", 0, args)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = fit(data, "effelsberg")
+    res, _ = _fit_dataset(0)
     assert res.orders[-1].reduced_chi2 < 1.5
     assert res.orders[-1].cold_start == ""
     assert len(res.orders[-1].start_costs) == 1
