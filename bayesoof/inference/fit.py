@@ -648,6 +648,7 @@ def _run(data, tel, cfg, orders, sigma, sampling, method, verbose, start=None):
         # bend K to mimic the missing ones): a second start from the configured values.
         # Solved first only until an iteration gains < 1 % of chi2 (which basin), polished
         # only when it already beats the continuation.
+        kept = dict(state)  # the continuation's model, restored if the cold start loses
         cold = fit_at(orders[-1], configured_start(orders[-1]), "configured start: ",
                       ftol=COLD_START_FTOL)
         tries = [last, cold]
@@ -660,6 +661,8 @@ def _run(data, tel, cfg, orders, sigma, sampling, method, verbose, start=None):
             n_eval=sum(r.n_eval for r in tries), n_jac=sum(r.n_jac for r in tries),
             n_iter=sum(r.n_iter for r in tries), wall_time=sum(r.wall_time for r in tries),
             cold_start="won" if best is not last else "lost")
+        if best is last:  # a refit on finer pixels for the cold start alone is not kept
+            state.update(kept)
     forward, objective = state["forward"], state["objective"]
     return forward, sig, origin, objective, results
 
