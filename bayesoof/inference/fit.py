@@ -32,7 +32,9 @@ map in the same way); the preset ``"pyoof"`` reproduces pyoof's free/fixed set.
 Multi-start (``n_starts``): the extra starts add N(0, start_scale / mode_rms(n, l)) waves
 to the free K (seeded), re-solve a_i, b_i, and the lowest χ² wins.  When the last order's
 reduced χ² exceeds ``cold_start_above`` it is fitted again from the configured start (the
-continuation from the lower orders can end in a wrong basin; README, "Orders 1..N").
+continuation from the lower orders can end in a wrong basin; README, "Orders 1..N"); both
+solves stop early when they can no longer change the answer
+(:mod:`bayesoof.inference.stopping`) and only the better one is polished.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import time
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +83,7 @@ from bayesoof.inference.params import (
     map_labels,
 )
 from bayesoof.inference.results import FitResult, OrderResult
+from bayesoof.inference.stopping import PoorFitStop, SameBasinStop
 from bayesoof.inference.threads import blas_threads
 from bayesoof.physics import zernike
 from bayesoof.physics.forward import ForwardModel
@@ -467,8 +471,10 @@ def _perturbed(space: ParameterSpace, order: int, scale: float, rng) -> Paramete
     return out
 
 
-def _solve(problem: _Problem, cfg: dict, final: bool):
+def _solve(problem: _Problem, cfg: dict, final: bool, stop=None):
     """Run least_squares; stop when an iteration lowers χ² by less than ``chi2_tol``.
+
+    ``stop``: a callback of :mod:`bayesoof.inference.stopping` (may end the solve early).
 
     scipy's ``ftol`` is relative to the cost F = χ²/2; ``chi2_tol / (2 F_start)`` (or the
     configured ``ftol`` if larger) stops at the latest once the χ² decrease per iteration
@@ -493,10 +499,16 @@ def _solve(problem: _Problem, cfg: dict, final: bool):
             xtol=f["xtol"] or None,
             gtol=f["gtol"] or None,
             max_nfev=f["max_nfev"],
+            callback=stop,
         )
 
 
-def _fit_order(order, space, objective, observed, sigma, cfg, slices, rng, final=True, t=None):
+def _fit_order(order, space, objective, observed, sigma, cfg, slices, rng, final=True, t=None,
+               stop=None):
+    """Fit one order from ``space`` (and ``n_starts - 1`` perturbed starts).
+
+    ``stop``: a factory of :mod:`bayesoof.inference.stopping` callbacks, one per start.
+    """
     t0 = time.perf_counter()
     f = cfg["fit"]
     starts = [space]
@@ -508,7 +520,7 @@ def _fit_order(order, space, objective, observed, sigma, cfg, slices, rng, final
     for start in starts:
         start.check_start(f"order {order} start")
         prob = _Problem(objective, observed, sigma, start)
-        res = _solve(prob, cfg, final)
+        res = _solve(prob, cfg, final, None if stop is None else stop())
         n_eval += prob.n_eval
         n_jac += prob.n_jac
         costs.append(2.0 * float(res.cost))
@@ -551,6 +563,7 @@ def _fit_order(order, space, objective, observed, sigma, cfg, slices, rng, final
 
 
 COLD_START_FTOL = 0.01  # the cold start's first solve stops when an iteration gains < 1 % of chi2
+STOPPED = -2  # least_squares status when a stopping.py callback ended the solve
 
 
 def _apply_start(space: ParameterSpace, start) -> bool:
@@ -589,10 +602,11 @@ def _run(data, tel, cfg, orders, sigma, sampling, method, verbose, start=None):
     results: list[OrderResult] = []
     state = {"forward": forward, "objective": objective}  # replaced on a resampling refit
 
-    def fit_at(k, sp, label="", ftol=None):
+    def fit_at(k, sp, label="", ftol=None, stop=None):
         """Fit order k from ``sp``, refitting on finer pixels when the focus offsets need it.
 
-        ``ftol``: stop at scipy's relative tolerance alone (a first, rough solve).
+        ``ftol``: stop at scipy's relative tolerance alone (a first, rough solve); ``stop``:
+        a factory of early-stop callbacks (:mod:`bayesoof.inference.stopping`).
         """
         sp.check_start(f"{cfg['source']}: order {k} {label}start")
         fwd, obj = state["forward"], state["objective"]
@@ -600,7 +614,7 @@ def _run(data, tel, cfg, orders, sigma, sampling, method, verbose, start=None):
         if ftol is not None:
             final, c = False, {**cfg, "fit": {**f, "ftol": ftol, "chi2_tol_intermediate": 0.0}}
         res = _fit_order(k, sp, obj, observed, sig, c, fwd.map_slices, rng,
-                         final=final, t=t_scan)
+                         final=final, t=t_scan, stop=stop)
         extent = None if sampling is not None else resampling_extent(res.space, fwd, data.d_z)
         if extent is not None:  # fitted focus offsets beyond what the sampling resolves
             fwd = ForwardModel(data, tel, N, f["illumination"], method, None,
@@ -611,12 +625,13 @@ def _run(data, tel, cfg, orders, sigma, sampling, method, verbose, start=None):
                 print(f"order {k}: effective d_z beyond the aperture sampling's; refitting "
                       f"on {fwd.sampling.n} pixels across")
             res = _fit_order(k, res.space, obj, observed, sig, c, fwd.map_slices, rng,
-                             final=final, t=t_scan)
+                             final=final, t=t_scan, stop=stop)
         if verbose:
             print(
                 f"order {k}: {label}chi2 = {res.chi2:.6g} (reduced {res.chi2 / res.dof:.4g}), "
                 f"{res.n_iter} Jacobians, {res.n_eval} evaluations, {res.wall_time:.2f} s"
-                + ("" if res.converged else f"  NOT CONVERGED: {res.message}")
+                + (f"  (stopped: {stop.func.REASON})" if res.status == STOPPED else
+                   "" if res.converged else f"  NOT CONVERGED: {res.message}")
             )
         return res
 
@@ -628,6 +643,9 @@ def _run(data, tel, cfg, orders, sigma, sampling, method, verbose, start=None):
                                state["forward"].map_slices, t_scan)
         return sp
 
+    threshold = f["cold_start_above"]
+    cold_start = bool(threshold and len(orders) > 1 and f["fit_previous"]
+                      and f["residual"] == "likelihood")  # (pyoof's residual: no noise scale)
     for k in orders:
         if results and f["fit_previous"]:
             sp = space.at_order(k)
@@ -639,30 +657,36 @@ def _run(data, tel, cfg, orders, sigma, sampling, method, verbose, start=None):
             sp = configured_start(k)
         if k != orders[-1] and f["nuisances_last_order_only"]:  # nuisances.py
             sp = hold_below_last_order(sp)
-        results.append(fit_at(k, sp))
+        stop = None
+        if cold_start and k == orders[-1]:  # a poor continuation stops early (stopping.py)
+            dof = max(observed.size - int(np.count_nonzero(sp.free)), 1)
+            stop = partial(PoorFitStop, threshold, dof)
+        results.append(fit_at(k, sp, stop=stop))
     last = results[-1]
-    threshold = f["cold_start_above"]
-    if (threshold and len(orders) > 1 and f["fit_previous"] and f["residual"] == "likelihood"
-            and last.chi2 / last.dof > threshold):  # (pyoof's residual has no noise scale)
+    if cold_start and last.chi2 / last.dof > threshold:
         # The continuation from the lower orders can end in a wrong basin (the lower orders
-        # bend K to mimic the missing ones): a second start from the configured values.
-        # Solved first only until an iteration gains < 1 % of chi2 (which basin), polished
-        # only when it already beats the continuation.
+        # bend K to mimic the missing ones): a second start from the configured values,
+        # solved only until an iteration gains < 1 % of chi2 or it enters the
+        # continuation's basin; the better of the two is then polished.
         kept = dict(state)  # the continuation's model, restored if the cold start loses
+        basin = partial(SameBasinStop, last.space.values[last.space.free], last.residuals,
+                        last.jacobian, last.chi2)
         cold = fit_at(orders[-1], configured_start(orders[-1]), "configured start: ",
-                      ftol=COLD_START_FTOL)
+                      ftol=COLD_START_FTOL, stop=basin)
+        won = cold.chi2 < last.chi2
+        if not won:
+            state.update(kept)  # a refit on finer pixels for the cold start alone is dropped
         tries = [last, cold]
-        best = last
-        if cold.chi2 < last.chi2:
-            tries.append(fit_at(orders[-1], cold.space, "configured start, polished: "))
-            best = min(last, tries[-1], key=lambda r: r.chi2)
+        best = cold if won else last
+        if won or last.status == STOPPED:
+            what = "configured start" if won else "continuation"
+            tries.append(fit_at(orders[-1], best.space, f"{what}, polished: "))
+            best = tries[-1]
         results[-1] = replace(
             best, start_costs=last.start_costs + cold.start_costs,
             n_eval=sum(r.n_eval for r in tries), n_jac=sum(r.n_jac for r in tries),
             n_iter=sum(r.n_iter for r in tries), wall_time=sum(r.wall_time for r in tries),
-            cold_start="won" if best is not last else "lost")
-        if best is last:  # a refit on finer pixels for the cold start alone is not kept
-            state.update(kept)
+            cold_start="won" if won else "lost")
     forward, objective = state["forward"], state["objective"]
     return forward, sig, origin, objective, results
 

@@ -107,7 +107,9 @@ def test_no_false_alarm_on_data_from_the_model():
     assert verdicts == ["adequate"] * 8
 
 
-def test_pyoof_example_is_flagged():
+@pytest.fixture(scope="module")
+def pyoof_fit():
+    """The default fit of pyoof's example file (skipped without ../shared)."""
     path = shared_dir() / "data" / "pyoof_example0.fits" if shared_dir() else None
     if path is None or not path.is_file():
         pytest.skip("../shared/data/pyoof_example0.fits not available")
@@ -115,7 +117,11 @@ def test_pyoof_example_is_flagged():
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = fit(path, "effelsberg")
+        return fit(path, "effelsberg")
+
+
+def test_pyoof_example_is_flagged(pyoof_fit):
+    res = pyoof_fit
     ad = res.adequacy
     assert ad.verdict == "misfit"
     assert "MISFIT" in res.status and "MISFIT" in ad.line() and "\n" not in ad.line()
@@ -124,3 +130,17 @@ def test_pyoof_example_is_flagged():
     block = res.summary()["adequacy"]
     assert block["verdict"] == "misfit" and block["reasons"]
     assert res.summary()["status"].endswith("MISFIT")
+
+
+def test_pyoof_example_second_start_stops_in_the_continuations_basin(pyoof_fit):
+    """A misfit (reduced chi2 4.3 > fit.cold_start_above) tries the configured start too;
+    here it ends in the continuation's basin, so it loses, and both solves stop early
+    (bayesoof.inference.stopping; this shares the fit above to save its ~6 s)."""
+    last = pyoof_fit.orders[-1]
+    assert last.cold_start == "lost"
+    # the continuation's chi2 first, the configured start's higher (stopped in the basin)
+    assert len(last.start_costs) == 2 and last.start_costs[1] > last.start_costs[0]
+    assert last.converged  # the kept solution was polished after its early stop
+    # Jacobians at the last order, measured: 13 without the second start, 23 with it before
+    # the early stops (13 + 10), 18 with them; < 23 fails if either stop stops firing
+    assert last.n_jac < 23
