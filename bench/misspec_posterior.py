@@ -19,8 +19,11 @@ truth) and the wall/CPU time of the fit and of the posterior.  The quick fit's o
 The table per setting: coverage of the 90 % intervals (target 0.90 ± 0.05, binomial se in
 brackets), rms z (1 if calibrated), phase-error rms and its paired ratio to the baseline
 (median over datasets and ratio of the rms; target ≤ 1.5), converged fraction, total and
-per-dataset-max divergences, median CPU s of the posterior.  Datasets whose baseline quick
-fit missed the optimum (reduced χ² > 1.5) are left out, as in the quick-fit study.
+per-dataset-max divergences, median CPU s of the posterior, the number of datasets whose
+K draws were carried onto the quick fit's misfit covariance (bayesoof.inference.misfit_adjust,
+on when the fit flagged a misfit) and the coverage of the draws before that adjustment.
+Datasets whose baseline quick fit missed the optimum (reduced χ² > 1.5) are left out, as in
+the quick-fit study.
 
 Run:  nice python bench/misspec_posterior.py --datasets 50 --settings baseline all \\
           --n-grid 31 --rows /tmp/post.jsonl --resume
@@ -100,8 +103,13 @@ def posterior_record(post, t: dict, eff: dict) -> dict:
         "post_adequate": None if post_adequacy is None else bool(post_adequacy.adequate),
         "post_adequacy": None if post_adequacy is None else post_adequacy.line(),
     }
-    ill = post.illumination_draws()
     pp = post.primary_posterior()
+    rec["adjusted"] = post.adjustment is not None  # K carried onto the fit's misfit cov
+    if "K_noise_only" in pp:  # the draws before that adjustment
+        K0 = info.full_K(pp["K_noise_only"].values.reshape(-1, free.size))[:, free]
+        lo0, hi0 = np.quantile(K0, [0.05, 0.95], axis=0)
+        rec["noise_only_inside90"] = int(((lo0 <= tk) & (tk <= hi0)).sum())
+    ill = post.illumination_draws()
     truths = _truths(t, eff)
     for name in NUISANCES:
         if name in pp:  # sampled
@@ -186,7 +194,12 @@ def summarise(rows: list[dict]) -> list[dict]:
                 line |= {"converged": float(np.mean([r["converged"] for r in rr])),
                          "divergences": int(sum(div)), "div_max": int(max(div)),
                          "with_div": int(sum(d > 0 for d in div)),
-                         "cpu_s": float(np.median([r["post_cpu_s"] for r in rr]))}
+                         "cpu_s": float(np.median([r["post_cpu_s"] for r in rr])),
+                         # datasets whose K draws were carried onto the quick fit's misfit
+                         # covariance, and the coverage the draws had before that
+                         "adjusted": int(sum(bool(r.get("adjusted")) for r in rr)),
+                         "noise_only_coverage90": sum(r.get("noise_only_inside90",
+                                                            r["inside90"]) for r in rr) / n}
             table.append(line)
     return table
 
@@ -198,10 +211,11 @@ def print_table(table: list[dict]) -> None:
               f"{ms.FAILED_BASELINE_CHI2}): {table[0]['excluded']}")
     print(f"{'setting':<9s} {'method':<10s} {'N':>3s} {'cover90':>8s} {'(se)':>7s} "
           f"{'z_rms':>6s} {'phase err':>10s} {'ratio':>6s} {'rms ratio':>9s} {'conv':>5s} "
-          f"{'div (sets, max)':>16s} {'CPU s':>6s}")
+          f"{'div (sets, max)':>16s} {'CPU s':>6s} {'adjusted':>8s} {'noise-only cover90':>18s}")
     for r in table:
         extra = (f" {r['converged']:5.2f} {r['divergences']:5d} ({r['with_div']:2d}, "
-                 f"{r['div_max']:3d}) {r['cpu_s']:6.0f}" if "converged" in r else "")
+                 f"{r['div_max']:3d}) {r['cpu_s']:6.0f} {r['adjusted']:8d} "
+                 f"{r['noise_only_coverage90']:18.3f}" if "converged" in r else "")
         print(f"{r['setting']:<9s} {r['method']:<10s} {r['datasets']:3d} "
               f"{r['coverage90']:8.3f} ({r['binomial_se']:.3f}) {r['z_rms']:6.2f} "
               f"{r['phase_err_rad']:10.4f} {r['phase_ratio']:6.2f} "

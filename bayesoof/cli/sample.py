@@ -81,7 +81,8 @@ def run(args) -> int:
                 post = sample(data, telescope=tel, order=fit_result.order,
                               sampler=args.sampler, draws=args.draws, tune=args.tune,
                               chains=args.chains, seed=args.seed, fit_result=fit_result,
-                              checkpoint=built, recipe=recipe, **extra)
+                              checkpoint=built, recipe=recipe,
+                              misfit_adjust=not args.noise_only_posterior, **extra)
             if post.idata is None:
                 raise CLIError("sampling stopped before any draw was kept; nothing written")
             post.save(built)
@@ -167,4 +168,8 @@ def register(sub, fmt) -> None:
                    help="seed of the chains' starts and of the sampler")
     p.add_argument("--walkers", type=positive_int, default=None,
                    help="emcee walkers (default max(2 d + 2, 32), d the free parameters)")
+    p.add_argument("--noise-only-posterior", action="store_true",
+                   help="under a misfit, keep K's noise-only posterior (too narrow) instead "
+                        "of carrying its draws onto the quick fit's misfit covariance "
+                        "(default; the noise-only draws are kept as K_noise_only)")
     p.set_defaults(func=run)

@@ -92,6 +92,9 @@ class PosteriorResult:
         Sampling stopped early (Ctrl-C); the draws kept are those made before.
     products : dict
         Phase / surface maps, rms draws, residuals (see :meth:`compute_products`).
+    adjustment : dict or None
+        When the quick fit switched its misfit covariance on: K's draws carried onto it
+        (:mod:`bayesoof.inference.misfit_adjust`; noise-only draws in ``K_noise_only``).
     """
 
     idata: Any
@@ -107,6 +110,8 @@ class PosteriorResult:
     products: dict = field(default_factory=dict)
     density: Any = None
     z_draws: Any = None
+    #: the open-faced sandwich adjustment of K under misfit (misfit_adjust.py), or None
+    adjustment: dict | None = None
 
     # ---------------------------------------------------------------- basics
     @classmethod
@@ -171,11 +176,16 @@ class PosteriorResult:
         return out
 
     def table(self, var_names=None):
-        """ArviZ summary (mean, sd, 94% HDI, MCSE, ESS, R-hat) of the primary mode."""
+        """ArviZ summary (mean, sd, 94% HDI, MCSE, ESS, R-hat) of the primary mode.
+
+        By default every variable but ``K_noise_only`` (the draws before the misfit
+        adjustment, :attr:`adjustment`).
+        """
         import arviz as az
 
         post = self.primary_posterior()
-        var_names = var_names or [v for v in post.data_vars if not v.startswith("__")]
+        var_names = var_names or [v for v in post.data_vars
+                                  if not v.startswith("__") and v != "K_noise_only"]
         # full precision (ArviZ rounds to 2-3 decimals by default: K in waves would lose it)
         return az.summary(post[var_names], hdi_prob=HDI_PROB, round_to="none")
 
@@ -229,7 +239,8 @@ class PosteriorResult:
             per_map[str(name)] = {"rms": float(np.sqrt(np.mean(r**2))),
                                   "max_abs": float(np.max(np.abs(r))),
                                   "chi2_per_sample": float(np.mean(r**2))}
-        adequacy = _posterior_adequacy(info, fm, resid, mus, sigs, dens.dim, seed)
+        adequacy = _posterior_adequacy(info, fm, resid, mus, sigs, dens.dim, seed,
+                                       self.adjustment)
         ppc = az.from_dict(
             posterior_predictive={"beam": rep[None]},
             coords={"sample": np.arange(fm.observed.size)},
@@ -274,6 +285,8 @@ class PosteriorResult:
             out["standardized_residuals"] = self.products["residuals_per_map"]
         if self.products.get("adequacy") is not None:
             out["adequacy"] = self.products["adequacy"].to_dict()
+        if self.adjustment is not None:
+            out["misfit_adjustment"] = clean(self.adjustment)
         return out
 
     def save(self, run_dir) -> Path:
@@ -395,11 +408,13 @@ def _predictive_fn(model, mode: str):
     )
 
 
-def _posterior_adequacy(info, fm, resid, mus, sigs, n_free: int, seed: int):
+def _posterior_adequacy(info, fm, resid, mus, sigs, n_free: int, seed: int,
+                        adjustment: dict | None = None):
     """Adequacy of the posterior-mean model, with the posterior predictive p of χ².
 
     The p-value replicates the Normal noise of the likelihood; with another likelihood
-    it is left out (the residual tests still apply).
+    it is left out (the residual tests still apply).  ``adjustment``: the misfit
+    adjustment of K's draws, named in the verdict's remedy.
     """
     from bayesoof.inference.adequacy import assess, ppp_chi2
 
@@ -408,6 +423,10 @@ def _posterior_adequacy(info, fm, resid, mus, sigs, n_free: int, seed: int):
     remedy = None
     if info.likelihood == "misfit":
         remedy = f"posterior under the quick fit's {info.fit.misfit_model.sentence()}"
+    elif adjustment is not None:
+        from bayesoof.inference.misfit_adjust import sentence
+
+        remedy = sentence(adjustment, info.fit)
     elif info.likelihood == "normal":
         remedy = ("posterior under the noise-only likelihood: its intervals are too narrow "
                   "for this misfit (the quick fit's misfit covariance is the honest one)")
@@ -450,8 +469,19 @@ def assemble(model, density, raw, lap, settings: dict, t0: float, products: bool
         posterior = {k: v.reshape((chains, draws) + v.shape[1:]) for k, v in vals.items()}
     else:
         posterior = {}
+    adjustment = None
+    if (posterior.get("K") is not None and info.likelihood == "normal"
+            and settings.get("misfit_adjust", True)):
+        from bayesoof.inference.misfit_adjust import adjust_posterior_K
+
+        adjusted = adjust_posterior_K(posterior["K"], modes["primary"], info.fit, info.free_j)
+        if adjusted is not None:
+            posterior["K_noise_only"] = posterior["K"]
+            posterior["K"], adjustment = adjusted
     coords = {k: list(v) for k, v in model.coords.items() if k != "sample"}
     dims = {k: v for k, v in _dims(model).items() if k in posterior}
+    if "K_noise_only" in posterior:
+        dims["K_noise_only"] = dims["K"]
     consts = {
         "u": np.concatenate([m.u for m in fm.data.maps]),
         "v": np.concatenate([m.v for m in fm.data.maps]),
@@ -507,6 +537,8 @@ def assemble(model, density, raw, lap, settings: dict, t0: float, products: bool
         idata.constant_data.attrs.update(attrs)
         idata.posterior.attrs.update({"sampler": settings.get("sampler", ""),
                                       "whitening": "u = u_MAP + chol(D cov_fit D^T) z"})
+        if adjustment is not None:  # K carried onto the quick fit's misfit covariance
+            idata.posterior.attrs["misfit_adjustment"] = json.dumps(clean(adjustment))
     var_names = [v.name for v in model.free_RVs]
     if idata is not None:
         from bayesoof.inference.samplers import get_sampler
@@ -531,7 +563,7 @@ def assemble(model, density, raw, lap, settings: dict, t0: float, products: bool
     result = PosteriorResult(
         idata=idata, model=model, fit=info.fit, sampler=settings.get("sampler", ""),
         settings=settings, diagnostics=diag, modes=modes, laplace=lap, timing=timing,
-        interrupted=raw.interrupted, density=density, z_draws=raw.z,
+        interrupted=raw.interrupted, density=density, z_draws=raw.z, adjustment=adjustment,
     )
     if products and draws:
         try:

@@ -232,6 +232,7 @@ def sample_model(
     prior_draws: int = 0,
     checkpoint=None,
     recipe: dict | None = None,
+    misfit_adjust: bool = True,
     **kwargs,
 ):
     """Sample the posterior of a model built by :func:`bayesoof.inference.model.build_model`.
@@ -246,6 +247,10 @@ def sample_model(
     (:mod:`bayesoof.inference.checkpoint`) as soon as sampling ends, before assembly, and
     every minute during long numpyro / emcee runs; ``recipe`` says how to rebuild the
     model for :func:`bayesoof.inference.checkpoint.finish`.
+
+    ``misfit_adjust``: when the quick fit switched its misfit covariance on (the adequacy
+    test failed) and the likelihood is the noise-only one, carry the draws of K onto that
+    covariance (:mod:`bayesoof.inference.misfit_adjust`); False keeps the noise-only draws.
     """
     from bayesoof.inference import checkpoint as ckpt
     from bayesoof.inference.posterior import assemble
@@ -267,7 +272,7 @@ def sample_model(
         lap = laplace_result or laplace(model, mode=mode)
         density = _whitened(model, lap, mode)
         settings = {"sampler": name, "draws": draws, "tune": tune, "chains": chains,
-                    "seed": seed, "until_converged": until,
+                    "seed": seed, "until_converged": until, "misfit_adjust": bool(misfit_adjust),
                     **{k: v for k, v in kwargs.items() if _jsonable(v)}}
         if checkpoint is not None:
             def keep(partial_raw, _d=density):  # periodic: the draws so far

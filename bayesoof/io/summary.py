@@ -131,6 +131,7 @@ class PosteriorSection(TypedDict):
     aperture: NotRequired[dict[str, IntervalEntry]]
     standardized_residuals: NotRequired[dict[str, dict[str, float]]]
     adequacy: NotRequired[dict[str, Any]]
+    misfit_adjustment: NotRequired[dict[str, Any]]
 
 
 class Summary(TypedDict):
