@@ -134,6 +134,11 @@ def run(args) -> int:
         say(line)
     ad = (post.products or {}).get("adequacy") or fit_result.adequacy
     say(ad.line())
+    if post.adjustment is not None and ad.adequate:  # else the line above names it
+        from bayesoof.inference.misfit_adjust import sentence
+
+        why = (fit_result.uncertainty or {}).get("reason", "the quick fit's choice")
+        say(f"uncertainty: {sentence(post.adjustment, fit_result)}, because {why}")
     say(f"run directory: {run}")
     if args.plots:
         say(f"plots: {run / 'plots'} ({', '.join(sorted(p.name for p in plots))})")

@@ -23,6 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
+# Σ_P is estimated from at least this many draws per adjusted coefficient (+1): from the
+# primary chains when they have that many, else from every chain, else no adjustment
+MIN_DRAWS_PER_DIM = 5
+
 # Σ_P's eigenvalues below this fraction of its largest are treated as this floor when
 # Σ_P^{-1/2} is formed (a K the draws hardly move must not be blown up by rounding)
 EIG_FLOOR = 1e-12
@@ -63,16 +67,22 @@ def target_covariance(fit, free_j: np.ndarray):
 def adjust_posterior_K(K: np.ndarray, primary, fit, free_j) -> tuple[np.ndarray, dict] | None:
     """K draws (chains, draws, n_K) carried onto the fit's misfit covariance, or None.
 
-    ``primary``: the chains whose draws define K̄ and Σ_P (the posterior's primary mode).
+    ``primary``: the chains whose draws define K̄ and Σ_P (the posterior's primary mode;
+    every chain when those have fewer than ``MIN_DRAWS_PER_DIM`` draws per coefficient).
     Returns the adjusted draws and a record of what was done (for the summary).
     """
     target = target_covariance(fit, free_j)
-    if target is None or K.shape[0] * K.shape[1] < 2:
+    if target is None:
         return None
     cov_h, keep = target
     if not keep.any():
         return None
+    need = MIN_DRAWS_PER_DIM * (int(keep.sum()) + 1)
     flat = K[list(primary)].reshape(-1, K.shape[-1])[:, keep]
+    if flat.shape[0] < need:
+        flat = K.reshape(-1, K.shape[-1])[:, keep]
+        if flat.shape[0] < need:
+            return None
     centre = flat.mean(axis=0)
     cov_p = np.atleast_2d(np.cov(flat, rowvar=False))
     M = adjustment_matrix(cov_p, cov_h)

@@ -77,6 +77,14 @@ def test_adjust_posterior_K_bookkeeping():
     # the coefficient fixed in the fit is left as drawn, in every chain
     np.testing.assert_array_equal(out[..., ~keep], K[..., ~keep])
     assert rec["coefficients"] == keep.sum() and rec["target"] == "hac"
+    # too few primary draws for Σ_P (5 per coefficient + 5): every chain's are used ...
+    few = K[:, :10].copy()  # primary chain 0: 10 draws < 25; all three: 30
+    fit = _fake_fit(cov_full, free_fit)
+    out_few, _ = misfit_adjust.adjust_posterior_K(few, [0], fit, free_j)
+    np.testing.assert_allclose(np.cov(out_few.reshape(-1, free_j.size)[:, keep], rowvar=False),
+                               cov_full[np.ix_(idx, idx)], rtol=1e-9)
+    # ... and with too few in all (3 x 2 < 25) there is no adjustment
+    assert misfit_adjust.adjust_posterior_K(K[:, :2], [0], fit, free_j) is None
     # no misfit covariance in the fit (plain_last None): nothing to do
     assert misfit_adjust.adjust_posterior_K(K, [0, 1], _fake_fit(cov_full, free_fit, False),
                                             free_j) is None
