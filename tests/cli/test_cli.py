@@ -338,7 +338,13 @@ def test_plot_and_info_bad_run(tmp_path, capsys):
 
 # ---------------------------------------------------------------- sample
 def test_sample_emcee_on_the_example(tmp_path, capsys):
-    """'bayesoof sample' end to end (emcee, order 1, a few steps: the cheapest sampler)."""
+    """'bayesoof sample' end to end (emcee, order 1, a few steps: the cheapest sampler).
+
+    Order 1 on the order-4 example is a misfit the quick fit flags, so its misfit
+    covariance is on and the posterior's K is carried onto it (misfit_adjust.py) through
+    the whole CLI: the line that says so, summary.json, posterior.nc's K_noise_only,
+    'info' and 'plot'.
+    """
     out = tmp_path / "runs"
     code, stdout, err = run(capsys, "sample", example_path(), "--order", "1", "--sampler",
                             "emcee", "--draws", "20", "--tune", "20", "--seed", "3",
@@ -359,6 +365,17 @@ def test_sample_emcee_on_the_example(tmp_path, capsys):
     assert len(adequacy) == 1 and post["adequacy"]["verdict"] in ("adequate", "misfit")
     assert ("MISFIT" in adequacy[0]) == (post["adequacy"]["verdict"] == "misfit")
     assert f"run directory: {rundir}" in stdout
+    # the misfit adjustment: stored, said once (in the adequacy line or its own line)
+    adj = post["misfit_adjustment"]
+    assert adj["coefficients"] >= 1
+    assert summary["uncertainty"]["switched_on"] and adj["reason"] == summary["uncertainty"][
+        "reason"]
+    assert stdout.count("open-faced sandwich") == 1
+    import xarray as xr
+
+    with xr.open_dataset(rundir / "posterior.nc", group="posterior") as ds:
+        assert ds["K_noise_only"].shape == ds["K"].shape
+        assert not np.allclose(ds["K_noise_only"].values, ds["K"].values)
     # the posterior sits where the quick fit is: amplitude of the in-focus map ~ 1000 (10 %:
     # at order 1 the free leg width takes it 7.4 % high, see test_fit_writes_a_complete_run)
     amp = post["parameters"]["amp[ZERO OOF]"]

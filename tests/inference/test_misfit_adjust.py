@@ -1,9 +1,9 @@
 """Posterior K carried onto the quick fit's misfit covariance (misfit_adjust.py).
 
 The algebra against its definition on Gaussian draws, the bookkeeping on a fake fit, and
-one real posterior (order 1, 9 × 9 maps, emcee for seconds; ~60 s of compiling on a cold
-cache) with the misfit covariance forced on (``remedy = "always"``), so the adjustment is
-exercised end to end.  Whether it
+one real posterior (order 1, 9 × 9 maps, emcee for seconds; ~55 s of compiling, so slow;
+the default run does the same through the CLI in tests/cli/test_cli.py) with the misfit
+covariance forced on (``remedy = "always"``), so the adjustment is exercised end to end.  Whether it
 makes intervals honest under real misfit is the slow test at the end (an 'all'-effects
 dataset of bench/misspec_study.py, default fit and posterior).
 """
@@ -103,7 +103,10 @@ def tiny_data():
                         extent=5.0, snr=200.0, seed=2)
 
 
+@pytest.mark.slow
 def test_posterior_K_takes_the_fits_misfit_covariance(tiny_data):
+    """(Slow: ~55 s of compiling; the default run has the CLI version,
+    tests/cli/test_cli.py::test_sample_emcee_on_the_example.)"""
     from bayesoof.inference.sample import sample
 
     forced = {"config": {"misfit": {"remedy": "always"}}}
