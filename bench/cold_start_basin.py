@@ -20,8 +20,6 @@ import argparse
 import types
 import warnings
 
-import numpy as np
-
 from bayesoof.inference import stopping
 from bayesoof.testing import bench_script, shared_dir
 
@@ -30,14 +28,10 @@ def _recording(log: list):
     """SameBasinStop.__call__ replaced: record (excess / chi2, error / excess), never stop."""
 
     def call(self, intermediate_result):
-        x = np.asarray(intermediate_result.x, float)
-        if x.shape != self.theta.shape:
-            return
-        actual = 2.0 * float(intermediate_result.cost)
-        excess = actual - self.chi2
-        predicted = float(np.sum((self.r + self.jac @ (x - self.theta)) ** 2))
-        log.append((excess / self.chi2, abs(actual - predicted) / abs(excess or 1.0),
-                    excess > 0))
+        m = self.measure(intermediate_result)
+        if m is not None:
+            excess, error = m
+            log.append((excess / self.chi2, error / abs(excess or 1.0), excess > 0))
 
     return call
 

@@ -73,16 +73,27 @@ class SameBasinStop:
         self.chi2 = float(chi2)
         self.fired = False
 
-    def __call__(self, intermediate_result) -> None:
-        """Raise StopIteration once the iterate is in the basin of ``theta``."""
+    def measure(self, intermediate_result):
+        """Return ``(excess, error)`` of the iterate, or None for another free set.
+
+        excess: its χ² minus the continuation's; error: that of the Gauss-Newton
+        prediction of its χ² about the continuation's point.
+        """
         x = np.asarray(intermediate_result.x, float)
         if x.shape != self.theta.shape:  # another free set: no common basin to compare
-            return
+            return None
         actual = 2.0 * float(intermediate_result.cost)
-        excess = actual - self.chi2
+        predicted = float(np.sum((self.r + self.jac @ (x - self.theta)) ** 2))
+        return actual - self.chi2, abs(actual - predicted)
+
+    def __call__(self, intermediate_result) -> None:
+        """Raise StopIteration once the iterate is in the basin of ``theta``."""
+        m = self.measure(intermediate_result)
+        if m is None:
+            return
+        excess, error = m
         if not 0.0 < excess <= SAME_BASIN_EXCESS * self.chi2:
             return  # already lower (it will win), or still far from either solution
-        predicted = float(np.sum((self.r + self.jac @ (x - self.theta)) ** 2))
-        self.fired = abs(actual - predicted) <= SAME_BASIN_MISMATCH * excess
+        self.fired = error <= SAME_BASIN_MISMATCH * excess
         if self.fired:
             raise StopIteration
