@@ -40,9 +40,21 @@ def pytest_configure(config):
     if hasattr(config, "workerinput"):  # an xdist worker: the controller set it
         return
     path = tempfile.mkdtemp(prefix="bayesoof-test-compiled-")
-    config._bayesoof_cache = (path, {k: os.environ.get(k) for k in ENV})
+    config._bayesoof_cache = (path, {k: os.environ.get(k) for k in ENV + ("PYTENSOR_FLAGS",)})
     os.environ["BAYESOOF_CACHE_DIR"] = path
     os.environ["BAYESOOF_CACHE_MAX_ENTRIES"] = "64"  # the run's geometries, not a user's 8
+    os.environ["PYTENSOR_FLAGS"] = ",".join(
+        f for f in (os.environ.get("PYTENSOR_FLAGS", ""), TEST_PYTENSOR_FLAGS) if f)
+
+
+# PyTensor's C modules built without g++ optimisation (-O0 instead of -O3) in test runs.
+# On a machine whose PyTensor cache is cold (CI), compiling the ~600 C modules the suite
+# needs was ~430 s of its 985 s (the same suite took 554 s once they were cached); one
+# cold order-4 `bayesoof fit` on the example: 59 s at -O3, 49 s at -O1, 38 s at -O0, and
+# 9.5 s warm at each (the graphs' time is in FFTs and NumPy calls, not in the generated
+# loops).  The flag is part of PyTensor's module key (its config hash), so these modules
+# never mix with the -O3 ones a user's own runs cache.
+TEST_PYTENSOR_FLAGS = "cmodule__remove_gxx_opt=True"
 
 
 def pytest_unconfigure(config):
