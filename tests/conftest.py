@@ -43,18 +43,20 @@ def pytest_configure(config):
     config._bayesoof_cache = (path, {k: os.environ.get(k) for k in ENV + ("PYTENSOR_FLAGS",)})
     os.environ["BAYESOOF_CACHE_DIR"] = path
     os.environ["BAYESOOF_CACHE_MAX_ENTRIES"] = "64"  # the run's geometries, not a user's 8
-    os.environ["PYTENSOR_FLAGS"] = ",".join(
-        f for f in (os.environ.get("PYTENSOR_FLAGS", ""), TEST_PYTENSOR_FLAGS) if f)
+    flags = os.environ.get("PYTENSOR_FLAGS", "")
+    if "gcc__cxxflags" not in flags:  # a developer's own C flags win
+        os.environ["PYTENSOR_FLAGS"] = ",".join(f for f in (flags, TEST_PYTENSOR_FLAGS) if f)
 
 
-# PyTensor's C modules built without g++ optimisation (-O0 instead of -O3) in test runs.
-# On a machine whose PyTensor cache is cold (CI), compiling the ~600 C modules the suite
-# needs was ~430 s of its 985 s (the same suite took 554 s once they were cached); one
-# cold order-4 `bayesoof fit` on the example: 59 s at -O3, 49 s at -O1, 38 s at -O0, and
-# 9.5 s warm at each (the graphs' time is in FFTs and NumPy calls, not in the generated
-# loops).  The flag is part of PyTensor's module key (its config hash), so these modules
-# never mix with the -O3 ones a user's own runs cache.
-TEST_PYTENSOR_FLAGS = "cmodule__remove_gxx_opt=True"
+# PyTensor's C modules built without g++ optimisation or debug information (-O0 -g0 after
+# PyTensor's -O3 -g) in test runs: the suite compiles ~600 C modules, on a machine whose
+# PyTensor cache is cold (CI) that is most of its fixed cost.  One cold order-4
+# `bayesoof fit` on the example: 59 s at -O3, 33 s at -O0 -g0, 9.5 s warm with either (the
+# graphs' time is in FFTs and NumPy calls, not in the generated loops).  The flags are
+# compile arguments, part of both PyTensor's module key and its module hash, so these
+# modules never stand in for the -O3 ones a user's own runs compile and cache (the
+# config flag cmodule__remove_gxx_opt is not in the module hash: its modules would).
+TEST_PYTENSOR_FLAGS = "gcc__cxxflags=-O0 -g0"
 
 
 def pytest_unconfigure(config):
