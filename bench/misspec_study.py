@@ -162,8 +162,9 @@ def _record(name, rec_space, sd_full, t, nl) -> dict:
     z = (K[free] - true_K[:J][free]) / np.where(sd_full[:J][free] > 0, sd_full[:J][free],
                                                  np.nan)
     err = plain_rms(fit_K - true_K, zernike.nl_list(zernike.j_to_nl(J_all - 1)[0]))
+    z_of = {f"{n},{l}": float(zz) for (n, l), zz in zip(np.asarray(nl)[free], z, strict=True)}
     return {"method": name, "inside90": int(np.sum(np.abs(z) <= Z90)), "n": int(free.sum()),
-            "z2": float(np.nansum(z * z)), "phase_err": float(err)}
+            "z2": float(np.nansum(z * z)), "phase_err": float(err), "z_K": z_of}
 
 
 def _taper_record(res, t: dict, eff: dict) -> dict:
@@ -284,6 +285,31 @@ def summarise(rows: list[dict]) -> list[dict]:
     return table
 
 
+def per_coefficient(rows: list[dict], method: str = "default") -> dict:
+    """{setting: {"n,l": (rms z, mean z, datasets)}} of one method's free K: which
+    coefficients carry a setting's miscoverage (rows written before the per-K z were
+    recorded are skipped)."""
+    out: dict = {}
+    for r in rows:
+        if r["method"] == method and "z_K" in r:
+            for k, z in r["z_K"].items():
+                out.setdefault(r["setting"], {}).setdefault(k, []).append(z)
+    return {s: {k: (float(np.sqrt(np.nanmean(np.square(v)))), float(np.nanmean(v)), len(v))
+                for k, v in d.items()} for s, d in out.items()}
+
+
+def print_per_coefficient(per_k: dict) -> None:
+    """rms z of each free K (n,l) per setting (1 if calibrated; se ≈ 1/sqrt(2 N)), and
+    the mean z (bias in sd; se ≈ 1/sqrt(N))."""
+    keys = list(dict.fromkeys(k for d in per_k.values() for k in d))
+    print("per coefficient: rms z (mean z) of the default fit, by setting")
+    print(f"{'n,l':<6s}" + "".join(f"{s:>14s}" for s in per_k))
+    for k in keys:
+        cells = [per_k[s].get(k) for s in per_k]
+        print(f"{k:<6s}" + "".join(f"{c[0]:7.2f} ({c[1]:+.2f})" if c else f"{'':>14s}"
+                                   for c in cells))
+
+
 def print_table(table: list[dict]) -> None:
     """The study table (see :func:`summarise` for the columns)."""
     if table:
@@ -377,6 +403,8 @@ def main(argv=None) -> int:
                    help="with --table-from: only datasets 0 .. first-1")
     p.add_argument("--table-from", default=None,
                    help="only print the table of a --rows file (e.g. of a run still going)")
+    p.add_argument("--per-k", action="store_true",
+                   help="also print the rms and mean z of each free K per setting")
     a = p.parse_args(argv)
     if a.table_from:
         with open(a.table_from) as fh:
@@ -384,6 +412,8 @@ def main(argv=None) -> int:
         if a.first is not None:  # e.g. to compare with a shorter run on the same datasets
             rows = [r for r in rows if r["dataset"] < a.first]
         print_table(summarise(rows))
+        if a.per_k:
+            print_per_coefficient(per_coefficient(rows))
         return 0
     # datasets interleaved across settings, so that a partial run covers every setting
     jobs = [(s, i) for i in range(a.datasets) for s in a.settings]
@@ -421,6 +451,8 @@ def main(argv=None) -> int:
           f"SNR {a.snr:g}, fit order {a.order or 'default'}; "
           f"{time.perf_counter() - t0:.0f} s")
     print_table(table)
+    if a.per_k:
+        print_per_coefficient(per_coefficient(rows))
     if a.json:
         with open(a.json, "w") as fh:
             json.dump({"args": vars(a), "table": table, "rows": rows}, fh, indent=1)

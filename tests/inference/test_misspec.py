@@ -137,3 +137,19 @@ def test_coarse_aperture_leg_width_settles_inside_its_bounds(rows):
         assert r["leg_half_width_sd"] is not None, r
         assert upper - r["leg_half_width"] > 3 * r["leg_half_width_sd"], r
         assert r["phase_err"] < 1.5 * base[r["dataset"]]["phase_err"], (r, base)
+
+
+def test_per_coefficient_z_adds_up_to_the_table(rows):
+    """The per-K breakdown (``--per-k``) holds every free K of every dataset: its squared
+    rms z, weighted by the datasets, sums to the table's z_rms² × n for each setting, and
+    the labels are those of the free K (no piston)."""
+    study, out = rows
+    table = {r["setting"]: r for r in study.summarise(out) if r["method"] == "default"}
+    per_k = study.per_coefficient(out)
+    assert set(per_k) == set(table)
+    for setting, coeffs in per_k.items():
+        assert "0,0" not in coeffs
+        n = sum(c[2] for c in coeffs.values())
+        assert n == sum(r["n"] for r in _default(out, setting))
+        z2 = sum(c[0] ** 2 * c[2] for c in coeffs.values())
+        assert z2 / n == pytest.approx(table[setting]["z_rms"] ** 2, rel=1e-9)
