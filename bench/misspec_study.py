@@ -30,7 +30,7 @@ datasets, and the ratio of the rms; target ≤ 1.5), and the fraction of dataset
 adequacy test flagged (on the baseline: the false-alarm rate).  Datasets whose baseline
 fit missed the optimum are left out (counted).
 
-Run:  python bench/misspec_study.py --datasets 50 --workers 2
+Run:  python bench/misspec_study.py --datasets 50 --workers 2 --per-k
       python bench/misspec_study.py --datasets 3 --settings baseline pointing --n-grid 31
 Parallel runs (--workers > 1) use dask.distributed (a LocalCluster of --workers processes,
 one thread each), each worker with its own PyTensor compile directory (under --compiledir).

@@ -73,7 +73,12 @@ def test_recovery_order3_truth_in_94_hdi(order3):
         # CI at 7e049a8 gave [-14.492, -12.56] (it passed on engineer legs' run before
         # bc04c57 changed the rounding).  c_dB is ~2.6 posterior sd from its truth on this
         # dataset, with the legs free: not explained by holding them.  Any other miss
-        # (every K, the amplitudes and offsets) still fails.
+        # (every K, the amplitudes and offsets) still fails.  Session 13: over the 50
+        # baseline datasets of bench/misspec_study.py the quick fit's c_dB is calibrated
+        # (rms z 1.06, mean z -0.01, 88 % inside its 90 % interval; leg half-width 1.10,
+        # shade 1.07, q 1.12), so a 2.6-sd miss on this one seeded dataset (~1 % per
+        # parameter) is not evidence of a bias; kept as xfail until a posterior study of
+        # c_dB over many datasets says the same of the posterior.
         pytest.xfail("; ".join(misses))
     assert not misses, "; ".join(misses)
 
