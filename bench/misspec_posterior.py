@@ -135,11 +135,11 @@ def one(setting: str, i: int, a) -> list[dict]:
         res = fit(data, "effelsberg", order=a.order)
     fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
     quick = ms._record("default", res.last.space, res.last.full_sd(), t, res.space.nl)
-    plain = res.plain_last or res.last
+    plain = res.exact_model_last or res.plain_last or res.last  # noise-only, exact model
     J = len(res.space.nl)
     base = {"setting": setting, "dataset": i, "method": "posterior",
             "fit_misfit": not res.adequacy.adequate,
-            "reduced_chi2": (res.plain_last or res.last).reduced_chi2,
+            "reduced_chi2": plain.reduced_chi2,
             "fit_s": fit_s, "fit_cpu_s": fit_cpu,
             "quick_inside90": quick["inside90"], "quick_n": quick["n"],
             "quick_z2": quick["z2"], "quick_phase_err": quick["phase_err"],

@@ -198,14 +198,19 @@ def one(setting: str, i: int, a) -> list[dict]:
         res = fit(data, "effelsberg", order=a.order, config=getattr(a, "config", None))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     nl = res.space.nl
-    plain = res.plain_last or res.last
+    # the noise-only, exact-model fit: before the model error and the misfit covariance
+    plain = res.exact_model_last or res.plain_last or res.last
+    me = res.model_error or {}
     out = []
     base = {"setting": setting, "dataset": i, "misfit": not res.adequacy.adequate,
             "reduced_chi2": plain.reduced_chi2, "fit_s": wall, "fit_cpu_s": cpu,
+            "model_error_sd_ratio": me.get("K_sd_ratio_median"),
+            "model_error_shift_sd": me.get("K_shift_max_sd"),
             **_taper_record(res, t, SETTINGS[setting])}
     out.append(base | _record("default", res.last.space, res.last.full_sd(), t, nl))
     out.append(base | _record("noise_only", plain.space, plain.full_sd(), t, nl))
-    res.orders[-1] = plain  # candidates start from the noise-only solution
+    res.orders[-1] = plain  # candidates start from the noise-only, exact-model solution
+    res.exact_model_last = res.model_error = None
     for name in a.candidates:
         opts = dict(CANDIDATES[name])
         kind = opts.pop("kind")

@@ -633,16 +633,21 @@ def joint_laplace(results, elevation, tau, coef_rms: float = COEF_RMS):
 
     Every observation keeps its own free parameters (K, illumination, amplitudes, offsets,
     ...), its K tied to the gravity model by ``(K_ij - X_i β_j) / τ_j`` prior rows; β has
-    the prior of :func:`conditional_coefficients`.  Solved by least squares over all
-    parameters with the exact Jacobians of each observation's compiled residual; the
-    covariance is the (β, β) block of the inverse Gauss-Newton Hessian.  Used to check
-    the two-stage model; only for small campaigns (it holds every map at once).
+    the prior of :func:`conditional_coefficients`; an observation whose fit marginalised
+    the aperture model error (:mod:`bayesoof.inference.model_error`) has its error modes
+    free here with their prior rows ``a / sd_a``, so that both stages marginalise it.
+    Solved by least squares over all parameters with the exact Jacobians of each
+    observation's compiled residual; the covariance is the (β, β) block of the inverse
+    Gauss-Newton Hessian.  Used to check the two-stage model; only for small campaigns (it
+    holds every map at once).
 
     Returns ``(mean (3, J'), cov (3J', 3J'))`` in the order of ``stage1_from_fits``.
     """
     from scipy.optimize import least_squares
 
     from bayesoof.inference.fit import _objective
+    from bayesoof.inference.model_error import APERTURE_ERROR
+    from bayesoof.inference.model_error import prior_sd as error_sd
 
     s1 = stage1_from_fits(results, elevation)
     X = design(s1.elevation)
@@ -651,9 +656,19 @@ def joint_laplace(results, elevation, tau, coef_rms: float = COEF_RMS):
     tau = np.broadcast_to(np.asarray(tau, float), (Jp,))
     sdb = prior_sd(s1, coef_rms).ravel()
     blocks = []
+    errors = []  # (positions of the error modes in the free vector, their prior sd)
     for r in results:
-        sp = r.last.space
+        sp = r.last.space.copy()
         obj = _objective(r.forward, sp, r.config["fit"]["residual"])
+        if getattr(r, "model_error", None) is not None:
+            sp.set(APERTURE_ERROR, free=True)
+            where = {int(f): i for i, f in enumerate(sp.free_index)}
+            a_idx = np.arange(sp.n_full)[sp.slice_of(APERTURE_ERROR)]
+            me = r.config["model_error"]
+            errors.append((np.array([where[int(j)] for j in a_idx]),
+                           error_sd(int(me["order"]), float(me["rms"]))))
+        else:
+            errors.append((np.zeros(0, int), np.zeros(0)))
         blocks.append((obj, sp, np.ascontiguousarray(r.forward.observed, float), r.sigma))
     sizes = [b[1].free_index.size for b in blocks]
     offs = np.r_[0, np.cumsum(sizes)]
@@ -687,11 +702,16 @@ def joint_laplace(results, elevation, tau, coef_rms: float = COEF_RMS):
             res.append(r)
             # tie rows: (K_ij - X_i β_j) / τ_j
             res.append((th[i][kpos[i]] - X[i] @ B) / tau)
-            if want_jac:
+            a_pos, a_sd = errors[i]
+            res.append(th[i][a_pos] / a_sd)  # the model error's prior (none without it)
+            if want_jac:  # (rows in the order of the residuals: tie rows, then prior)
                 Jt = np.zeros((Jp, n_par))
                 Jt[np.arange(Jp), offs[i] + kpos[i]] = 1.0 / tau
                 Jt[:, offs[-1]:] = -np.kron(X[i][None, :], np.eye(Jp)) / tau[:, None]
                 rows.append(Jt)
+                Ja = np.zeros((a_pos.size, n_par))
+                Ja[np.arange(a_pos.size), offs[i] + a_pos] = 1.0 / a_sd
+                rows.append(Ja)
         res.append(beta / sdb)
         if want_jac:
             Jb = np.zeros((nb, n_par))

@@ -169,8 +169,15 @@ class OrderSelection:
 
 def select_order(result, prior_rms: float = PRIOR_RMS, tilt_rms: float = TILT_RMS,
                  threshold: float = THRESHOLD, candidates=None) -> OrderSelection:
-    """Choose the order of a quick fit that fitted several orders (``FitResult.orders``)."""
-    orders = [o for o in result.orders if candidates is None or o.order in candidates]
+    """Choose the order of a quick fit that fitted several orders (``FitResult.orders``).
+
+    Every order is judged as fitted, without the aperture model error: the last order's
+    record before that step (``exact_model_last``), like the orders below it.
+    """
+    fitted = list(result.orders)
+    if getattr(result, "exact_model_last", None) is not None:
+        fitted[-1] = result.exact_model_last
+    orders = [o for o in fitted if candidates is None or o.order in candidates]
     if not orders:
         raise ValueError("no fitted order among the candidates")
     lz = np.array([laplace_evidence(o, prior_rms, tilt_rms) for o in orders])

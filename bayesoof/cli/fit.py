@@ -145,6 +145,12 @@ def _run(args) -> int:
         f"{st['ruze_weighted']:.4f} (illumination-weighted; plain disc rms "
         f"{st['phase_rms']:.4f} rad, {st['surface_rms']:.1f} µm)")
     say(result.adequacy.line())
+    me = result.model_error
+    if me is not None:
+        lo, hi = me["K_sd_ratio_range"]
+        say(f"model error: aperture amplitude (rms {me['rms']:g}, Zernike order <= "
+            f"{me['order']}) marginalised: K sd x {lo:.2f}-{hi:.2f}, K moved by <= "
+            f"{me['K_shift_max_sd']:.2f} sd ([model_error] in the fit configuration)")
     say(f"run directory: {run}")
     if args.plots:
         say(f"plots: {run / 'plots'} ({', '.join(sorted(p.name for p in plots))})")

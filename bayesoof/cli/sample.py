@@ -137,7 +137,9 @@ def run(args) -> int:
     if post.adjustment is not None and ad.adequate:  # else the line above names it
         from bayesoof.inference.misfit_adjust import sentence
 
-        why = (fit_result.uncertainty or {}).get("reason", "the quick fit's choice")
+        unc = fit_result.uncertainty or {}
+        why = (unc.get("reason", "the quick fit's choice") if unc.get("switched_on") else
+               "the fit configuration's [model_error] says so")
         say(f"uncertainty: {sentence(post.adjustment, fit_result)}, because {why}")
     say(f"run directory: {run}")
     if args.plots:

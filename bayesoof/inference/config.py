@@ -60,6 +60,7 @@ _SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "misfit": {"remedy": (str,), "model": (str,), "correlation": (int, float),
                "envelope_power": (int, float), "nu": (int, float), "iterations": (int,),
                "covariance": (str,), "hac_bandwidth": (int, float)},
+    "model_error": {"aperture": (bool,), "order": (int,), "rms": (int, float)},
 }
 MISFIT_REMEDIES = ("auto", "always", "never")
 _ILLUM_KEYS = {"free": (bool,), "value": (int, float), "lower": (int, float), "upper": (int, float)}
@@ -179,6 +180,12 @@ def validate_config(cfg: dict, source: str) -> None:
             f"expected one of {NOISE_SOURCES}"
         )
     _validate_misfit(cfg.get("misfit", {}), source)
+    me = cfg.get("model_error", {})
+    if "order" in me and not me["order"] >= 1:
+        raise FitConfigError(f"{source}: 'model_error.order' must be an integer >= 1, got "
+                             f"{me['order']!r}")
+    if "rms" in me and not me["rms"] > 0:
+        raise FitConfigError(f"{source}: 'model_error.rms' must be > 0, got {me['rms']!r}")
     if not 0.0 <= cfg["noise"]["outer_fraction"] < 1.0:
         raise FitConfigError(f"{source}: 'noise.outer_fraction' must be in [0, 1)")
     if f["blas_threads"] < 0:

@@ -68,6 +68,12 @@ from bayesoof.inference.likelihood import (
     pyoof_normalised_residuals,
     standardized_residuals,
 )
+from bayesoof.inference.model_error import (
+    add_model_error_block,
+    apply_model_error,
+    error_columns,
+    marginalise,
+)
 from bayesoof.inference.nuisances import (
     add_nuisance_blocks,
     forward_options,
@@ -589,6 +595,7 @@ def _run(data, tel, cfg, orders, sigma, sampling, method, verbose, start=None):
     space = ParameterSpace.from_config(cfg, data.n_maps, beam_width, d_z=data.d_z,
                                        map_names=map_labels(data), radius=tel.radius)
     add_nuisance_blocks(space, cfg, tel, data.d_z)  # focus offsets, legs ([focus], [legs])
+    add_model_error_block(space, cfg)  # fixed; its Jacobian only (model_error.py)
     forward = ForwardModel(data, tel, N, f["illumination"], method, sampling,
                            **forward_options(space))
     given_amp = False
@@ -715,6 +722,9 @@ def _misfit_refit(result, kind, **options):
     forward, sig, last = result.forward, np.asarray(result.sigma, float), result.last
     observed = np.ascontiguousarray(forward.observed, float)
     objective = _objective(forward, last.space, cfg["fit"]["residual"])
+    # the aperture model error's columns when it is marginalised (model_error.py): every
+    # covariance below is then the marginal one, H⁻¹ (M + P) H⁻¹
+    error = error_columns(result, objective, observed, sig)
     p = last.space.params_dict()
     signal = p["amp"][forward.map_index] * last.power / sig  # a_i P_i / σ at the MAP
     beam_width = forward.wavelength / (2.0 * result.telescope.radius)
@@ -722,9 +732,15 @@ def _misfit_refit(result, kind, **options):
         t0 = time.perf_counter()
         jac = last.jacobian
         pos = [(mm.u, mm.v) for mm in forward.data.maps]
-        meat = hac_score_covariance(jac, last.residuals, forward.map_slices, pos,
-                                    m["hac_bandwidth"] * beam_width)
-        cov = last.cov @ meat @ last.cov
+        if error is None:
+            meat = hac_score_covariance(jac, last.residuals, forward.map_slices, pos,
+                                        m["hac_bandwidth"] * beam_width)
+            cov = last.cov @ meat @ last.cov
+        else:
+            jac_a, sd_a = error(last.space)
+            meat = hac_score_covariance(np.hstack([jac, jac_a]), last.residuals,
+                                        forward.map_slices, pos, m["hac_bandwidth"] * beam_width)
+            cov = marginalise(jac, jac_a, last.residuals, sd_a, meat)[2]
         rec = OrderResult(
             order=last.order, space=last.space, cov=cov, chi2=last.chi2, dof=last.dof,
             residuals=last.residuals, jacobian=jac, converged=last.converged,
@@ -745,7 +761,12 @@ def _misfit_refit(result, kind, **options):
         # covariance C (learned): (JᵀJ)⁻¹ Jᵀ C J (JᵀJ)⁻¹
         model.fit_hyper(r)
         jac = last.jacobian
-        cov = last.cov @ model.residual_covariance_jacobian(jac) @ last.cov
+        if error is None:
+            cov = last.cov @ model.residual_covariance_jacobian(jac) @ last.cov
+        else:
+            jac_a, sd_a = error(space)
+            meat = model.residual_covariance_jacobian(np.hstack([jac, jac_a]))
+            cov = marginalise(jac, jac_a, r, sd_a, meat)[2]
         rec = OrderResult(
             order=last.order, space=space, cov=cov, chi2=last.chi2, dof=last.dof,
             residuals=r, jacobian=jac, converged=last.converged, status=last.status,
@@ -766,6 +787,10 @@ def _misfit_refit(result, kind, **options):
             space.values[space.free] = res.x
             r, jac = objective.jacobian(space.values, space.free_index, observed, sig)
         cov, rcond = laplace_covariance(model.laplace_jacobian(r, jac), space.free_names)
+        if error is not None:  # the error held at its estimate in the refit: marginalised
+            jac_a, sd_a = error(space)
+            cov = marginalise(model.laplace_jacobian(r, jac), model.laplace_jacobian(r, jac_a),
+                              model.whiten(r), sd_a)[2]
     dof = max(r.size - int(space.free.sum()), 1)
     rec = OrderResult(
         order=last.order, space=space, cov=cov, chi2=float(np.sum(r * r)), dof=dof,
@@ -919,6 +944,9 @@ def fit(
         wall_time=0.0,
         compile_time=0.0 if objective.cached else objective.compile_time,
     )
+    apply_model_error(result, objective)  # before the verdict: it judges the joint solution
     _apply_misfit_policy(result)
+    if result.model_error is not None:
+        result.uncertainty = {**result.uncertainty, "model_error": result.model_error}
     result.wall_time = time.perf_counter() - t_start
     return result

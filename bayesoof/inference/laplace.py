@@ -148,14 +148,19 @@ def hint_tag(model: pm.Model) -> str:
 def _fit_record(fit, likelihood: str):
     """The quick fit's record whose Laplace covariance belongs to the model's likelihood.
 
-    When the fit switched a misfit likelihood on but the model samples the noise-only
-    one (the default with the sandwich covariance), that is the noise-only record
+    When the model samples the noise-only likelihood, that is the record of the best fit
+    conditional on the aperture model error (``fit.exact_model_last``, the default) or
+    the noise-only record when the fit switched a misfit covariance on
     (``fit.plain_last``); otherwise the last order.  None without a fit.
     """
     if fit is None or getattr(fit, "cov", None) is None:
         return None
-    if likelihood != "misfit" and getattr(fit, "plain_last", None) is not None:
-        return fit.plain_last
+    if likelihood != "misfit":
+        # conditional on the aperture model error (model_error.py: the model holds it at
+        # its estimate; the widening is misfit_adjust's), else the noise-only record
+        for rec in ("exact_model_last", "plain_last"):
+            if getattr(fit, rec, None) is not None:
+                return getattr(fit, rec)
     return fit.last if hasattr(fit, "last") else None
 
 

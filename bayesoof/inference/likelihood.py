@@ -32,16 +32,17 @@ __all__ = [
 
 
 def predict(forward, K, illum: dict, amp, offset, pointing=None, focus_offset=None,
-            blockage=None, gain_drift=None, baseline_drift=None):
+            blockage=None, gain_drift=None, baseline_drift=None, aperture_error=None):
     """Model beam values a_i (1 + g_i t) P_i + b_i + c_i t at every sample (tensor, data units).
 
     ``amp`` and ``offset`` are (n_maps,) tensors; ``focus_offset`` (n_maps,) m moves each
     map's effective d_z to ``d_z + focus_offset``; ``blockage`` holds free leg dimensions;
     ``gain_drift`` g_i (relative) and ``baseline_drift`` c_i (data units), (n_maps,), are
     the per-map drifts along the scan time t in [-1/2, 1/2]
-    (:func:`bayesoof.inference.nuisances.scan_time`); the rest as in ``ForwardModel.power``.
+    (:func:`bayesoof.inference.nuisances.scan_time`); the rest (``aperture_error``, the
+    model-error term) as in ``ForwardModel.power``.
     """
-    power = model_power(forward, K, illum, pointing, focus_offset, blockage)
+    power = model_power(forward, K, illum, pointing, focus_offset, blockage, aperture_error)
     return beam_from_power(forward, power, amp, offset, gain_drift, baseline_drift)
 
 
@@ -64,14 +65,15 @@ def beam_from_power(forward, power, amp, offset, gain_drift=None, baseline_drift
 
 
 def model_power(forward, K, illum: dict, pointing=None, focus_offset=None, blockage=None,
-                **_):
+                aperture_error=None, **_):
     """Normalised power P_i at every sample, with the nuisances of :func:`predict`.
 
     Extra keyword arguments (``amp``, ``offset``, the drifts) are ignored, so that the parameter
     space's ``predict`` arguments can be passed as they are.
     """
     d_z = None if focus_offset is None else forward.data.d_z + focus_offset
-    return forward.power(K, illum, pointing, d_z=d_z, blockage=blockage or None)
+    return forward.power(K, illum, pointing, d_z=d_z, blockage=blockage or None,
+                         aperture_error=aperture_error)
 
 
 def standardized_residuals(model, observed, sigma):

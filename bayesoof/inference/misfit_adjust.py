@@ -17,6 +17,11 @@ the uncertainty of parameters the fit frees and the posterior holds (its own K
 uncertainty is conditional on them), so the interval is that of the quick fit's choice.
 The noise-only draws are kept (``K_noise_only``); the posterior predictive beams are the
 model's (unadjusted) ones.
+
+The aperture model error (:mod:`bayesoof.inference.model_error`, on by default) is
+marginalised the same way: the model samples θ with the error held at the fit's estimate
+â (so the draws centre on the fit's joint solution), and its K draws are carried onto the
+fit's marginal covariance, the linearised marginalisation of a as in the quick fit.
 """
 
 from __future__ import annotations
@@ -50,13 +55,15 @@ def adjust(draws: np.ndarray, centre: np.ndarray, matrix: np.ndarray) -> np.ndar
 
 
 def target_covariance(fit, free_j: np.ndarray):
-    """The quick fit's misfit covariance of the K ``free_j`` (J indices), or None.
+    """The quick fit's misfit / model-error covariance of the K ``free_j`` (J indices), or None.
 
-    None when the fit kept its noise-only covariance (adequate, or ``remedy = "never"``).
-    Returns ``(cov, keep)``: ``keep`` (bool over ``free_j``) marks the K free in the fit
-    too (the others, fixed there, are left as drawn).
+    None when the fit kept its noise-only, exact-model covariance (adequate, or
+    ``remedy = "never"``, and no model error marginalised).  Returns ``(cov, keep)``:
+    ``keep`` (bool over ``free_j``) marks the K free in the fit too (the others, fixed
+    there, are left as drawn).
     """
-    if fit is None or getattr(fit, "plain_last", None) is None:
+    if fit is None or (getattr(fit, "plain_last", None) is None
+                       and getattr(fit, "exact_model_last", None) is None):
         return None
     free_fit = fit.last.space.free[: len(fit.last.space.nl)]
     keep = free_fit[np.asarray(free_j, int)]
@@ -90,11 +97,14 @@ def adjust_posterior_K(K: np.ndarray, primary, fit, free_j) -> tuple[np.ndarray,
     out[..., keep] = adjust(K[..., keep], centre, M)
     sd_p, sd_h = np.sqrt(np.diag(cov_p)), np.sqrt(np.diag(cov_h))
     unc = fit.uncertainty or {}
+    me = getattr(fit, "model_error", None)
     record = {
         "method": "open-faced sandwich (Shaby 2014): K' = mean + M (K - mean), "
                   "M = cov_fit^1/2 cov_draws^-1/2",
-        "target": unc.get("model", "misfit"),
+        "target": unc.get("model", "misfit") if unc.get("switched_on") else
+                  "model error" if me else unc.get("model", "misfit"),
         "reason": unc.get("reason", ""),
+        "model_error": None if me is None else me["model"],
         "coefficients": int(keep.sum()),
         "sd_ratio_median": float(np.median(sd_h / sd_p)),
         "sd_ratio_range": [float(np.min(sd_h / sd_p)), float(np.max(sd_h / sd_p))],
@@ -106,5 +116,9 @@ def sentence(record: dict, fit) -> str:
     """One phrase for the verdict line."""
     model = getattr(fit, "misfit_model", None)
     what = model.sentence() if model is not None else record["target"]
+    me = getattr(fit, "model_error", None)
+    if me is not None:
+        what = (f"{what} with the " if model is not None else "") + (
+            f"aperture model error (rms {me['rms']:g}) marginalised")
     return (f"posterior K widened to the quick fit's {what} (open-faced sandwich; sd × "
             f"{record['sd_ratio_range'][0]:.1f}-{record['sd_ratio_range'][1]:.1f})")

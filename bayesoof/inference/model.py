@@ -526,7 +526,9 @@ def _hold_legs(space: ParameterSpace) -> dict:
 
 def _q_not_pinned(fit, space: ParameterSpace) -> str:
     """Why the model holds the quick fit's q (:data:`Q_SAMPLE_SD`), or '' to sample it."""
-    rec = getattr(fit, "plain_last", None) or getattr(fit, "last", None)
+    # the sd the posterior sees: conditional on the model error's estimate (model_error.py)
+    rec = (getattr(fit, "exact_model_last", None) or getattr(fit, "plain_last", None)
+           or getattr(fit, "last", None))
     if rec is None or getattr(rec, "cov", None) is None:
         return ""
     names = list(rec.space.free_names)

@@ -25,6 +25,10 @@ defocus path and the blockage as constants):
 * ``blockage`` {'leg_half_width' m, 'shade_half_angle' deg}: the uncertain leg geometry,
   for the names given at construction in ``free_blockage`` (with bounds), through the
   differentiable anti-aliased coverage :class:`~bayesoof.physics.leg_coverage.LegCoverage`.
+* ``aperture_error`` (J_a,): a smooth relative error of the aperture amplitude,
+  ``A → A (1 + Σ_b a_b U_b(r/R, θ))`` over the Zernike modes b = 1..J_a (OSA order, piston
+  left out: it is the map amplitude); the model-error term of
+  :mod:`bayesoof.inference.model_error`.
 """
 
 from __future__ import annotations
@@ -242,14 +246,37 @@ class ForwardModel:
             )
         return self.leg_coverage(blockage)
 
-    def illumination_amplitude(self, illum: dict, blockage: dict | None = None):
-        """Blockage × illumination on the aperture grid, shape (n, n) tensor."""
+    def amplitude_error_basis(self, n_terms: int) -> np.ndarray:
+        """Zernike modes 1..n_terms (OSA, no piston) on the aperture grid, (n², n_terms)."""
+        have = getattr(self, "_amp_error_basis", None)
+        if have is None or have.shape[1] < n_terms:
+            X, Y, R = self._X, self._Y, self.telescope.radius
+            order = 0
+            while zernike.n_coeffs(order) < n_terms + 1:
+                order += 1
+            basis = zernike.zernike_basis(order, np.hypot(X, Y) / R, np.arctan2(Y, X))
+            self._amp_error_basis = basis.reshape(X.size, -1)[:, 1:]
+        return self._amp_error_basis[:, :n_terms]
+
+    def illumination_amplitude(self, illum: dict, blockage: dict | None = None,
+                               aperture_error=None):
+        """Blockage × illumination (× the relative aperture error) on the grid, (n, n) tensor."""
         # float64 throughout: pytensor makes a Python float such as -14.5 a float32
         # constant, and 10 ** (c_dB / 20) would then be evaluated in float32 (1e-8 error)
         coeffs = {k: pt.cast(pt.as_tensor_variable(v), "float64") for k, v in illum.items()}
-        return self.coverage(blockage) * illum_mod.evaluate(
+        amp = self.coverage(blockage) * illum_mod.evaluate(
             self.illumination, self._X, self._Y, self.telescope.radius, coeffs
         )
+        if aperture_error is None or (isinstance(aperture_error, np.ndarray)
+                                      and not np.any(aperture_error)):
+            return amp  # (a fixed zero error: the graph without it)
+        a = pt.cast(pt.as_tensor_variable(aperture_error), "float64")
+        if a.ndim != 1 or a.type.shape[0] is None:
+            raise ValueError("aperture_error must be a vector of static length (a NumPy "
+                             f"array or pt.vector(shape=(J,))), got {a.type}")
+        basis = self.amplitude_error_basis(int(a.type.shape[0]))
+        n = self.x.size
+        return amp * (1.0 + pt.dot(basis, a).reshape((n, n)))
 
     def defocus(self, i: int, d_z=None):
         """Defocus phase (rad) of map ``i``: the constant one, or at the effective d_z[i] (m)."""
@@ -292,9 +319,10 @@ class ForwardModel:
         c = pt.dot(self.cheb_coeffs, K).reshape((m, m))
         return pt.dot(pt.dot(self.cheb_x, c), self.cheb_x.T)
 
-    def aperture_fields(self, K, illum: dict, pointing=None, d_z=None, blockage=None):
+    def aperture_fields(self, K, illum: dict, pointing=None, d_z=None, blockage=None,
+                        aperture_error=None):
         """Real and imaginary aperture fields of every map: two lists of (n, n) tensors."""
-        amp = self.illumination_amplitude(illum, blockage)
+        amp = self.illumination_amplitude(illum, blockage, aperture_error)
         base = TWO_PI * self.wavefront(K)
         ers, eis = [], []
         for i in range(self.data.n_maps):
@@ -308,9 +336,10 @@ class ForwardModel:
             eis.append(amp * pt.sin(phase))
         return ers, eis
 
-    def fields(self, K, illum: dict, pointing=None, d_z=None, blockage=None):
+    def fields(self, K, illum: dict, pointing=None, d_z=None, blockage=None,
+               aperture_error=None):
         """Far field (Fr, Fi) at each map's samples (normalised), list of tensor pairs."""
-        ers, eis = self.aperture_fields(K, illum, pointing, d_z, blockage)
+        ers, eis = self.aperture_fields(K, illum, pointing, d_z, blockage, aperture_error)
         if self._direct is not None:
             out = [t(er, ei) for t, er, ei in zip(self._direct, ers, eis, strict=True)]
         else:
@@ -318,7 +347,8 @@ class ForwardModel:
         s = self.field_scale
         return [(fr * s, fi * s) for fr, fi in out]
 
-    def power(self, K, illum: dict, pointing=None, d_z=None, blockage=None):
+    def power(self, K, illum: dict, pointing=None, d_z=None, blockage=None,
+              aperture_error=None):
         """Power pattern at every sample of every map, concatenated in map order.
 
         Parameters
@@ -335,13 +365,18 @@ class ForwardModel:
         blockage : dict of scalars, optional
             Leg dimensions among those freed at construction ('leg_half_width' m,
             'shade_half_angle' deg); the others stay the preset's.
+        aperture_error : tensor (J_a,), optional
+            Relative aperture-amplitude error in Zernike modes 1..J_a (no piston), the
+            model-error term (:mod:`bayesoof.inference.model_error`); its length must be
+            static (a NumPy array or a vector of known shape).
 
         Returns
         -------
         tensor (n_samples,)
             Normalised power (1 = peak of a perfect uniform unblocked dish).
         """
-        parts = [fr**2 + fi**2 for fr, fi in self.fields(K, illum, pointing, d_z, blockage)]
+        parts = [fr**2 + fi**2 for fr, fi in
+                 self.fields(K, illum, pointing, d_z, blockage, aperture_error)]
         return pt.concatenate(parts) if len(parts) > 1 else parts[0]
 
     def describe(self) -> str:

@@ -56,8 +56,12 @@ def test_baseline_is_adequate_and_all_effects_are_flagged(rows):
 def test_misfit_likelihood_makes_the_errors_more_honest(rows):
     study, out = rows
     table = {(r["setting"], r["method"]): r for r in study.summarise(out)}
-    # on adequate data the default is the noise-only fit (nothing switched on)
-    assert table["baseline", "default"]["z_rms"] == table["baseline", "noise_only"]["z_rms"]
+    # on adequate data no misfit covariance is switched on: the default is the noise-only
+    # fit with the aperture model error marginalised (model_error.py), whose K sd are
+    # 5-15 % wider (measured median 1.08 on the study's 41 x 41 maps)
+    base = _default(out, "baseline")
+    assert not any(r["misfit"] for r in base)
+    assert all(1.0 < r["model_error_sd_ratio"] < 1.3 for r in base)
     plain, default = table["all", "noise_only"], table["all", "default"]
     # with every effect on, the noise-only sd are several times too small (z_rms measured
     # 6 on the 31 × 31 smoke run); the default's must be closer to calibrated

@@ -76,6 +76,10 @@ class FitResult:
         self.plain_last: OrderResult | None = None
         #: that misfit likelihood (likelihood.py), shared with the PyMC model
         self.misfit_model = None
+        #: the last order at the best fit (a = 0) when the aperture model error was
+        #: marginalised into ``orders[-1]`` (model_error.py), and the record of that step
+        self.exact_model_last: OrderResult | None = None
+        self.model_error: dict | None = None
         self.created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
     # ---------------------------------------------------------------- contract

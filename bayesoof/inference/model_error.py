@@ -1,0 +1,206 @@
+"""The aperture-amplitude model error, marginalised in the quick fit's Laplace approximation.
+
+The parametric aperture amplitude (blockage × illumination taper) is never the dish's:
+legs, shadows, feed pattern and spill-over differ from the preset, and data made by another
+code carry its discretisation (pyoof point-samples a coarse aperture).  Such an error mostly
+lies in the span of the model's own derivatives (K, taper, leg width absorb it; the
+residuals stay white), so no residual-based covariance can widen for it (misspecification
+study, bench/RESULTS.md).  It needs a prior on the model error itself::
+
+    A(x, y) → A(x, y) (1 + Σ_b a_b U_b(r/R, θ)),   a_b ~ Normal(0, rms² / (J ρ_b²)),
+
+over the Zernike modes b = 1..J of order ≤ ``[model_error] order`` (piston left out: it is
+the map amplitude; ρ_b the rms of U_b over the unit disc), so that every mode adds the same
+variance and the relative error has an expected mean square rms² over the dish.  The
+forward model takes ``a`` as its ``aperture_error`` input (the same graph; the parameter
+block ``aperture_error``, fixed, so that the fit's objective gives ∂r/∂a without another
+compilation).  From the quick fit's optimum θ̂ (a = 0), Gauss-Newton steps of the joint
+problem in (θ, a) with the prior on a (:data:`GAUSS_NEWTON_STEPS`; the first is):
+
+    H = AᵀA + P,  P = diag(0, 1 / sd_a²),   (Δθ, â) = -H⁻¹ Aᵀ r,   Σ = H⁻¹ (M + P) H⁻¹
+
+with A = [J_θ, J_a] the Jacobian of the standardised residuals r and M the data part of the
+score covariance: AᵀA for the noise-only likelihood (then Σ = H⁻¹, the marginal Laplace
+covariance), the spatial-HAC or discrepancy meat when the misfit covariance is switched on
+(:func:`bayesoof.inference.fit.misfit_refit`).  The reported solution is the joint one,
+(θ̂ + Δθ, â), evaluated exactly (model beams, residuals, χ² and the adequacy verdict at
+it), its covariance the θ block of Σ; the best fit at a = 0 stays as
+``FitResult.exact_model_last``.  The posterior samples θ with a held at â, and its K draws
+are carried onto Σ (:mod:`bayesoof.inference.misfit_adjust`).  Measured on the
+misspecification study (quick fit, order 8, rms 0.1): bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from bayesoof.inference.params import Block, ParameterSpace
+from bayesoof.inference.results import OrderResult
+from bayesoof.physics import zernike
+
+__all__ = ["APERTURE_ERROR", "add_model_error_block", "apply_model_error", "error_columns",
+           "joint_jacobian", "marginalise", "prior_sd"]
+
+APERTURE_ERROR = "aperture_error"
+
+# Gauss-Newton steps of the joint problem from the fit's optimum: one left K 0.06 sd from
+# the joint optimum on tests/campaign/test_gravity.py's fits (order 2, 17 x 17 maps), two
+# 0.00x sd (the step is small: nearly linear); each costs one Jacobian of the objective
+GAUSS_NEWTON_STEPS = 2
+
+
+def n_terms(order: int) -> int:
+    """Number of error modes of ``order``: Zernike modes 1..n_coeffs(order) - 1."""
+    return zernike.n_coeffs(int(order)) - 1
+
+
+def prior_sd(order: int, rms: float) -> np.ndarray:
+    """Prior sd of each error mode (J,): rms / (√J ρ_b), ρ_b the rms of U_b over the disc."""
+    nl = zernike.nl_list(int(order))[1:]
+    rho = np.array([zernike.mode_rms(n, l) for n, l in nl])
+    return float(rms) / (np.sqrt(len(nl)) * rho)
+
+
+def add_model_error_block(space: ParameterSpace, cfg: dict) -> ParameterSpace:
+    """Append the ``aperture_error`` block (``[model_error]``), fixed at 0; return ``space``.
+
+    Fixed in the fit and in the sampled model (where a NumPy zero vector leaves the graph
+    as it was); only its Jacobian is used, by :func:`apply_model_error`.  Its prior
+    Normal(0, :func:`prior_sd`) is the one a model that frees it would use.
+    """
+    me = cfg.get("model_error", {})
+    if not me.get("aperture", False) or cfg["fit"]["residual"] != "likelihood":
+        return space
+    order, rms = int(me["order"]), float(me["rms"])
+    J = n_terms(order)
+    nl = zernike.nl_list(order)[1:]
+    space.add_block(
+        Block(APERTURE_ERROR, (J,), "", tuple(f"aperture_error({n},{l})" for n, l in nl),
+              ("aperture_mode",), {"n": tuple(n for n, _ in nl), "l": tuple(l for _, l in nl)},
+              arg=APERTURE_ERROR, prior="model_error.aperture",
+              default_prior={"dist": "normal", "mu": 0.0,
+                             "sigma": tuple(prior_sd(order, rms).tolist())}),
+        value=0.0, free=False,
+    )
+    return space
+
+
+def marginalise(jac, jac_a, r, sd_a, meat=None, a=None):
+    """Joint Gauss-Newton step and marginal covariance of θ, the model error a marginalised.
+
+    ``jac`` (n, p) ∂r/∂θ, ``jac_a`` (n, J) ∂r/∂a, ``r`` (n,) standardised residuals at
+    the error ``a`` (default 0); a ~ Normal(0, sd_a²) (``sd_a`` (J,) or a scalar).
+    ``meat`` (p + J, p + J): the data part of the score covariance (default AᵀA, the
+    noise-only likelihood).
+    Returns (Δθ (p,), Δa (J,), Σ_θ (p, p)).  Columns are scaled to unit norm before the
+    solve (θ's units differ by decades); a direction neither the data nor the prior
+    constrain gets no step and no variance (as in ``fit.laplace_covariance``).
+    """
+    p, J = jac.shape[1], jac_a.shape[1]
+    A = np.hstack([jac, jac_a])
+    prior = np.r_[np.zeros(p), np.broadcast_to(1.0 / np.asarray(sd_a, float) ** 2, (J,))]
+    gram = A.T @ A
+    H = gram + np.diag(prior)
+    norms = np.sqrt(np.diag(H))
+    norms[norms == 0] = 1.0
+    Hs = H / np.outer(norms, norms)
+    w, v = np.linalg.eigh(0.5 * (Hs + Hs.T))
+    keep = w > 1e-20 * w.max()
+    Hinv = ((v[:, keep] / w[keep]) @ v[:, keep].T) / np.outer(norms, norms)
+    grad = A.T @ r
+    if a is not None:  # the prior's gradient at a
+        grad[p:] += prior[p:] * np.asarray(a, float)
+    step = -Hinv @ grad
+    M = gram if meat is None else meat
+    cov = Hinv @ (M + np.diag(prior)) @ Hinv
+    return step[:p], step[p:], 0.5 * (cov[:p, :p] + cov[:p, :p].T)
+
+
+def joint_jacobian(objective, space: ParameterSpace, observed, sigma):
+    """(r, ∂r/∂θ_free, ∂r/∂a) at ``space``'s values, from the fit's compiled objective."""
+    a_index = np.arange(space.n_full)[space.slice_of(APERTURE_ERROR)]
+    free = space.free_index
+    r, jac = objective.jacobian(space.values, np.r_[free, a_index], observed, sigma)
+    return r, jac[:, : free.size], jac[:, free.size:]
+
+
+def error_columns(result, objective, observed, sigma):
+    """``f(space) -> (∂r/∂a, prior sd of a)``, or None without the model error.
+
+    For the misfit covariances of :func:`bayesoof.inference.fit.misfit_refit`.
+    """
+    if getattr(result, "model_error", None) is None or not result.last.space.has(APERTURE_ERROR):
+        return None
+    cfg = result.config["model_error"]
+    sd_a = prior_sd(int(cfg["order"]), float(cfg["rms"]))
+
+    def columns(space: ParameterSpace):
+        return joint_jacobian(objective, space, observed, sigma)[2], sd_a
+
+    return columns
+
+
+def apply_model_error(result, objective) -> None:
+    """Marginalise the aperture model error into ``result``'s last order (in place).
+
+    Does nothing unless the space has the ``aperture_error`` block (``[model_error]
+    aperture`` with the likelihood's residual).  ``objective`` is the fit's compiled
+    :class:`~bayesoof.inference.fit.Objective`: ∂r/∂a is its Jacobian along the block's
+    (fixed) entries.  The best fit is kept as ``result.exact_model_last``; the new last
+    order is the joint solution with the noise-only marginal covariance (the misfit
+    policy, run after this, may replace that covariance); ``result.model_error``
+    summarises the step.
+    """
+    last = result.last
+    if not last.space.has(APERTURE_ERROR):
+        return
+    t0 = time.perf_counter()
+    cfg = result.config["model_error"]
+    order, rms = int(cfg["order"]), float(cfg["rms"])
+    sd_a = prior_sd(order, rms)
+    sigma = np.ascontiguousarray(result.sigma, float)
+    observed = np.ascontiguousarray(result.forward.observed, float)
+    new = last.space.copy()
+    free, err = new.free_index, new.slice_of(APERTURE_ERROR)
+    r, jac, jac_a = joint_jacobian(objective, new, observed, sigma)
+    for _ in range(GAUSS_NEWTON_STEPS):
+        step, step_a, _ = marginalise(jac, jac_a, r, sd_a, a=new.values[err])
+        new.values[free] = np.clip(new.values[free] + step, new.lower[free], new.upper[free])
+        new.values[err] += step_a
+        r, jac, jac_a = joint_jacobian(objective, new, observed, sigma)
+    _, _, cov = marginalise(jac, jac_a, r, sd_a)
+    a_hat = new.values[err]
+    step = new.values[free] - last.space.values[free]
+    result.exact_model_last = last
+    result.orders[-1] = OrderResult(
+        order=last.order, space=new, cov=cov, chi2=float(r @ r), dof=last.dof, residuals=r,
+        jacobian=jac, converged=last.converged, status=last.status, message=last.message,
+        n_eval=last.n_eval, n_jac=last.n_jac + GAUSS_NEWTON_STEPS + 1, n_iter=last.n_iter,
+        wall_time=last.wall_time + time.perf_counter() - t0,
+        start_costs=list(last.start_costs), at_bound=list(last.at_bound), rcond=last.rcond,
+        covariance_scaled=last.covariance_scaled, init=last.init,
+        power=objective.power(new.values), cold_start=last.cold_start,
+    )
+    names = list(new.free_names)
+    k = [i for i, name in enumerate(names) if name.startswith("K(")]
+    sd0, sd1 = last.sd[k], np.sqrt(np.diag(cov))[k]
+    shift = np.abs(step[k]) / np.where(sd0 > 0, sd0, np.inf)
+    result.model_error = {
+        "model": "aperture amplitude error, marginalised (Laplace)",
+        "order": order, "terms": int(a_hat.size), "rms": rms,
+        # rms over the disc of the estimated error Σ â_b U_b (modes orthogonal there)
+        "rms_estimated": float(np.sqrt(np.sum((a_hat * rms / np.sqrt(a_hat.size) / sd_a)
+                                              ** 2))),
+        "K_sd_ratio_median": float(np.median(sd1 / sd0)) if k else 1.0,
+        "K_sd_ratio_range": ([float(np.min(sd1 / sd0)), float(np.max(sd1 / sd0))] if k
+                             else [1.0, 1.0]),
+        "K_shift_max_sd": float(np.max(shift)) if k else 0.0,
+        "chi2_best_fit": float(last.chi2),
+        "meaning": (f"a relative aperture-amplitude error of rms {rms:g} (Zernike modes of "
+                    f"order <= {order}) marginalised: the solution is the joint one (the "
+                    "error at its estimate), the covariance the marginal one; the best fit "
+                    "without it is chi2_best_fit"),
+        "wall_time_s": time.perf_counter() - t0,
+    }
