@@ -73,6 +73,7 @@ from bayesoof.inference.model_error import (
     apply_model_error,
     error_columns,
     marginalise,
+    shift_in_sd,
 )
 from bayesoof.inference.nuisances import (
     add_nuisance_blocks,
@@ -946,7 +947,8 @@ def fit(
     )
     apply_model_error(result, objective)  # before the verdict: it judges the joint solution
     _apply_misfit_policy(result)
-    if result.model_error is not None:
+    if result.model_error is not None:  # (the K move in the sd finally reported)
+        result.model_error["K_shift_max_sd"] = shift_in_sd(result)
         result.uncertainty = {**result.uncertainty, "model_error": result.model_error}
     result.wall_time = time.perf_counter() - t_start
     return result

@@ -41,7 +41,7 @@ from bayesoof.inference.results import OrderResult
 from bayesoof.physics import zernike
 
 __all__ = ["APERTURE_ERROR", "add_model_error_block", "apply_model_error", "error_columns",
-           "joint_jacobian", "marginalise", "prior_sd"]
+           "joint_jacobian", "marginalise", "prior_sd", "shift_in_sd"]
 
 APERTURE_ERROR = "aperture_error"
 
@@ -127,6 +127,24 @@ def joint_jacobian(objective, space: ParameterSpace, observed, sigma):
     return r, jac[:, : free.size], jac[:, free.size:]
 
 
+def shift_in_sd(result) -> float:
+    """Largest |K - K_best fit| of the free K in units of their reported sd (0 without K).
+
+    Call again after the misfit policy: the sd it reports may have changed.
+    """
+    exact = getattr(result, "exact_model_last", None)
+    if exact is None:
+        return 0.0
+    last = result.last
+    k = [i for i, name in enumerate(last.space.free_names) if name.startswith("K(")]
+    if not k:
+        return 0.0
+    free = last.space.free_index[k]
+    sd = last.sd[k]
+    moved = np.abs(last.space.values[free] - exact.space.values[free])
+    return float(np.max(moved / np.where(sd > 0, sd, np.inf)))
+
+
 def error_columns(result, objective, observed, sigma):
     """``f(space) -> (∂r/∂a, prior sd of a)``, or None without the model error.
 
@@ -187,7 +205,6 @@ def apply_model_error(result, objective) -> None:
     names = list(new.free_names)
     k = [i for i, name in enumerate(names) if name.startswith("K(")]
     sd0, sd1 = last.sd[k], np.sqrt(np.diag(cov))[k]
-    shift = np.abs(step[k]) / np.where(sd0 > 0, sd0, np.inf)
     result.model_error = {
         "model": "aperture amplitude error, marginalised (Laplace)",
         "order": order, "terms": int(a_hat.size), "rms": rms,
@@ -197,7 +214,7 @@ def apply_model_error(result, objective) -> None:
         "K_sd_ratio_median": float(np.median(sd1 / sd0)) if k else 1.0,
         "K_sd_ratio_range": ([float(np.min(sd1 / sd0)), float(np.max(sd1 / sd0))] if k
                              else [1.0, 1.0]),
-        "K_shift_max_sd": float(np.max(shift)) if k else 0.0,
+        "K_shift_max_sd": shift_in_sd(result),
         "chi2_best_fit": float(last.chi2),
         "meaning": (f"a relative aperture-amplitude error of rms {rms:g} (Zernike modes of "
                     f"order <= {order}) marginalised: the solution is the joint one (the "
