@@ -149,15 +149,15 @@ def _fit_record(fit, likelihood: str):
     """The quick fit's record whose Laplace covariance belongs to the model's likelihood.
 
     When the model samples the noise-only likelihood, that is the record of the best fit
-    conditional on the aperture model error (``fit.exact_model_last``, the default) or
+    before the aperture model error's step (``fit.exact_model_last``, the default) or
     the noise-only record when the fit switched a misfit covariance on
     (``fit.plain_last``); otherwise the last order.  None without a fit.
     """
     if fit is None or getattr(fit, "cov", None) is None:
         return None
     if likelihood != "misfit":
-        # conditional on the aperture model error (model_error.py: the model holds it at
-        # its estimate; the widening is misfit_adjust's), else the noise-only record
+        # the best fit's (the aperture model error at 0, as in the model; its shift and
+        # widening are misfit_adjust's), else the noise-only record
         for rec in ("exact_model_last", "plain_last"):
             if getattr(fit, rec, None) is not None:
                 return getattr(fit, rec)

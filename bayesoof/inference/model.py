@@ -408,7 +408,9 @@ def build_model(
     if hasattr(source, "forward") and hasattr(source, "space"):
         fit = source
         forward = fit.forward
-        space = fit.space.copy()
+        # the best fit itself, the aperture model error at 0 (its marginalisation is applied
+        # to the K draws afterwards: misfit_adjust.py), not the joint estimate
+        space = (getattr(fit, "exact_model_last", None) or fit).space.copy()
         if start is not None:
             space.set_values(start, "start")
         fit_sigma = getattr(fit, "sigma", None)

@@ -25,9 +25,10 @@ covariance), the spatial-HAC or discrepancy meat when the misfit covariance is s
 (:func:`bayesoof.inference.fit.misfit_refit`).  The reported solution is the joint one,
 (θ̂ + Δθ, â), evaluated exactly (model beams, residuals, χ² and the adequacy verdict at
 it), its covariance the θ block of Σ; the best fit at a = 0 stays as
-``FitResult.exact_model_last``.  The posterior samples θ with a held at â, and its K draws
-are carried onto Σ (:mod:`bayesoof.inference.misfit_adjust`).  Measured on the
-misspecification study (quick fit, order 8, rms 0.1): bench/RESULTS.md.
+``FitResult.exact_model_last``.  The posterior samples θ of that best fit's model (a = 0),
+and its K draws are moved by the joint step and carried onto Σ
+(:mod:`bayesoof.inference.misfit_adjust`).  Measured on the misspecification study (quick
+fit, order 8, rms 5 %): bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -67,8 +68,9 @@ def prior_sd(order: int, rms: float) -> np.ndarray:
 def add_model_error_block(space: ParameterSpace, cfg: dict) -> ParameterSpace:
     """Append the ``aperture_error`` block (``[model_error]``), fixed at 0; return ``space``.
 
-    Fixed in the fit and in the sampled model (where a NumPy zero vector leaves the graph
-    as it was); only its Jacobian is used, by :func:`apply_model_error`.  Its prior
+    Fixed in the fit, which uses only its Jacobian (:func:`apply_model_error` then sets it
+    to its estimate in the joint solution), and 0 in the sampled model (built from the
+    best fit; a NumPy zero vector leaves the graph as it was).  Its prior
     Normal(0, :func:`prior_sd`) is the one a model that frees it would use.
     """
     me = cfg.get("model_error", {})
@@ -190,8 +192,9 @@ def apply_model_error(result, objective) -> None:
         new.values[err] += step_a
         r, jac, jac_a = joint_jacobian(objective, new, observed, sigma)
     _, _, cov = marginalise(jac, jac_a, r, sd_a)
+    if last.covariance_scaled:  # ([fit] covariance_scale = "chi2"): scaled as the fit's
+        cov = cov * float(r @ r) / last.dof
     a_hat = new.values[err]
-    step = new.values[free] - last.space.values[free]
     result.exact_model_last = last
     result.orders[-1] = OrderResult(
         order=last.order, space=new, cov=cov, chi2=float(r @ r), dof=last.dof, residuals=r,

@@ -257,6 +257,10 @@ def test_fit_writes_a_complete_run(fitted):
     assert len(verdict) == 1
     assert ("MISFIT" in verdict[0]) == (summary["adequacy"]["verdict"] == "misfit")
     assert ("MISFIT" in row[0]) == (summary["adequacy"]["verdict"] == "misfit")
+    # the aperture model error (on by default): one line, with the widening stored
+    me = [ln for ln in stdout.splitlines() if ln.startswith("model error: ")]
+    stored = summary["uncertainty"]["model_error"]
+    assert len(me) == 1 and f"K sd x {stored['K_sd_ratio_range'][0]:.2f}-" in me[0]
     # the example was simulated with amplitude 1000, offset 2 (bayesoof.simulate), at order
     # 5: at order 1 it is a misfit (flagged), and since session 5 the free leg half-width
     # soaks up part of it (1.20 m against the preset's 1.0; width-amplitude correlation

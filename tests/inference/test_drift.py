@@ -179,8 +179,10 @@ def test_pymc_logp_with_drift_matches_scipy(drift_fit):
     assert {"gain_drift", "baseline_drift"} <= {v.name for v in model.free_RVs}
     logp = model.compile_logp(jacobian=False)
     point = model.initial_point()
-    p = res.params
-    P = res.power
+    # the model is the best fit's (the aperture model error at 0: model_error.py)
+    best = res.exact_model_last or res.last
+    p = best.space.params_dict()
+    P = best.power
     idx = res.forward.map_index
     t = scan_time(res.data)
     sigma = np.asarray(model.bayesoof.sigma, float)

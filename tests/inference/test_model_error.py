@@ -183,26 +183,28 @@ def test_objective_jacobian_along_the_error_matches_finite_differences(small_fit
 
 
 def test_posterior_draws_take_the_shift_and_the_covariance():
-    """misfit_adjust carries draws onto the marginal covariance, keeping their mean (the
-    model holds the error at its estimate, so they centre on the joint solution), when
-    only the model error (no misfit) is on."""
+    """misfit_adjust moves the K draws by the fit's joint step and carries them onto the
+    marginal covariance when only the model error (no misfit) is on (the model samples
+    the best fit's model, a = 0)."""
     rng = np.random.default_rng(3)
     J = 4
     cov = np.diag([1.0, 2.0, 3.0, 4.0]) * 1e-4
     free = np.array([False, True, True, True])
     marg = types.SimpleNamespace(values=np.array([0.0, 0.011, -0.02, 0.03]), free=free,
                                  nl=[None] * J)
-    exact = object()  # the best fit before the model error: only its presence matters
+    exact = types.SimpleNamespace(space=types.SimpleNamespace(
+        values=np.array([0.0, 0.010, -0.02, 0.028])))
     fit = types.SimpleNamespace(
         last=types.SimpleNamespace(space=marg, K_cov=lambda: cov), plain_last=None,
         exact_model_last=exact, uncertainty={"model": "normal", "switched_on": False},
-        misfit_model=None, model_error={"model": "aperture", "rms": 0.1})
+        misfit_model=None, model_error={"model": "aperture", "rms": 0.05})
     free_j = np.array([1, 2, 3])
     K = rng.normal(size=(2, 500, 3)) * 0.003 + np.array([0.010, -0.02, 0.028])
     out, rec = misfit_adjust.adjust_posterior_K(K, [0, 1], fit, free_j)
     flat, before = out.reshape(-1, 3), K.reshape(-1, 3)
-    np.testing.assert_allclose(flat.mean(0), before.mean(0), atol=1e-12)
+    np.testing.assert_allclose(flat.mean(0) - before.mean(0), [0.001, 0.0, 0.002],
+                               atol=1e-12)
     np.testing.assert_allclose(np.cov(flat, rowvar=False), cov[1:, 1:], rtol=1e-9,
                                atol=1e-14)
-    assert rec["target"] == "model error"
+    assert rec["target"] == "model error" and rec["shift_max_sd"] == pytest.approx(0.1)
     assert "aperture model error" in misfit_adjust.sentence(rec, fit)
