@@ -129,6 +129,12 @@ def joint_jacobian(objective, space: ParameterSpace, observed, sigma):
     return r, jac[:, : free.size], jac[:, free.size:]
 
 
+def _free_k(space: ParameterSpace) -> np.ndarray:
+    """Positions of the free K in the free vector (``space.free_index`` order)."""
+    sl, fi = space.slice_of("K"), space.free_index
+    return np.flatnonzero((fi >= sl.start) & (fi < sl.stop))
+
+
 def shift_in_sd(result) -> float:
     """Largest |K - K_best fit| of the free K in units of their reported sd (0 without K).
 
@@ -138,8 +144,8 @@ def shift_in_sd(result) -> float:
     if exact is None:
         return 0.0
     last = result.last
-    k = [i for i, name in enumerate(last.space.free_names) if name.startswith("K(")]
-    if not k:
+    k = _free_k(last.space)
+    if not k.size:
         return 0.0
     free = last.space.free_index[k]
     sd = last.sd[k]
@@ -205,8 +211,7 @@ def apply_model_error(result, objective) -> None:
         covariance_scaled=last.covariance_scaled, init=last.init,
         power=objective.power(new.values), cold_start=last.cold_start,
     )
-    names = list(new.free_names)
-    k = [i for i, name in enumerate(names) if name.startswith("K(")]
+    k = _free_k(new)
     sd0, sd1 = last.sd[k], np.sqrt(np.diag(cov))[k]
     result.model_error = {
         "model": "aperture amplitude error, marginalised (Laplace)",
@@ -214,9 +219,9 @@ def apply_model_error(result, objective) -> None:
         # rms over the disc of the estimated error Σ â_b U_b (modes orthogonal there)
         "rms_estimated": float(np.sqrt(np.sum((a_hat * rms / np.sqrt(a_hat.size) / sd_a)
                                               ** 2))),
-        "K_sd_ratio_median": float(np.median(sd1 / sd0)) if k else 1.0,
-        "K_sd_ratio_range": ([float(np.min(sd1 / sd0)), float(np.max(sd1 / sd0))] if k
-                             else [1.0, 1.0]),
+        "K_sd_ratio_median": float(np.median(sd1 / sd0)) if k.size else 1.0,
+        "K_sd_ratio_range": ([float(np.min(sd1 / sd0)), float(np.max(sd1 / sd0))]
+                             if k.size else [1.0, 1.0]),
         "K_shift_max_sd": shift_in_sd(result),
         "chi2_best_fit": float(last.chi2),
         "meaning": (f"a relative aperture-amplitude error of rms {rms:g} (Zernike modes of "
