@@ -111,11 +111,15 @@ class FitWarning(UserWarning):
 class Objective:
     """Standardised residuals and their exact Jacobian, compiled once for a geometry.
 
-    The graph takes the full parameter vector in two parts: the *shape* entries (K,
-    illumination, pointing), which move the far field, and the *linear* ones (amp,
-    offset).  Each part has its own forward-mode Jacobian (``Rop`` vectorised over a
-    matrix of directions): along a linear direction the far field is untouched, so those
-    columns cost no transform.
+    The graph takes the full parameter vector in three parts: the *shape* entries (K,
+    illumination, pointing), which move the far field, the *linear* ones (amp, offset),
+    and the *held* ones (blocks with ``Block.held``: the aperture model error, fixed in
+    the solve, whose Jacobian only :mod:`~bayesoof.inference.model_error` asks for).
+    Each part has its own forward-mode Jacobian (``Rop`` vectorised over a matrix of
+    directions): along a linear direction the far field is untouched, so those columns
+    cost no transform, and a Jacobian without held columns computes none of their
+    tangents (in one part with the shape entries, every direction would carry the held
+    block's zero tangent through its (n², J) basis product).
 
     Parameters
     ----------
@@ -131,23 +135,30 @@ class Objective:
     def __init__(self, forward: ForwardModel, space: ParameterSpace, residual: str = "likelihood"):
         t0 = time.perf_counter()
         n_full = space.n_full
-        lin = np.concatenate([np.arange(n_full)[space.slice_of(b.name)]
-                              for b in space.blocks if b.linear] or [np.zeros(0, int)])
-        shape = np.setdiff1d(np.arange(n_full), lin)
-        self.shape_index, self.lin_index = shape, lin
-        xs, xl = pt.vector("theta_shape"), pt.vector("theta_linear")
-        # predict's arguments straight from the two parts, through the space's one mapping
-        # (ParameterSpace.unpack_from), so that nothing upstream of the far field depends
-        # on the linear part (its Jacobian then costs no transform)
+
+        def entries(which) -> np.ndarray:
+            return np.concatenate([np.arange(n_full)[space.slice_of(b.name)]
+                                   for b in space.blocks if which(b)] or [np.zeros(0, int)])
+
+        lin = entries(lambda b: b.linear)
+        held = entries(lambda b: b.held and not b.linear)
+        shape = np.setdiff1d(np.arange(n_full), np.r_[lin, held])
+        self.indices = (shape, lin, held)
+        parts_in = (pt.vector("theta_shape"), pt.vector("theta_linear"),
+                    pt.vector("theta_held"))
+        # predict's arguments straight from the three parts, through the space's one
+        # mapping (ParameterSpace.unpack_from), so that nothing upstream of the far field
+        # depends on the linear part (its Jacobian then costs no transform)
         pos = np.empty(n_full, int)
-        pos[shape], pos[lin] = np.arange(shape.size), np.arange(lin.size)
-        is_lin = np.zeros(n_full, bool)
-        is_lin[lin] = True
+        part = np.empty(n_full, int)
+        for k, idx in enumerate(self.indices):
+            pos[idx], part[idx] = np.arange(idx.size), k
 
         def take(sl: slice):
             idx = np.arange(n_full)[sl]
-            src = xl if is_lin[idx].all() else xs
-            return src[pos[idx]]
+            if np.unique(part[idx]).size != 1:
+                raise ValueError(f"a block spans two parts of the objective's input: {sl}")
+            return parts_in[part[idx[0]]][pos[idx]] if idx.size else parts_in[0][:0]
 
         parts = space.unpack_from(take)
         observed, sigma = pt.vector("observed"), pt.vector("sigma")
@@ -159,7 +170,7 @@ class Objective:
         outs = [r, power]
         self._dirs = []
         self._connected = []
-        for x in (xs, xl):
+        for x in parts_in:
             d, D = pt.vector(f"d_{x.name}"), pt.matrix(f"D_{x.name}")
             self._dirs.append(D)
             # Rop by the transposed-L_op construction: unlike the ops' own R_op it leaves
@@ -172,7 +183,7 @@ class Objective:
             self._connected.append(True)
             outs.append(vectorize_graph(jvp, {d: D}))  # (n_directions, n_samples)
         self._fn = pytensor.function(
-            [xs, xl, *self._dirs, observed, sigma], outs, trust_input=True,
+            [*parts_in, *self._dirs, observed, sigma], outs, trust_input=True,
             on_unused_input="ignore", mode=_mode(),
         )
         compiled_cache.slim(self._fn)  # what only the rewriting used: lighter to keep and store
@@ -181,27 +192,29 @@ class Objective:
         self.residual = residual
         # no directions for a value alone (no tangent computed); one zero direction for a
         # graph that cannot batch zero of them (see _value)
-        self._none = (np.zeros((0, shape.size)), np.zeros((0, lin.size)))
-        self._one = (np.zeros((1, shape.size)), np.zeros((1, lin.size)))
+        self._empty_batches = True
         self._select: dict[tuple, tuple] = {}
         self.compile_time = time.perf_counter() - t0
 
-    def _call(self, full, ds, dl, observed, sigma):
+    def _call(self, full, dirs, observed, sigma):
         full = np.asarray(full, float)
-        return self._fn(
-            np.ascontiguousarray(full[self.shape_index]),
-            np.ascontiguousarray(full[self.lin_index]),
-            ds, dl, observed, sigma,
-        )
+        return self._fn(*(np.ascontiguousarray(full[idx]) for idx in self.indices),
+                        *dirs, observed, sigma)
+
+    def _batch(self, idx, rows: int) -> np.ndarray:
+        """Directions (rows, |idx|) for one part: at least one when empty batches fail."""
+        return np.zeros((rows if rows or self._empty_batches else 1, idx.size))
 
     def _value(self, full, observed, sigma):
         """The function's outputs without a Jacobian (an empty batch of directions)."""
-        if self._none is not None:
+        if self._empty_batches:
             try:
-                return self._call(full, *self._none, observed, sigma)
+                return self._call(full, [self._batch(i, 0) for i in self.indices],
+                                  observed, sigma)
             except ValueError:  # e.g. a reshape that cannot infer a size from 0 elements
-                self._none = None
-        return self._call(full, *self._one, observed, sigma)
+                self._empty_batches = False
+                self._select.clear()
+        return self._call(full, [self._batch(i, 0) for i in self.indices], observed, sigma)
 
     def residuals(self, full, observed, sigma) -> np.ndarray:
         """Residuals (n_samples,) at the full parameter vector ``full``."""
@@ -215,17 +228,15 @@ class Objective:
     def _directions(self, free_index) -> tuple:
         key = tuple(int(i) for i in free_index)
         if key not in self._select:
-            pos_s = {int(k): i for i, k in enumerate(self.shape_index)}
-            pos_l = {int(k): i for i, k in enumerate(self.lin_index)}
-            cs = [k for k in key if k in pos_s]
-            cl = [k for k in key if k in pos_l]
-            ds = np.zeros((max(len(cs), 1), self.shape_index.size))
-            dl = np.zeros((max(len(cl), 1), self.lin_index.size))
-            ds[np.arange(len(cs)), [pos_s[k] for k in cs]] = 1.0
-            dl[np.arange(len(cl)), [pos_l[k] for k in cl]] = 1.0
-            # position in free_index of each shape and each linear direction
-            rows = ([key.index(k) for k in cs], [key.index(k) for k in cl])
-            self._select[key] = (ds, dl, rows)
+            dirs, rows = [], []
+            for idx in self.indices:
+                at = {int(k): i for i, k in enumerate(idx)}
+                cols = [k for k in key if k in at]
+                d = self._batch(idx, len(cols))
+                d[np.arange(len(cols)), [at[k] for k in cols]] = 1.0
+                dirs.append(d)
+                rows.append([key.index(k) for k in cols])  # their positions in free_index
+            self._select[key] = (dirs, rows)
         return self._select[key]
 
     def jacobian(self, full, free_index, observed, sigma) -> tuple[np.ndarray, np.ndarray]:
@@ -233,12 +244,19 @@ class Objective:
 
         The Jacobian is the transpose of a C-ordered (n_free, n_samples) array.
         """
-        ds, dl, rows = self._directions(free_index)
-        out = list(self._call(full, ds, dl, observed, sigma))
+        dirs, rows = self._directions(free_index)
+        try:
+            out = list(self._call(full, dirs, observed, sigma))
+        except ValueError:
+            if not self._empty_batches:
+                raise
+            self._empty_batches = False  # a part without directions gets a dummy one
+            self._select.clear()
+            return self.jacobian(full, free_index, observed, sigma)
         r = out.pop(0)
         out.pop(0)  # the power
         alloc = np.empty if all(self._connected) else np.zeros  # every row written, or not
-        jac_t = alloc((len(rows[0]) + len(rows[1]), r.size))
+        jac_t = alloc((sum(len(at) for at in rows), r.size))
         for connected, at in zip(self._connected, rows, strict=True):
             if connected:
                 block = out.pop(0)
@@ -267,7 +285,7 @@ def _fingerprint(forward: ForwardModel, space: ParameterSpace, residual: str) ->
     s = forward.sampling
     h.update(repr((tel.to_dict(), forward.order, forward.illumination, forward.method,
                    forward.wavelength, s.dx, s.n, s.supersample, residual,
-                   [(b.name, b.shape, b.arg, b.key, b.linear) for b in space.blocks],
+                   [(b.name, b.shape, b.arg, b.key, b.linear, b.held) for b in space.blocks],
                    forward.describe())).encode())
     for m in forward.data.maps:
         h.update(np.float64(m.d_z).tobytes())

@@ -82,7 +82,7 @@ def add_model_error_block(space: ParameterSpace, cfg: dict) -> ParameterSpace:
     space.add_block(
         Block(APERTURE_ERROR, (J,), "", tuple(f"aperture_error({n},{l})" for n, l in nl),
               ("aperture_mode",), {"n": tuple(n for n, _ in nl), "l": tuple(l for _, l in nl)},
-              arg=APERTURE_ERROR, prior="model_error.aperture",
+              arg=APERTURE_ERROR, held=True, prior="model_error.aperture",
               default_prior={"dist": "normal", "mu": 0.0,
                              "sigma": tuple(prior_sd(order, rms).tolist())}),
         value=0.0, free=False,
@@ -121,12 +121,16 @@ def marginalise(jac, jac_a, r, sd_a, meat=None, a=None):
     return step[:p], step[p:], 0.5 * (cov[:p, :p] + cov[:p, :p].T)
 
 
-def joint_jacobian(objective, space: ParameterSpace, observed, sigma):
-    """(r, ∂r/∂θ_free, ∂r/∂a) at ``space``'s values, from the fit's compiled objective."""
+def joint_jacobian(objective, space: ParameterSpace, observed, sigma, free=True):
+    """(r, ∂r/∂θ_free, ∂r/∂a) at ``space``'s values, from the fit's compiled objective.
+
+    With ``free=False`` only the error's columns are computed (∂r/∂θ_free is None): the
+    block is a held part of the objective, so none of θ's tangents run.
+    """
     a_index = np.arange(space.n_full)[space.slice_of(APERTURE_ERROR)]
-    free = space.free_index
-    r, jac = objective.jacobian(space.values, np.r_[free, a_index], observed, sigma)
-    return r, jac[:, : free.size], jac[:, free.size:]
+    theta = space.free_index if free else np.zeros(0, int)
+    r, jac = objective.jacobian(space.values, np.r_[theta, a_index], observed, sigma)
+    return r, (jac[:, : theta.size] if free else None), jac[:, theta.size:]
 
 
 def _free_k(space: ParameterSpace) -> np.ndarray:
@@ -163,8 +167,12 @@ def error_columns(result, objective, observed, sigma):
     cfg = result.config["model_error"]
     sd_a = prior_sd(int(cfg["order"]), float(cfg["rms"]))
 
+    last = result.last
+
     def columns(space: ParameterSpace):
-        return joint_jacobian(objective, space, observed, sigma)[2], sd_a
+        if last.jacobian_error is not None and np.array_equal(space.values, last.space.values):
+            return last.jacobian_error, sd_a  # (computed by apply_model_error there)
+        return joint_jacobian(objective, space, observed, sigma, free=False)[2], sd_a
 
     return columns
 
@@ -191,7 +199,9 @@ def apply_model_error(result, objective) -> None:
     observed = np.ascontiguousarray(result.forward.observed, float)
     new = last.space.copy()
     free, err = new.free_index, new.slice_of(APERTURE_ERROR)
-    r, jac, jac_a = joint_jacobian(objective, new, observed, sigma)
+    # at the best fit ∂r/∂θ is the fit's own: only the error's columns are new
+    r, jac, jac_a = last.residuals, last.jacobian, joint_jacobian(
+        objective, new, observed, sigma, free=False)[2]
     for _ in range(GAUSS_NEWTON_STEPS):
         step, step_a, _ = marginalise(jac, jac_a, r, sd_a, a=new.values[err])
         new.values[free] = np.clip(new.values[free] + step, new.lower[free], new.upper[free])
@@ -209,7 +219,7 @@ def apply_model_error(result, objective) -> None:
         wall_time=last.wall_time + time.perf_counter() - t0,
         start_costs=list(last.start_costs), at_bound=list(last.at_bound), rcond=last.rcond,
         covariance_scaled=last.covariance_scaled, init=last.init,
-        power=objective.power(new.values), cold_start=last.cold_start,
+        power=objective.power(new.values), cold_start=last.cold_start, jacobian_error=jac_a,
     )
     k = _free_k(new)
     sd0, sd1 = last.sd[k], np.sqrt(np.diag(cov))[k]

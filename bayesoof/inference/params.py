@@ -107,6 +107,10 @@ class Block:
         Entry of the dict passed as ``arg`` (illumination coefficients), else None.
     linear : bool
         Enters the model after the far field (amplitudes and offsets).
+    held : bool
+        Fixed while the fit solves and differentiated only on request (the aperture model
+        error): the compiled objective keeps it in an input part of its own, so Jacobians
+        without its columns compute none of its tangents.
     prior : str
         Dotted path of the table of the priors preset that overrides ``default_prior``.
     default_prior : dict
@@ -123,6 +127,7 @@ class Block:
     arg: str | None = None
     key: str | None = None
     linear: bool = False
+    held: bool = False
     prior: str = ""
     default_prior: dict[str, Any] = field(default_factory=dict)
 

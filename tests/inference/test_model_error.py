@@ -182,6 +182,38 @@ def test_objective_jacobian_along_the_error_matches_finite_differences(small_fit
         assert np.abs(fd).max() > 1.0  # the error moves the residuals: the check can fail
 
 
+def test_held_error_is_a_part_of_its_own_and_its_columns_are_reused(small_fit):
+    """The objective keeps the error in its held input part (a Jacobian without its columns
+    computes none of its tangents); a Jacobian asked in a mixed order gives the same
+    columns as the parts asked alone (to 1e-12 relative: the same arithmetic, batched
+    differently); and the two Jacobians the model-error step takes from elsewhere are the
+    objective's: the best fit's own ∂r/∂θ at its solution (the step's start) and the
+    record's ∂r/∂a (reused by the misfit covariances)."""
+    from bayesoof.inference.fit import _objective
+
+    _, on, _ = small_fit
+    ex = on.exact_model_last
+    obj = _objective(on.forward, ex.space, "likelihood")
+    obs, sig = on.forward.observed, np.asarray(on.sigma, float)
+    a_idx = np.arange(ex.space.n_full)[ex.space.slice_of(APERTURE_ERROR)]
+    np.testing.assert_array_equal(obj.indices[2], a_idx)
+    assert not np.intersect1d(obj.indices[0], a_idx).size
+
+    free = ex.space.free_index
+    mixed = np.r_[a_idx[:3], free[:4], a_idx[3:6], free[4:]]
+    _, jm = obj.jacobian(ex.space.values, mixed, obs, sig)
+    _, jt = obj.jacobian(ex.space.values, free, obs, sig)
+    _, ja = obj.jacobian(ex.space.values, a_idx[:6], obs, sig)
+    scale = np.abs(jm).max()
+    np.testing.assert_allclose(jm[:, np.r_[3:7, 10:mixed.size]], jt, rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(jm[:, np.r_[0:3, 7:10]], ja, rtol=0, atol=1e-12 * scale)
+
+    np.testing.assert_allclose(ex.jacobian, jt, rtol=0, atol=1e-12 * np.abs(jt).max())
+    _, j_last = obj.jacobian(on.last.space.values, a_idx, obs, sig)
+    np.testing.assert_allclose(on.last.jacobian_error, j_last, rtol=0,
+                               atol=1e-12 * np.abs(j_last).max())
+
+
 def test_posterior_draws_take_the_shift_and_the_covariance():
     """misfit_adjust moves the K draws by the fit's joint step and carries them onto the
     marginal covariance when only the model error (no misfit) is on (the model samples

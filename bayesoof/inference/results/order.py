@@ -23,6 +23,8 @@ class OrderResult:
     ``power`` the normalised power P of the forward model at the solution.
     ``cold_start`` says whether the last order was fitted a second time from the configured
     start (``fit.cold_start_above``): "" not tried, "won" (this is that solution) or "lost".
+    ``jacobian_error`` is ∂r/∂a, the residuals' Jacobian along the aperture model error at
+    this solution, when that error is marginalised (:mod:`bayesoof.inference.model_error`).
     """
 
     order: int
@@ -46,6 +48,7 @@ class OrderResult:
     init: np.ndarray | None = None
     power: np.ndarray | None = None
     cold_start: str = ""
+    jacobian_error: np.ndarray | None = None
 
     @property
     def reduced_chi2(self) -> float:
