@@ -129,7 +129,8 @@ def rhat_ess_converged(posterior: dict, rhat_max: float = RHAT_MAX,
 
 
 def diagnose(idata, var_names=None, chains=None, max_treedepth: int = 10,
-             rhat_max: float = RHAT_MAX, ess_min: float = ESS_MIN) -> dict:
+             rhat_max: float = RHAT_MAX, ess_min: float = ESS_MIN,
+             replace: dict | None = None) -> dict:
     """R-hat, bulk/tail ESS, divergences, tree depth and E-BFMI, with a plain verdict.
 
     Parameters
@@ -140,6 +141,10 @@ def diagnose(idata, var_names=None, chains=None, max_treedepth: int = 10,
         Parameters to check (default: all posterior variables).
     chains : list of int, optional
         Chains to use (e.g. the primary mode's); default all.
+    replace : dict, optional
+        ``{name: variable}``: judge ``name`` on the draws of ``variable`` (reported under
+        ``name``): the draws as sampled, when ``name`` holds them post-processed (K after
+        the open-faced sandwich, :mod:`bayesoof.inference.misfit_adjust`).
 
     Returns
     -------
@@ -153,6 +158,8 @@ def diagnose(idata, var_names=None, chains=None, max_treedepth: int = 10,
     import arviz as az
 
     post = idata.posterior
+    if replace:
+        post = post.assign({name: post[v] for name, v in replace.items()})
     if var_names is not None:
         post = post[list(var_names)]
     if chains is not None:

@@ -115,8 +115,9 @@ def convergence_rule(density: AffineDensity) -> StopRule:
 
     On the first n draws of each chain: the chains of the primary mode
     (:func:`~bayesoof.inference.diagnostics.chain_modes`), every free variable of the
-    model on its constrained scale (what :func:`~bayesoof.inference.posterior.assemble`
-    diagnoses), R-hat ≤ 1.01 and bulk and tail ESS ≥ 400
+    model on its constrained scale, K as sampled (what
+    :func:`~bayesoof.inference.posterior.assemble` diagnoses, before any open-faced
+    sandwich adjustment of K), R-hat ≤ 1.01 and bulk and tail ESS ≥ 400
     (:func:`~bayesoof.inference.diagnostics.rhat_ess_converged`).  Divergences, tree depth
     and E-BFMI are left to the final verdict: more draws do not mend them.
     """

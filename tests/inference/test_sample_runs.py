@@ -218,6 +218,30 @@ def test_diagnose_says_plainly_what_failed():
     assert d["divergences"] == 4
 
 
+def test_diagnose_judges_the_draws_as_sampled_when_told():
+    """The verdict on K is the sampled K's (the stop rule's), not the adjusted K's.
+
+    Sampled: two coefficients sharing a unit-variance common part, with chain offsets of
+    ±0.05 in their small difference (R-hat ≈ 1.001, converged).  The adjustment's affine
+    map can single out that difference (here: it becomes a coefficient of sd 1 with
+    chain offsets of ±1, R-hat ≫ 1.01), which the stop rule never tested.
+    """
+    rng = np.random.default_rng(3)
+    common = rng.normal(size=(4, 1000))
+    small = 0.05 * (rng.normal(size=(4, 1000)) + np.array([0.0, 1.0, 0.0, -1.0])[:, None])
+    sampled = np.stack([common + small, common - small], axis=-1)
+    adjusted = np.stack([small / 0.05, common], axis=-1)
+    idata = az.from_dict(posterior={"K": adjusted, "K_noise_only": sampled},
+                         dims={"K": ["zernike"], "K_noise_only": ["zernike"]},
+                         coords={"zernike": ["K(1,-1)", "K(1,1)"]})
+    judged = diagnose(idata, var_names=["K"], replace={"K": "K_noise_only"})
+    assert judged["converged"], judged["problems"]
+    assert judged["r_hat_max"] < 1.01 and judged["worst_r_hat"].startswith("K[")
+    plain = diagnose(idata, var_names=["K"])
+    assert not plain["converged"] and plain["r_hat_max"] > 1.1
+    assert plain["worst_r_hat"] == "K[K(1,-1)]"
+
+
 def test_diagnose_flags_a_saturated_safeguard_cap_but_not_a_design_cap():
     """Every transition at depth 10 (NUTS's usual safeguard) is a problem; every transition
     at nutpie's design cap 2 (TREEDEPTH_DESIGN_MAX = 4) is reported, not a problem."""
