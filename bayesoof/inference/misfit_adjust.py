@@ -25,7 +25,10 @@ joint step and carried onto the fit's marginal covariance,
 ``K' = K̄ + (K̂_joint - K̂) + M (K - K̄)``, the linearised marginalisation of a as in the
 quick fit.  (Holding a at its estimate instead left the nuisances' draws conditional on
 it: 31 of 42 truths inside the 90 % intervals of tests/inference/test_sample_calibration.py,
-below its accepted 32.)
+below its accepted 32.)  Under the quick fit's misfit likelihood (``likelihood="misfit"``,
+on by default after a ``covariance = "gls"`` fit) the draws already carry that
+likelihood's covariance but not the model error's: they are carried onto the fit's
+marginal covariance the same way when the model error was marginalised.
 """
 
 from __future__ import annotations

@@ -421,17 +421,31 @@ def _posterior_adequacy(info, fm, resid, mus, sigs, n_free: int, seed: int,
     ppp = ppp_chi2(fm.observed, mus, sigs, seed) if info.likelihood == "normal" else None
     names = [m.name or f"map{i}" for i, m in enumerate(fm.data.maps)]
     remedy = None
-    if info.likelihood == "misfit":
-        remedy = f"posterior under the quick fit's {info.fit.misfit_model.sentence()}"
-    elif adjustment is not None:
+    if adjustment is not None:  # names the misfit likelihood too, when it is the model's
         from bayesoof.inference.misfit_adjust import sentence
 
         remedy = sentence(adjustment, info.fit)
+    elif info.likelihood == "misfit":
+        remedy = f"posterior under the quick fit's {info.fit.misfit_model.sentence()}"
     elif info.likelihood == "normal":
         remedy = ("posterior under the noise-only likelihood: its intervals are too narrow "
                   "for this misfit (the quick fit's misfit covariance is the honest one)")
     return assess(resid, fm.map_slices, [(m.u, m.v) for m in fm.data.maps], n_free, names,
                   ppp=ppp, remedy=remedy)
+
+
+def k_adjustable(likelihood: str, fit) -> bool:
+    """Whether the K draws are carried onto the quick fit's covariance (misfit_adjust.py).
+
+    Under the noise-only likelihood ("normal") whenever the fit has a misfit or
+    model-error covariance; under the quick fit's misfit likelihood ("misfit") only when
+    the fit also marginalised the aperture model error: the draws already have that
+    likelihood's covariance, not the model error's widening nor its joint step.  A
+    robust likelihood ("student_t") is the user's own remedy: its draws are left alone.
+    """
+    if likelihood == "normal":
+        return True
+    return likelihood == "misfit" and getattr(fit, "model_error", None) is not None
 
 
 def _label(name: str) -> str:
@@ -470,8 +484,8 @@ def assemble(model, density, raw, lap, settings: dict, t0: float, products: bool
     else:
         posterior = {}
     adjustment = None
-    if (posterior.get("K") is not None and info.likelihood == "normal"
-            and settings.get("misfit_adjust", True)):
+    if (posterior.get("K") is not None and settings.get("misfit_adjust", True)
+            and k_adjustable(info.likelihood, info.fit)):
         from bayesoof.inference.misfit_adjust import adjust_posterior_K
 
         adjusted = adjust_posterior_K(posterior["K"], modes["primary"], info.fit, info.free_j)

@@ -250,8 +250,11 @@ def sample_model(
     model for :func:`bayesoof.inference.checkpoint.finish`.
 
     ``misfit_adjust``: when the quick fit switched its misfit covariance on (the adequacy
-    test failed) and the likelihood is the noise-only one, carry the draws of K onto that
-    covariance (:mod:`bayesoof.inference.misfit_adjust`); False keeps the noise-only draws.
+    test failed) or marginalised the aperture model error, and the likelihood is the
+    noise-only one, carry the draws of K onto the fit's covariance
+    (:mod:`bayesoof.inference.misfit_adjust`); under the fit's misfit likelihood only
+    when the model error was marginalised (``posterior.k_adjustable``); False keeps the
+    draws as sampled.
     """
     from bayesoof.inference import checkpoint as ckpt
     from bayesoof.inference.posterior import assemble

@@ -90,6 +90,21 @@ def test_adjust_posterior_K_bookkeeping():
                                             free_j) is None
 
 
+def test_which_likelihoods_have_their_K_draws_carried_onto_the_fit():
+    """Noise-only likelihood: always (adjust_posterior_K then decides from the fit); the
+    quick fit's misfit likelihood: only with the aperture model error marginalised (its
+    draws lack the error's widening and step); Student-t: never (the user's remedy)."""
+    from bayesoof.inference.posterior import k_adjustable
+
+    with_error = types.SimpleNamespace(model_error={"rms": 0.05})
+    without = types.SimpleNamespace(model_error=None)
+    assert k_adjustable("normal", with_error) and k_adjustable("normal", without)
+    assert k_adjustable("normal", None)
+    assert k_adjustable("misfit", with_error)
+    assert not k_adjustable("misfit", without)
+    assert not k_adjustable("student_t", with_error)
+
+
 SMALL = dict(order=1, sampler="emcee", draws=20, tune=10, seed=3, progressbar=False)
 
 
@@ -135,6 +150,35 @@ def test_posterior_K_takes_the_fits_misfit_covariance(tiny_data):
     assert summary["misfit_adjustment"]["coefficients"] == int(keep.sum())
     assert "open-faced sandwich" in post.products["adequacy"].remedy
     assert "misfit_adjustment" in post.idata.posterior.attrs
+
+
+@pytest.mark.slow
+def test_misfit_likelihood_posterior_takes_the_model_error(tiny_data):
+    """A GLS quick fit (its misfit likelihood maximised) with the model error marginalised:
+    the posterior samples the same misfit likelihood and its K draws are carried onto the
+    fit's marginal covariance, shifted by the model error's joint step; the verdict names
+    both.  (Slow: ~60 s of compiling.)"""
+    from bayesoof.inference.sample import sample
+
+    gls = {"config": {"misfit": {"remedy": "always", "covariance": "gls"}}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        post = sample(tiny_data, telescope="effelsberg", fit_kwargs=gls, **SMALL)
+    fit = post.fit
+    assert post.info.likelihood == "misfit" and fit.model_error is not None
+    assert post.adjustment is not None
+    fj = post.info.free_j
+    keep = fit.last.space.free[fj]
+    draws = post.K_draws()[:, fj]
+    target = fit.last.K_cov()[np.ix_(fj, fj)][np.ix_(keep, keep)]
+    np.testing.assert_allclose(np.cov(draws[:, keep], rowvar=False), target, rtol=1e-8)
+    shift = fit.last.space.values[fj] - fit.exact_model_last.space.values[fj]
+    noise_only = post.info.full_K(post._stack("K_noise_only"))[:, fj]
+    np.testing.assert_allclose(noise_only.mean(axis=0)[keep] + shift[keep],
+                               draws.mean(axis=0)[keep],
+                               atol=1e-12 + 1e-9 * np.abs(draws).max())
+    remedy = post.products["adequacy"].remedy
+    assert fit.misfit_model.sentence() in remedy and "model error" in remedy
 
 
 @pytest.mark.slow
