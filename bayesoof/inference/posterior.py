@@ -437,11 +437,12 @@ def _posterior_adequacy(info, fm, resid, mus, sigs, n_free: int, seed: int,
 def k_adjustable(likelihood: str, fit) -> bool:
     """Whether the K draws are carried onto the quick fit's covariance (misfit_adjust.py).
 
-    Under the noise-only likelihood ("normal") whenever the fit has a misfit or
-    model-error covariance; under the quick fit's misfit likelihood ("misfit") only when
-    the fit also marginalised the aperture model error: the draws already have that
-    likelihood's covariance, not the model error's widening nor its joint step.  A
-    robust likelihood ("student_t") is the user's own remedy: its draws are left alone.
+    Under the noise-only likelihood ("normal") always (``adjust_posterior_K`` then does
+    nothing when the fit has no misfit or model-error covariance); under the quick
+    fit's misfit likelihood ("misfit") only when the fit also marginalised the aperture
+    model error: the draws already have that likelihood's covariance, not the model
+    error's widening nor its joint step.  A robust likelihood ("student_t") is the
+    user's own remedy: its draws are left alone.
     """
     if likelihood == "normal":
         return True
