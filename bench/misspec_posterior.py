@@ -23,7 +23,10 @@ per-dataset-max divergences, median CPU s of the posterior, the number of datase
 K draws were carried onto the quick fit's misfit covariance (bayesoof.inference.misfit_adjust,
 on when the fit flagged a misfit) and the coverage of the draws before that adjustment.
 Datasets whose baseline quick fit missed the optimum (reduced χ² > 1.5) are left out, as in
-the quick-fit study.
+the quick-fit study.  A second table gives, per setting and nuisance (c_dB, q, leg
+half-width, shade angle), the coverage of the 90 % intervals, rms z and mean z of the
+posterior (where it has draws of it: sampled, or a held parameter carried over,
+bayesoof.inference.held_marginal) and of the quick fit (estimate ± 1.645 reported sd).
 
 Run:  nice python bench/misspec_posterior.py --datasets 50 --settings baseline all \\
           --n-grid 31 --rows /tmp/post.jsonl --resume
@@ -122,6 +125,49 @@ def posterior_record(post, t: dict, eff: dict) -> dict:
     return rec
 
 
+def quick_nuisances(res, t: dict, eff: dict) -> dict:
+    """The quick fit's nuisance intervals (estimate ± 1.645 reported sd), as the posterior's."""
+    sd = res.last.full_sd()
+    names = res.last.space.names
+    out = {}
+    for name, truth in _truths(t, eff).items():
+        if name not in names or not res.last.space.free_of(name).all():
+            continue
+        i = names.index(name)
+        v, s = float(res.last.space.values[i]), float(sd[i])
+        out[f"quick_{name}"] = {"mean": v, "sd": s, "q05": v - 1.645 * s,
+                                "q95": v + 1.645 * s, "truth": float(truth),
+                                "inside90": bool(abs(v - truth) <= 1.645 * s)}
+    return out
+
+
+def nuisance_table(rows: list[dict]) -> list[dict]:
+    """Per setting and nuisance: coverage of the 90 % interval and rms z, both sides."""
+    out = []
+    for s in dict.fromkeys(r["setting"] for r in rows):
+        for name in NUISANCES:
+            for side in ("post", "quick"):
+                recs = [r[f"{side}_{name}"] for r in rows
+                        if r["setting"] == s and f"{side}_{name}" in r]
+                if not recs:
+                    continue
+                z = np.array([(x["mean"] - x["truth"]) / x["sd"] for x in recs if x["sd"] > 0])
+                out.append({"setting": s, "nuisance": name, "side": side, "n": len(recs),
+                            "cover90": float(np.mean([x["inside90"] for x in recs])),
+                            "z_rms": float(np.sqrt(np.mean(z**2))) if z.size else float("nan"),
+                            "z_mean": float(np.mean(z)) if z.size else float("nan")})
+    return out
+
+
+def print_nuisances(table: list[dict]) -> None:
+    """The nuisance table (:func:`nuisance_table`)."""
+    print(f"{'setting':<9s} {'nuisance':<17s} {'side':<6s} {'N':>3s} {'cover90':>8s} "
+          f"{'z_rms':>6s} {'z_mean':>7s}")
+    for r in table:
+        print(f"{r['setting']:<9s} {r['nuisance']:<17s} {r['side']:<6s} {r['n']:3d} "
+              f"{r['cover90']:8.3f} {r['z_rms']:6.2f} {r['z_mean']:7.2f}")
+
+
 def one(setting: str, i: int, a) -> list[dict]:
     """Quick fit and posterior of dataset i of ``setting``; one row."""
     from bayesoof.inference.fit import fit
@@ -150,6 +196,7 @@ def one(setting: str, i: int, a) -> list[dict]:
             "quick_K": res.last.space.values[:J].tolist(),
             "quick_K_sd": res.last.full_sd()[:J].tolist(),
             "noise_only_K_sd": plain.full_sd()[:J].tolist()}
+    base |= quick_nuisances(res, t, eff)
     t1, c1 = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -252,6 +299,7 @@ def main(argv=None) -> int:
         if a.first is not None:
             rows = [r for r in rows if r["dataset"] < a.first]
         print_table(summarise(rows))
+        print_nuisances(nuisance_table(rows))
         return 0
     jobs = [(s, i) for i in range(a.datasets) for s in a.settings]  # interleaved
     if a.rows and a.resume:
@@ -287,6 +335,7 @@ def main(argv=None) -> int:
           f"{a.n_grid}, SNR {a.snr:g}, fit order {a.order or 'default'}; "
           f"{time.perf_counter() - t0:.0f} s")
     print_table(summarise(rows))
+    print_nuisances(nuisance_table(rows))
     return 0
 
 

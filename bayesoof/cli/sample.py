@@ -109,6 +109,10 @@ def run(args) -> int:
     say(tab[cols].to_string(float_format=lambda x: f"{x:.6g}"))
     for why in getattr(post.model.bayesoof, "held", {}).values():  # free in the fit, not here
         say(f"held: {why}")
+    if post.held_marginal is not None:
+        from bayesoof.inference.held_marginal import sentence as held_sentence
+
+        say(f"marginalised: {held_sentence(post.held_marginal)}")
     rms = (post.products or {}).get("rms_summary", {})
     if rms.get("surface_rms_weighted"):
         s, r = rms["surface_rms_weighted"], rms.get("ruze_weighted", {})

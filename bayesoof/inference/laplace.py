@@ -46,7 +46,7 @@ def laplace(model: pm.Model, mode: str | None = None) -> LaplaceResult:
     transforms) and covariance ``Σ_u = D Σ_θ Dᵀ``, with Σ_θ the quick fit's Laplace
     covariance of its free parameters under the likelihood the model samples (the same
     entries in the same order: the model's variables are the blocks of the fit's
-    :class:`ParameterSpace`; see :func:`_fit_record`) and D = du/dθ at the MAP (diagonal:
+    :class:`ParameterSpace`; see :func:`fit_record`) and D = du/dθ at the MAP (diagonal:
     PyMC's transforms act entry by entry).  No second optimisation runs.
 
     Parameters free in the quick fit but held by the model (``ModelInfo.held``: q, the
@@ -76,7 +76,7 @@ def laplace(model: pm.Model, mode: str | None = None) -> LaplaceResult:
     fit = info.fit
     cov = np.zeros((base.dim, base.dim))
     known = np.zeros(base.dim, bool)
-    rec = _fit_record(fit, info.likelihood)
+    rec = fit_record(fit, info.likelihood)
     if rec is not None:
         theta_pos = {int(f): t for t, f in enumerate(rec.space.free_index)}
         full_of = np.full(base.dim, -1)  # full-vector index of each coordinate
@@ -145,7 +145,7 @@ def hint_tag(model: pm.Model) -> str:
                  info.noise, [v.name for v in model.free_RVs]))
 
 
-def _fit_record(fit, likelihood: str):
+def fit_record(fit, likelihood: str):
     """The quick fit's record whose Laplace covariance belongs to the model's likelihood.
 
     When the model samples the noise-only likelihood, that is the record of the best fit

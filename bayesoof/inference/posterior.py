@@ -95,6 +95,9 @@ class PosteriorResult:
     adjustment : dict or None
         When the quick fit switched its misfit covariance on: K's draws carried onto it
         (:mod:`bayesoof.inference.misfit_adjust`; noise-only draws in ``K_noise_only``).
+    held_marginal : dict or None
+        When the model held parameters the fit frees (``ModelInfo.held``): the draws
+        carried over them and their draws added (:mod:`bayesoof.inference.held_marginal`).
     """
 
     idata: Any
@@ -112,6 +115,8 @@ class PosteriorResult:
     z_draws: Any = None
     #: the open-faced sandwich adjustment of K under misfit (misfit_adjust.py), or None
     adjustment: dict | None = None
+    #: the draws carried over the parameters the model held (held_marginal.py), or None
+    held_marginal: dict | None = None
 
     # ---------------------------------------------------------------- basics
     @classmethod
@@ -287,6 +292,8 @@ class PosteriorResult:
             out["adequacy"] = self.products["adequacy"].to_dict()
         if self.adjustment is not None:
             out["misfit_adjustment"] = clean(self.adjustment)
+        if self.held_marginal is not None:
+            out["held_marginalised"] = clean(self.held_marginal)
         return out
 
     def save(self, run_dir) -> Path:
@@ -484,6 +491,16 @@ def assemble(model, density, raw, lap, settings: dict, t0: float, products: bool
         posterior = {k: v.reshape((chains, draws) + v.shape[1:]) for k, v in vals.items()}
     else:
         posterior = {}
+    sampled = posterior  # as sampled: what the convergence diagnostics judge
+    held_marginal = None
+    if posterior and info.held and settings.get("marginalise_held", True):
+        from bayesoof.inference.held_marginal import marginalise_held
+        from bayesoof.inference.laplace import fit_record
+
+        moved = marginalise_held(posterior, info.space, info.held,
+                                 fit_record(info.fit, info.likelihood), seed=seed)
+        if moved is not None:
+            posterior, held_marginal = moved
     adjustment = None
     if (posterior.get("K") is not None and settings.get("misfit_adjust", True)
             and k_adjustable(info.likelihood, info.fit)):
@@ -546,7 +563,8 @@ def assemble(model, density, raw, lap, settings: dict, t0: float, products: bool
             "priors": json.dumps(clean(info.priors)),
             "fixed": json.dumps(clean({k: v for k, v in info.start.items()
                                         if k in ("c_dB", "q", "x0", "y0")
-                                        and k not in info.free_illum})),
+                                        and k not in info.free_illum
+                                        and k not in posterior})),
             "held": json.dumps(clean(getattr(info, "held", {}))),  # free in the fit, not here
         }
         idata.constant_data.attrs.update(attrs)
@@ -554,6 +572,8 @@ def assemble(model, density, raw, lap, settings: dict, t0: float, products: bool
                                       "whitening": "u = u_MAP + chol(D cov_fit D^T) z"})
         if adjustment is not None:  # K carried onto the quick fit's misfit covariance
             idata.posterior.attrs["misfit_adjustment"] = json.dumps(clean(adjustment))
+        if held_marginal is not None:  # the draws carried over the held parameters
+            idata.posterior.attrs["held_marginalised"] = json.dumps(clean(held_marginal))
     var_names = [v.name for v in model.free_RVs]
     if idata is not None:
         from bayesoof.inference.samplers import get_sampler
@@ -561,10 +581,16 @@ def assemble(model, density, raw, lap, settings: dict, t0: float, products: bool
         depth_cap = raw.info.get("max_tree_depth") or settings.get("max_tree_depth") or 10
         # the chains as sampled: the stop rule (sample.convergence_rule) judged those, and
         # the adjusted K are an affine map of them whose linear combinations it did not
-        # test (R-hat 1.0101 on an adjusted K after a stop at 1.00x: misspec_posterior)
-        diag = diagnose(idata, var_names=var_names, chains=modes["primary"],
-                        max_treedepth=int(depth_cap),
-                        replace={"K": "K_noise_only"} if "K_noise_only" in posterior else None)
+        # test (R-hat 1.0101 on an adjusted K after a stop at 1.00x: misspec_posterior);
+        # the held parameters' δ are independent per draw and would flatter R-hat and ESS
+        judged = idata.posterior.assign(
+            {n: idata.posterior[n].copy(data=sampled[n]) for n in var_names
+             if n in sampled and sampled[n] is not posterior.get(n)})
+        diag = diagnose(az.InferenceData(posterior=judged, **(
+                            {"sample_stats": idata.sample_stats}
+                            if "sample_stats" in idata.groups() else {})),
+                        var_names=var_names, chains=modes["primary"],
+                        max_treedepth=int(depth_cap))
 
         if get_sampler(settings.get("sampler", "pymc")).ensemble:
             diag["note"] = (f"{settings['sampler']}: R-hat and ESS treat walkers as chains "
@@ -583,6 +609,7 @@ def assemble(model, density, raw, lap, settings: dict, t0: float, products: bool
         idata=idata, model=model, fit=info.fit, sampler=settings.get("sampler", ""),
         settings=settings, diagnostics=diag, modes=modes, laplace=lap, timing=timing,
         interrupted=raw.interrupted, density=density, z_draws=raw.z, adjustment=adjustment,
+        held_marginal=held_marginal,
     )
     if products and draws:
         try:

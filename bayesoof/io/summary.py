@@ -132,6 +132,7 @@ class PosteriorSection(TypedDict):
     standardized_residuals: NotRequired[dict[str, dict[str, float]]]
     adequacy: NotRequired[dict[str, Any]]
     misfit_adjustment: NotRequired[dict[str, Any]]
+    held_marginalised: NotRequired[dict[str, Any]]
 
 
 class Summary(TypedDict):
