@@ -53,7 +53,8 @@ def laplace(model: pm.Model, mode: str | None = None) -> LaplaceResult:
     leg geometry) are conditioned on, not marginalised: the covariance of the rest given
     them, ``(Σ_θ⁻¹)[kept, kept]⁻¹``.  (Their marginal block whitened the conditional
     posterior badly where they correlate with it: lat127 with the legs held, 17.5
-    gradients per draw and short trees not mixing, against 7.5 and mixing.)
+    gradients per draw and short trees not mixing, against 7.5 and mixing.)  The draws
+    are carried over them after sampling (:mod:`bayesoof.inference.held_marginal`).
 
     Coordinates the quick fit has no variance for (the per-map σ of ``noise='per_map'``,
     entries freed by :func:`build_model`'s options, or every coordinate of a model built

@@ -62,7 +62,8 @@ NOISE_KINDS = ("auto", "known", "per_map")
 #: sd 0.088 (31 × 31, order 3): 3-11.  The ridge q-c_dB-amplitudes is curved (off the
 #: Laplace line by 3-6 conditional sd at ±3 sd of q); no per-coordinate transform tried
 #: (logit, linear pedestal, soft bounds) removed it.  0.02 lies between the clean and the
-#: diverging cases measured; nothing between them was measured.
+#: diverging cases measured; nothing between them was measured.  A held q is marginalised
+#: linearly after sampling (bayesoof/inference/held_marginal.py).
 Q_SAMPLE_SD = 0.02
 Q_SAMPLE_MARGIN = 5.0
 #: The leg geometry, free in the quick fit by default, is sampled in the posterior
@@ -520,9 +521,9 @@ def _hold_legs(space: ParameterSpace) -> dict:
             unit = space.block(name).unit
             space.set(name, free=False)
             held[name] = (f"{name} held at the quick fit's {value:.4g} {unit}: the "
-                          "posterior is conditional on it, and the nuisances correlated with "
-                          "it (amplitudes, c_dB, q) are too narrow (sample_legs=True samples "
-                          "it; bayesoof/inference/model.py LEG_NAMES)")
+                          "draws are conditional on it, carried over it linearly after "
+                          "sampling (held_marginal.py; sample_legs=True samples it: "
+                          "bayesoof/inference/model.py LEG_NAMES)")
     return held
 
 

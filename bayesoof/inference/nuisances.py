@@ -34,7 +34,8 @@ taper order q      ON       quick fit: sd 0.02-0.08 (31 × 31 maps, SNR 300), 0.
                             baseline's.  POSTERIOR: sampled only where sd <= 0.02 and
                             >= 5 sd inside [1, 2], else held at the quick fit's value
                             (model.Q_SAMPLE_SD, ModelInfo.held): NUTS diverges on the
-                            curved q-c_dB ridge (below)
+                            curved q-c_dB ridge (below); a held q is marginalised linearly
+                            after sampling (held_marginal.py)
 leg width, shade   ON       half-width 0.03 m, shade 0.17°: identified (noise-free
                             recovery 1e-16 waves with them free); on where the telescope
                             has legs (a shade angle where it has a shade), bounds 0.5-2.0
@@ -160,8 +161,11 @@ Degeneracies and how they are handled
   0.012, truth 1.8): 0 divergences, R-hat 1.007.  Hence the posterior samples q only
   where its Laplace sd ≤ 0.02 and it lies ≥ 5 sd inside its bounds
   (:data:`bayesoof.inference.model.Q_SAMPLE_SD`), and otherwise holds it at the quick
-  fit's value and says so (``ModelInfo.held``): the posterior is then conditional on q̂
-  and does not carry q's uncertainty (the quick fit's Laplace covariance does).  The
+  fit's value and says so (``ModelInfo.held``): the draws are then conditional on q̂,
+  and are carried over q linearly after sampling with the quick fit's Laplace covariance
+  (:mod:`bayesoof.inference.held_marginal`: q drawn from its marginal, every sampled
+  parameter shifted by its regression on q), so c_dB, the legs and the amplitudes carry
+  q's uncertainty (conditional, c_dB held its truth in 72 % of its 90 % intervals).  The
   linear coordinates can be chosen in the priors preset (``coordinate = "pedestal"`` /
   ``"soft"``, :mod:`bayesoof.inference.priors`).  x0, y0 vs the odd K (coma):
   correlated, identified.

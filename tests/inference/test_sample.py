@@ -41,12 +41,19 @@ def test_recovery_order3_truth_in_94_hdi(order3):
     among 16 parameters).  The leg geometry, free in the quick fit, is sampled (the
     default since session 7): with it held at the quick fit's values (the old default)
     c_dB, correlated with the leg width, was too narrow and its truth -14.5 fell outside
-    its 99% HDI [-14.387, -12.696] (fresh-clone CI at c0cc7d0).  Sampled, the truth sits
-    at the HDI's edge, inside or just outside depending on rounding: a c_dB-only miss is
-    an xfail (KNOWN BUG, below).
+    its 99% HDI [-14.387, -12.696] (fresh-clone CI at c0cc7d0).  Sampled, the truth still
+    sat at the HDI's edge ([-14.492, -12.56], an xfail until session 17): the model holds
+    q (Laplace sd 0.106, 4.6 sd from its bound), and c_dB, on the q-c_dB ridge, was
+    sampled conditional on it (over 50 datasets of bench/misspec_posterior.py 'baseline'
+    the posterior's c_dB held its truth in 72 % of its 90 % intervals, rms z 1.55).  The
+    draws are now carried over the held q (bayesoof.inference.held_marginal): c_dB sd
+    0.38 -> 0.67, 99% HDI [-15.40, -11.91], mean 1.5 sd from the truth.
     """
     truth, data, fr, post = order3
     assert not {"leg_half_width", "shade_half_angle"} & set(post.model.bayesoof.held)
+    # this case exercises the held q's marginalisation (held, and drawn in the posterior)
+    assert "q" in post.model.bayesoof.held and "q" in post.primary_posterior()
+    assert post.held_marginal["held_sd"]["q"][0] > 0.02
     spec = get_sampler(default_nuts())
     assert post.sampler == spec.name == default_nuts()
     assert (post.settings["draws"], post.settings["tune"]) == (spec.default_draws,
@@ -67,25 +74,6 @@ def test_recovery_order3_truth_in_94_hdi(order3):
             if not a <= t <= b:
                 misses.append(f"{name} {lab}: truth {t:.5g} outside {prob:.0%} HDI "
                               f"[{a:.5g}, {b:.5g}]")
-    if misses and all(m.startswith("c_dB ") for m in misses):
-        # KNOWN BUG (open in issue 9): sampling the legs widened c_dB's 99% HDI (held:
-        # [-14.387, -12.696]) but the truth -14.5 still sits at its lower edge: fresh-clone
-        # CI at 7e049a8 gave [-14.492, -12.56] (it passed on engineer legs' run before
-        # bc04c57 changed the rounding).  c_dB is ~2.6 posterior sd from its truth on this
-        # dataset, with the legs free: not explained by holding them.  Any other miss
-        # (every K, the amplitudes and offsets) still fails.  Session 13: over the 50
-        # baseline datasets of bench/misspec_study.py the quick fit's c_dB is calibrated
-        # (rms z 1.06, mean z -0.01, 88 % inside its 90 % interval; leg half-width 1.10,
-        # shade 1.07, q 1.12), so a 2.6-sd miss on this one seeded dataset (~1 % per
-        # parameter) is not evidence of a bias; kept as xfail until a posterior study of
-        # c_dB over many datasets says the same of the posterior.  Session 16, that study
-        # (bench/misspec_posterior.py, 'baseline', 50 datasets): it does NOT.  The
-        # posterior's c_dB held its truth in 72 % of its 90 % intervals, rms z 1.55, mean
-        # z -0.06: too narrow, not biased.  In 44 of the 50 the model held q at the quick
-        # fit's value (model._q_not_pinned: q poorly identified), so c_dB, on the q-c_dB
-        # ridge, is sampled conditional on q.  A real bug (open in issue 9): the nuisances
-        # correlated with a held q need the fit's marginal spread, as K gets.
-        pytest.xfail("; ".join(misses))
     assert not misses, "; ".join(misses)
 
 
