@@ -234,6 +234,7 @@ def sample_model(
     checkpoint=None,
     recipe: dict | None = None,
     misfit_adjust: bool = True,
+    marginalise_held: bool = True,
     **kwargs,
 ):
     """Sample the posterior of a model built by :func:`bayesoof.inference.model.build_model`.
@@ -255,6 +256,11 @@ def sample_model(
     (:mod:`bayesoof.inference.misfit_adjust`); under the fit's misfit likelihood only
     when the model error was marginalised (``posterior.k_adjustable``); False keeps the
     draws as sampled.
+
+    ``marginalise_held``: carry the draws over the parameters the model holds at the
+    quick fit's values (``ModelInfo.held``: a poorly identified q), linearly with the
+    fit's covariance (:mod:`bayesoof.inference.held_marginal`); False keeps them
+    conditional on the held values.
     """
     from bayesoof.inference import checkpoint as ckpt
     from bayesoof.inference.posterior import assemble
@@ -277,6 +283,7 @@ def sample_model(
         density = _whitened(model, lap, mode)
         settings = {"sampler": name, "draws": draws, "tune": tune, "chains": chains,
                     "seed": seed, "until_converged": until, "misfit_adjust": bool(misfit_adjust),
+                    "marginalise_held": bool(marginalise_held),
                     **{k: v for k, v in kwargs.items() if _jsonable(v)}}
         if checkpoint is not None:
             def keep(partial_raw, _d=density):  # periodic: the draws so far
