@@ -73,8 +73,7 @@ def marginalise_held(posterior: dict, space, held, rec, seed: int = 0):
     # B = Σ_θh Σ_hh⁻¹ (rows: the sampled entries; entries the fit fixed have Σ_θh = 0)
     B = np.linalg.solve(cov_hh, cov[np.ix_(t_idx, h_idx)].T).T
     chol = np.linalg.cholesky(cov_hh)
-    first = np.asarray(posterior[blocks[0]])
-    lead = first.shape[:2]
+    lead = np.shape(posterior[blocks[0]])[:2]  # (chains, draws)
     delta = np.random.default_rng(seed).standard_normal(lead + (h_idx.size,)) @ chol.T
     shift = delta @ B.T
     out = dict(posterior)
