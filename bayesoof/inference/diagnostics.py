@@ -142,9 +142,11 @@ def diagnose(idata, var_names=None, chains=None, max_treedepth: int = 10,
     chains : list of int, optional
         Chains to use (e.g. the primary mode's); default all.
     replace : dict, optional
-        ``{name: variable}``: judge ``name`` on the draws of ``variable`` (reported under
-        ``name``): the draws as sampled, when ``name`` holds them post-processed (K after
-        the open-faced sandwich, :mod:`bayesoof.inference.misfit_adjust`).
+        ``{name: variable or array}``: judge ``name`` on the draws of ``variable`` (or on
+        the array, shaped as ``name``), reported under ``name``: the draws as sampled,
+        when ``name`` holds them post-processed (K after the open-faced sandwich,
+        :mod:`bayesoof.inference.misfit_adjust`; the shift over a held parameter,
+        :mod:`bayesoof.inference.held_marginal`).
 
     Returns
     -------
@@ -159,7 +161,8 @@ def diagnose(idata, var_names=None, chains=None, max_treedepth: int = 10,
 
     post = idata.posterior
     if replace:
-        post = post.assign({name: post[v] for name, v in replace.items()})
+        post = post.assign({name: post[v] if isinstance(v, str) else post[name].copy(data=v)
+                            for name, v in replace.items()})
     if var_names is not None:
         post = post[list(var_names)]
     if chains is not None:

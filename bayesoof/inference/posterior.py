@@ -501,6 +501,10 @@ def assemble(model, density, raw, lap, settings: dict, t0: float, products: bool
                                  fit_record(info.fit, info.likelihood), seed=seed)
         if moved is not None:
             posterior, held_marginal = moved
+        else:
+            warnings.warn(f"the draws stay conditional on the held {sorted(info.held)}: "
+                          "no quick-fit covariance describes them", PosteriorWarning,
+                          stacklevel=3)
     adjustment = None
     if (posterior.get("K") is not None and settings.get("misfit_adjust", True)
             and k_adjustable(info.likelihood, info.fit)):
@@ -583,14 +587,10 @@ def assemble(model, density, raw, lap, settings: dict, t0: float, products: bool
         # the adjusted K are an affine map of them whose linear combinations it did not
         # test (R-hat 1.0101 on an adjusted K after a stop at 1.00x: misspec_posterior);
         # the held parameters' δ are independent per draw and would flatter R-hat and ESS
-        judged = idata.posterior.assign(
-            {n: idata.posterior[n].copy(data=sampled[n]) for n in var_names
-             if n in sampled and sampled[n] is not posterior.get(n)})
-        diag = diagnose(az.InferenceData(posterior=judged, **(
-                            {"sample_stats": idata.sample_stats}
-                            if "sample_stats" in idata.groups() else {})),
-                        var_names=var_names, chains=modes["primary"],
-                        max_treedepth=int(depth_cap))
+        diag = diagnose(idata, var_names=var_names, chains=modes["primary"],
+                        max_treedepth=int(depth_cap),
+                        replace={n: sampled[n] for n in var_names
+                                 if n in sampled and sampled[n] is not posterior.get(n)})
 
         if get_sampler(settings.get("sampler", "pymc")).ensemble:
             diag["note"] = (f"{settings['sampler']}: R-hat and ESS treat walkers as chains "
