@@ -194,12 +194,15 @@ class Objective:
         # graph that cannot batch zero of them (see _value)
         self._empty_batches = True
         self._select: dict[tuple, tuple] = {}
+        self._last_power: tuple[bytes, np.ndarray | None] = (b"", None)
         self.compile_time = time.perf_counter() - t0
 
     def _call(self, full, dirs, observed, sigma):
         full = np.asarray(full, float)
-        return self._fn(*(np.ascontiguousarray(full[idx]) for idx in self.indices),
-                        *dirs, observed, sigma)
+        out = self._fn(*(np.ascontiguousarray(full[idx]) for idx in self.indices),
+                       *dirs, observed, sigma)
+        self._last_power = (full.tobytes(), out[1])  # P depends on ``full`` alone
+        return out
 
     def _batch(self, idx, rows: int) -> np.ndarray:
         """Directions (rows, |idx|) for one part: at least one when empty batches fail."""
@@ -221,7 +224,14 @@ class Objective:
         return self._value(full, observed, sigma)[0]
 
     def power(self, full) -> np.ndarray:
-        """Normalised power P (n_samples,) of the forward model at ``full``."""
+        """Normalised power P (n_samples,) of the forward model at ``full``.
+
+        Taken from the last call when that was at the same ``full`` (a solve's last
+        evaluation is at its solution), else evaluated.
+        """
+        key, power = getattr(self, "_last_power", (b"", None))  # (none in older pickles)
+        if power is not None and key == np.asarray(full, float).tobytes():
+            return power.copy()
         zeros = np.zeros(self._n_samples)
         return self._value(full, zeros, zeros + 1.0)[1]
 
@@ -325,13 +335,18 @@ def laplace_covariance(jac: np.ndarray, names=None) -> tuple[np.ndarray, float]:
     """``(JᵀJ)⁻¹`` by SVD of the column-scaled Jacobian, and its reciprocal condition.
 
     ``jac`` (n_samples, n_free) is the Jacobian of the standardised residuals.  Columns are
-    scaled to unit norm first (the parameters' units differ by orders of magnitude).  When
+    scaled to unit norm first (the parameters' units differ by orders of magnitude).  A tall
+    Jacobian is reduced to the R of its QR first (Householder, backward stable: the same
+    singular values and V, 2.5× cheaper on pyoof's example than the SVD with its U).  When
     the smallest singular value is below 1e-10 of the largest a :class:`FitWarning` names
     the parameters of the degenerate direction; the pseudo-inverse is returned.
     """
     norms = np.linalg.norm(jac, axis=0)
     norms[norms == 0] = 1.0
-    _, s, vt = np.linalg.svd(jac / norms, full_matrices=False)
+    scaled = jac / norms
+    if scaled.shape[0] > scaled.shape[1]:  # tall: R of its QR has the same s and V, and the
+        scaled = np.linalg.qr(scaled, mode="r")  # SVD then forms no (n_samples, n_free) U
+    _, s, vt = np.linalg.svd(scaled, full_matrices=False)
     rcond = float(s[-1] / s[0]) if s[0] > 0 else 0.0
     if rcond < DEGENERATE_RCOND:
         vec = vt[-1]
@@ -963,8 +978,9 @@ def fit(
         wall_time=0.0,
         compile_time=0.0 if objective.cached else objective.compile_time,
     )
-    apply_model_error(result, objective)  # before the verdict: it judges the joint solution
-    _apply_misfit_policy(result)
+    with blas_threads(f["blas_threads"]):  # its Jacobians and products: as the fit's
+        apply_model_error(result, objective)  # before the verdict: it judges the joint solution
+        _apply_misfit_policy(result)
     if result.model_error is not None:  # (the K move in the sd finally reported)
         result.model_error["K_shift_max_sd"] = shift_in_sd(result)
         result.uncertainty = {**result.uncertainty, "model_error": result.model_error}

@@ -16,7 +16,7 @@ s_min)².  The Gram route is taken only when ``s_min / s_max >= 1e-6`` (the step
 anyway; pyoof's example: 2.3e-4 at worst over its 46 Jacobians, so 2e-9); otherwise, and
 for matrices that are not tall, scipy's own SVD runs.
 The Laplace covariance of a result is not affected: :func:`bayesoof.inference.fit.
-laplace_covariance` takes its own exact SVD.
+laplace_covariance` takes its own SVD (of the Jacobian's QR factor R, no Gram matrix).
 
 :func:`trf_gram_svd` routes the ``svd`` of scipy's ``trf`` module through
 :func:`gram_svd` inside the ``with`` block and in the calling thread only; elsewhere (other
