@@ -131,6 +131,9 @@ class LatticeDFT:
 class DirectGrid:
     """Exact DFT at lattice samples: F = C_u E C_vᵀ, then the samples in their order.
 
+    Samples in u-major or v-major lattice order are read off F or Fᵀ as they lie; any
+    other order (or a partial lattice) takes a gather.
+
     Parameters
     ----------
     x, wavelength
@@ -142,13 +145,24 @@ class DirectGrid:
     kind = "direct"
 
     def __init__(self, x: np.ndarray, wavelength: float, grid: RegularGrid):
-        self.dft = LatticeDFT(x, wavelength, grid.u, grid.v)
         self.nu, self.nv = grid.nu, grid.nv
+        every = np.arange(self.nu * self.nv)
         flat = grid.iu * grid.nv + grid.iv
-        self.flat = None if np.array_equal(flat, np.arange(self.nu * self.nv)) else flat
+        # samples in v-major order (u varying fastest, as pyoof writes them): the lattice of
+        # Fᵀ = C_v Eᵀ C_uᵀ is in their order, so no gather is needed
+        self.transposed = (not np.array_equal(flat, every)
+                           and np.array_equal(grid.iv * grid.nu + grid.iu, every))
+        if self.transposed:
+            self.dft = LatticeDFT(x, wavelength, grid.v, grid.u)
+            self.flat = None
+        else:
+            self.dft = LatticeDFT(x, wavelength, grid.u, grid.v)
+            self.flat = None if np.array_equal(flat, every) else flat
 
     def __call__(self, er, ei):
         """Field (Fr, Fi) at the samples; ``er, ei`` of shape (n, n)."""
+        if self.transposed:  # Fᵀ[v, u] = Σ Eᵀ[y, x] exp(-2πi (v y + u x)/λ)
+            er, ei = pt.swapaxes(er, -1, -2), pt.swapaxes(ei, -1, -2)
         fr, fi = self.dft(er, ei)
         fr, fi = fr.ravel(), fi.ravel()
         if self.flat is not None:

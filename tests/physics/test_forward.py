@@ -137,6 +137,23 @@ def test_direct_lattice_any_order_and_partial(compiled):
     T.assert_close_maps(P, ref, data, EXACT, scale=compiled.peak("effelsberg-lattice"))
 
 
+def test_direct_lattice_in_v_major_order(compiled):
+    """Samples with u varying fastest (pyoof's order) are read off Fᵀ without a gather."""
+    c = compiled.case("effelsberg-lattice")
+    maps = []
+    for m in c.maps.maps:
+        g = m.grid()
+        order = np.lexsort((g.iu, g.iv))  # by v, then u: index iv * nu + iu ascending
+        maps.append(BeamMap(m.u[order], m.v[order], m.beam[order], m.d_z, m.sigma[order],
+                            m.name))
+    data = c.maps.with_maps(maps)
+    fm = ForwardModel(data, c.telescope, c.order, method="direct")
+    assert all(t.transposed and t.flat is None for t in fm._direct)  # the path exercised
+    P = T.compile_power(fm)(c.K, c.illumination, c.pointing)
+    ref = T.reference_power(fm, c.K, c.illumination, c.pointing)
+    T.assert_close_maps(P, ref, data, EXACT, scale=compiled.peak("effelsberg-lattice"))
+
+
 def test_gaussian_illumination_matches_reference():
     c = T.make_case("effelsberg", n_grid=9, illumination_kind="gaussian",
                     illumination={"c_dB": -4.0, "x0": -2.5, "y0": 4.0}, values=False)
