@@ -491,7 +491,8 @@ def assemble(model, density, raw, lap, settings: dict, t0: float, products: bool
         posterior = {k: v.reshape((chains, draws) + v.shape[1:]) for k, v in vals.items()}
     else:
         posterior = {}
-    sampled = posterior  # as sampled: what the convergence diagnostics judge
+    sampled = dict(posterior)  # as sampled: what the convergence diagnostics judge (a copy:
+    # the held shift and the misfit adjustment below replace entries of ``posterior``)
     held_marginal = None
     if posterior and info.held and settings.get("marginalise_held", True):
         from bayesoof.inference.held_marginal import marginalise_held
