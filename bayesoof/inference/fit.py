@@ -229,7 +229,7 @@ class Objective:
         Taken from the last call when that was at the same ``full`` (a solve's last
         evaluation is at its solution), else evaluated.
         """
-        key, power = getattr(self, "_last_power", (b"", None))  # (none in older pickles)
+        key, power = self._last_power
         if power is not None and key == np.asarray(full, float).tobytes():
             return power.copy()
         zeros = np.zeros(self._n_samples)
