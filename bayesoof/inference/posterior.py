@@ -456,6 +456,47 @@ def k_adjustable(likelihood: str, fit) -> bool:
     return likelihood == "misfit" and getattr(fit, "model_error", None) is not None
 
 
+def carry_draws(posterior: dict, info, primary, settings: dict, var_names, seed: int = 0):
+    """The draws carried over the held parameters and onto the fit's misfit covariance.
+
+    Returns ``(posterior, as_sampled, held_marginal, adjustment)``: ``posterior`` with
+    its entries replaced (a new dict; the one given is left as sampled), ``as_sampled``
+    ``{name: draws}`` for every variable of ``var_names`` that was replaced (what the
+    convergence verdict judges: the stop rule tested the chains as sampled, not the
+    adjusted K, an affine map of them whose combinations it never saw — R-hat 1.0101
+    on an adjusted K after a stop at 1.00x in bench/misspec_posterior.py — nor the held
+    parameters' shift, independent per draw, which would flatter R-hat and ESS), and
+    the held-marginalisation and misfit-adjustment records (None when not applied).
+    """
+    sampled = posterior
+    posterior = dict(posterior)
+    held_marginal = None
+    if posterior and info.held and settings.get("marginalise_held", True):
+        from bayesoof.inference.held_marginal import marginalise_held
+        from bayesoof.inference.laplace import fit_record
+
+        moved = marginalise_held(posterior, info.space, info.held,
+                                 fit_record(info.fit, info.likelihood), seed=seed)
+        if moved is not None:
+            posterior, held_marginal = moved
+        else:
+            warnings.warn(f"the draws stay conditional on the held {sorted(info.held)}: "
+                          "no quick-fit covariance describes them", PosteriorWarning,
+                          stacklevel=4)
+    adjustment = None
+    if (posterior.get("K") is not None and settings.get("misfit_adjust", True)
+            and k_adjustable(info.likelihood, info.fit)):
+        from bayesoof.inference.misfit_adjust import adjust_posterior_K
+
+        adjusted = adjust_posterior_K(posterior["K"], primary, info.fit, info.free_j)
+        if adjusted is not None:
+            posterior["K_noise_only"] = posterior["K"]
+            posterior["K"], adjustment = adjusted
+    as_sampled = {n: sampled[n] for n in var_names
+                  if n in sampled and sampled[n] is not posterior.get(n)}
+    return posterior, as_sampled, held_marginal, adjustment
+
+
 def _label(name: str) -> str:
     """ArviZ row label to the quick fit's style: ``K[K(2,0)]`` -> ``K(2,0)``."""
     if name.startswith("K[K(") and name.endswith(")]"):
@@ -491,30 +532,9 @@ def assemble(model, density, raw, lap, settings: dict, t0: float, products: bool
         posterior = {k: v.reshape((chains, draws) + v.shape[1:]) for k, v in vals.items()}
     else:
         posterior = {}
-    sampled = dict(posterior)  # as sampled: what the convergence diagnostics judge (a copy:
-    # the held shift and the misfit adjustment below replace entries of ``posterior``)
-    held_marginal = None
-    if posterior and info.held and settings.get("marginalise_held", True):
-        from bayesoof.inference.held_marginal import marginalise_held
-        from bayesoof.inference.laplace import fit_record
-
-        moved = marginalise_held(posterior, info.space, info.held,
-                                 fit_record(info.fit, info.likelihood), seed=seed)
-        if moved is not None:
-            posterior, held_marginal = moved
-        else:
-            warnings.warn(f"the draws stay conditional on the held {sorted(info.held)}: "
-                          "no quick-fit covariance describes them", PosteriorWarning,
-                          stacklevel=3)
-    adjustment = None
-    if (posterior.get("K") is not None and settings.get("misfit_adjust", True)
-            and k_adjustable(info.likelihood, info.fit)):
-        from bayesoof.inference.misfit_adjust import adjust_posterior_K
-
-        adjusted = adjust_posterior_K(posterior["K"], modes["primary"], info.fit, info.free_j)
-        if adjusted is not None:
-            posterior["K_noise_only"] = posterior["K"]
-            posterior["K"], adjustment = adjusted
+    var_names = [v.name for v in model.free_RVs]
+    posterior, as_sampled, held_marginal, adjustment = carry_draws(
+        posterior, info, modes["primary"], settings, var_names, seed)
     coords = {k: list(v) for k, v in model.coords.items() if k != "sample"}
     dims = {k: v for k, v in _dims(model).items() if k in posterior}
     if "K_noise_only" in posterior:
@@ -579,7 +599,6 @@ def assemble(model, density, raw, lap, settings: dict, t0: float, products: bool
             idata.posterior.attrs["misfit_adjustment"] = json.dumps(clean(adjustment))
         if held_marginal is not None:  # the draws carried over the held parameters
             idata.posterior.attrs["held_marginalised"] = json.dumps(clean(held_marginal))
-    var_names = [v.name for v in model.free_RVs]
     if idata is not None:
         from bayesoof.inference.samplers import get_sampler
 
@@ -589,9 +608,7 @@ def assemble(model, density, raw, lap, settings: dict, t0: float, products: bool
         # test (R-hat 1.0101 on an adjusted K after a stop at 1.00x: misspec_posterior);
         # the held parameters' δ are independent per draw and would flatter R-hat and ESS
         diag = diagnose(idata, var_names=var_names, chains=modes["primary"],
-                        max_treedepth=int(depth_cap),
-                        replace={n: sampled[n] for n in var_names
-                                 if n in sampled and sampled[n] is not posterior.get(n)})
+                        max_treedepth=int(depth_cap), replace=as_sampled)
 
         if get_sampler(settings.get("sampler", "pymc")).ensemble:
             diag["note"] = (f"{settings['sampler']}: R-hat and ESS treat walkers as chains "

@@ -105,6 +105,45 @@ def test_which_likelihoods_have_their_K_draws_carried_onto_the_fit():
     assert not k_adjustable("student_t", with_error)
 
 
+
+def test_verdict_judges_the_sampled_K_when_nothing_is_held(monkeypatch):
+    """Nothing held, K adjusted: the K the convergence verdict judges are the chains as
+    sampled (regression: when nothing was held, the adjustment replaced K in the very
+    dict the verdict read, so a stop at R-hat 1.00x was reported as R-hat 1.0101 on an
+    adjusted K in bench/misspec_posterior.py).
+
+    Sampled: two coefficients sharing a unit-variance common part, chain offsets of
+    ±0.05 in their small difference (R-hat ≈ 1.001); the stand-in adjustment singles out
+    that difference (chain offsets of ±1 on sd 1: R-hat ≫ 1.01)."""
+    import arviz as az
+
+    from bayesoof.inference.diagnostics import diagnose
+    from bayesoof.inference.posterior import carry_draws
+
+    rng = np.random.default_rng(3)
+    common = rng.normal(size=(4, 1000))
+    small = 0.05 * (rng.normal(size=(4, 1000)) + np.array([0.0, 1.0, 0.0, -1.0])[:, None])
+    K = np.stack([common + small, common - small], axis=-1)
+    sigma = np.ones((4, 1000))
+
+    def adjust(K_draws, primary, fit, free_j):
+        diff, mean = (K_draws[..., 0] - K_draws[..., 1]) / 2, K_draws.mean(axis=-1)
+        return np.stack([diff / 0.05, mean], axis=-1), {"coefficients": 2}
+
+    monkeypatch.setattr(misfit_adjust, "adjust_posterior_K", adjust)
+    info = types.SimpleNamespace(held={}, likelihood="normal", fit=None, free_j=[0, 1])
+    given = {"K": K, "sigma": sigma}
+    posterior, as_sampled, held, adjustment = carry_draws(
+        given, info, [0, 1, 2, 3], {}, ["K", "sigma"])
+    assert adjustment == {"coefficients": 2} and held is None
+    assert given["K"] is K and posterior["K_noise_only"] is K  # the draws kept as sampled
+    assert set(as_sampled) == {"K"} and as_sampled["K"] is K  # sigma was not replaced
+    idata = az.from_dict(posterior={"K": posterior["K"]}, dims={"K": ["zernike"]},
+                         coords={"zernike": ["K(1,-1)", "K(1,1)"]})
+    judged = diagnose(idata, var_names=["K"], replace=as_sampled)
+    assert judged["converged"] and judged["r_hat_max"] < 1.01, judged["problems"]
+    assert diagnose(idata, var_names=["K"])["r_hat_max"] > 1.1  # the adjusted K's own
+
 SMALL = dict(order=1, sampler="emcee", draws=20, tune=10, seed=3, progressbar=False)
 
 
