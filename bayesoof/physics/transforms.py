@@ -19,6 +19,7 @@ import pytensor.tensor as pt
 from pytensor.tensor.fft import rfft
 
 from bayesoof.data.containers import RegularGrid
+from bayesoof.physics.parity_fold import ParityFold
 
 __all__ = ["DirectGrid", "DirectScatter", "FFTBox", "LatticeDFT", "NUFFT", "fast_size",
            "select_transform"]
@@ -83,20 +84,6 @@ class LatticeDFT:
             # [Fr; Fi] = Mu @ [Gr; Gi]  with Mu = [[Cuc, Cus], [-Cus, Cuc]]       (2nu, 2n)
             self.mu = np.block([[cuc, cus], [-cus, cuc]])
 
-    def _parts(self, a, axis):
-        """(even, odd) parts of ``a`` along ``axis`` (-1 or -2) over the half x <= 0."""
-        n, half = self.n, self.n // 2
-        ix = [slice(None)] * a.ndim
-        ix[axis] = slice(None, half)
-        lo = a[tuple(ix)]
-        ix[axis] = slice(n - 1, n - 1 - half, -1)  # the mirror pixels, x >= 0
-        hi = a[tuple(ix)]
-        even, odd = lo + hi, lo - hi
-        if n % 2:
-            ix[axis] = slice(half, half + 1)
-            even = pt.concatenate([even, a[tuple(ix)]], axis=axis)
-        return even, odd
-
     def __call__(self, er, ei):
         """(Fr, Fi) on the lattice, two (nu, nv) tensors; ``er, ei`` of shape (n, n).
 
@@ -109,17 +96,11 @@ class LatticeDFT:
             g = pt.concatenate([g[:, :n_v], g[:, n_v:]], axis=0)  # (2n, nv) = [Gr; Gi]
             f = pt.dot(self.mu, g)  # (2nu, nv)
             return f[: self.nu], f[self.nu :]
-        er_e, er_o = self._parts(er, -1)
-        ei_e, ei_o = self._parts(ei, -1)
-        rows = pt.concatenate([pt.concatenate([er_e, ei_o], axis=1),
-                               pt.concatenate([ei_e, -er_o], axis=1)], axis=0)  # (2n, n)
-        g = pt.dot(rows, self.mv)  # (2n, nv) = [Gr; Gi]
+        # the even/odd parts of (er, ei) along x, then of (Gr, Gi) along y, each in one
+        # pass (parity_fold.py): [[Er_e, Ei_o], [Ei_e, -Er_o]] and [[Gr_e, Gi_e], [Gi_o, -Gr_o]]
+        g = pt.dot(ParityFold("cols")(er, ei), self.mv)  # (2n, nv) = [Gr; Gi]
         n = self.n
-        gr_e, gr_o = self._parts(g[:n], -2)
-        gi_e, gi_o = self._parts(g[n:], -2)
-        cols = pt.concatenate([pt.concatenate([gr_e, gi_o], axis=0),
-                               pt.concatenate([gi_e, -gr_o], axis=0)], axis=1)  # (n, 2nv)
-        f = pt.dot(self.mu, cols)  # (nu, 2nv) = [Fr, Fi]
+        f = pt.dot(self.mu, ParityFold("rows")(g[:n], g[n:]))  # (nu, 2nv) = [Fr, Fi]
         return f[:, : self.nv], f[:, self.nv :]
 
     @staticmethod
