@@ -5,7 +5,8 @@ Jacobian, the SVD of the scaled Jacobian with n diagonal rows appended, an (m + 
 matrix.  The quick fit's Jacobians are tall (pyoof's example: 28 227 × 41), and LAPACK's
 SVD of such a matrix costs ~38 ms on one core here, against ~3 ms for the Gram matrix
 ``AᵀA`` (one product) whose eigen-decomposition gives the same V and s (``s² = eig``),
-with ``U = A V / s`` (one more product).  Measured on pyoof's example (orders 1 -> 5, 46
+with ``U = A V / s`` (one more product; scipy only takes ``Uᵀf`` from it, so it is left
+unformed, :class:`ProjectingU`).  Measured on pyoof's example (orders 1 -> 5, 46
 Jacobians): 0.4-0.8 s of the fit.
 
 Forming ``AᵀA`` squares the condition number: an eigenvalue is accurate to ~1e-16 of the
@@ -32,7 +33,7 @@ import threading
 import numpy as np
 import scipy.linalg
 
-__all__ = ["AVAILABLE", "gram_svd", "trf_gram_svd"]
+__all__ = ["AVAILABLE", "ProjectingU", "gram_svd", "trf_gram_svd"]
 
 MIN_RATIO = 1e-6  # s_min / s_max below which the exact SVD is taken (see the module docstring)
 MIN_ROWS_PER_COLUMN = 8  # m >= 8 n: below that the SVD is cheap already
@@ -49,12 +50,49 @@ _state = threading.local()
 _install_lock = threading.Lock()
 
 
-def gram_svd(a, full_matrices: bool = False, **kwargs):
+class ProjectingU:
+    """``U = a V / s`` (m, n) left unformed: ``U.T.dot(f)`` is ``(Vᵀ (aᵀ f)) / s``.
+
+    scipy's trust-region step uses its U only as ``U.T.dot(f)`` (one vector, at once), so
+    forming U, an (m × n) product as large as the Gram matrix's, is waste (~3 ms per
+    Jacobian of pyoof's example).  ``a`` is held by reference: the product is taken when
+    asked, so ``a`` must not change in between (scipy asks on the next line).
+    ``np.asarray(U)`` forms it.
+    """
+
+    def __init__(self, a: np.ndarray, v: np.ndarray, s: np.ndarray):
+        self._a, self._v, self._s = a, v, s
+        self.shape = (a.shape[0], s.size)
+
+    @property
+    def T(self):  # noqa: N802  (numpy's name)
+        """Uᵀ, for ``.dot``."""
+        return _ProjectingUT(self)
+
+    def __array__(self, dtype=None, copy=None):
+        u = (self._a @ self._v) / self._s
+        return u if dtype is None else u.astype(dtype)
+
+
+class _ProjectingUT:
+    def __init__(self, u: ProjectingU):
+        self._u = u
+        self.shape = u.shape[::-1]
+
+    def dot(self, f):
+        """Uᵀ f for a vector or matrix ``f`` of ``a``'s rows."""
+        u = self._u
+        proj = u._v.T @ (u._a.T @ f)
+        return proj / (u._s if np.ndim(proj) == 1 else u._s[:, None])
+
+
+def gram_svd(a, full_matrices: bool = False, projecting_u: bool = False, **kwargs):
     """``U, s, Vᵀ`` of ``a`` (m, n) as :func:`scipy.linalg.svd` with ``full_matrices=False``.
 
     From the eigen-decomposition of ``aᵀa`` when ``a`` is tall and ``s_min / s_max >=``
     :data:`MIN_RATIO`; by scipy's SVD otherwise (and for ``full_matrices=True``).
-    Singular values in decreasing order, as scipy returns them.
+    Singular values in decreasing order, as scipy returns them.  ``projecting_u``: U on
+    the Gram route is a :class:`ProjectingU` (``U.T.dot`` only), not an array.
     """
     a = np.asarray(a, dtype=float)
     if full_matrices or a.ndim != 2 or a.shape[0] < MIN_ROWS_PER_COLUMN * a.shape[1]:
@@ -64,14 +102,14 @@ def gram_svd(a, full_matrices: bool = False, **kwargs):
     if not (np.all(np.isfinite(w)) and w[0] > 0 and w[-1] >= MIN_RATIO**2 * w[0]):
         return _SCIPY_SVD(a, full_matrices=False, **kwargs)
     s = np.sqrt(w)
-    u = (a @ v) / s
+    u = ProjectingU(a, v, s) if projecting_u else (a @ v) / s
     return u, s, np.ascontiguousarray(v.T)
 
 
 def _routed_svd(a, *args, **kwargs):
     """scipy's trf module's ``svd``: :func:`gram_svd` inside :func:`trf_gram_svd`, else scipy's."""
-    if getattr(_state, "depth", 0) > 0:
-        return gram_svd(a, *args, **kwargs)
+    if getattr(_state, "depth", 0) > 0:  # trf uses U as U.T.dot(f) only, at once
+        return gram_svd(a, *args, projecting_u=True, **kwargs)
     return _SCIPY_SVD(a, *args, **kwargs)
 
 

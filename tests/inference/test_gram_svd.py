@@ -39,6 +39,28 @@ def test_same_decomposition_as_scipy_for_a_tall_matrix():
     assert np.linalg.norm(x_gram - x_ref) <= 1e-5 * np.linalg.norm(x_ref)
 
 
+
+def test_projecting_u_gives_the_projection_the_trust_region_takes():
+    """The unformed U (what scipy's trf gets): Uᵀf and Uᵀ of a matrix as the formed U's,
+    to rounding: column i of U = A v_i / s_i carries ~eps s_max / s_i of rounding either
+    way, so entry i of Uᵀx may differ by that times |x| (asserted with 45 eps; measured
+    ~3e-12 at s_max / s_i ~ 2e4; a transposition or a wrong scale is O(1) off); np.asarray
+    forms it; where the Gram route is not taken U stays scipy's array."""
+    a, _ = _tall(4000, 41, 1e-5)
+    u, s, vt = G.gram_svd(a)
+    lazy, s2, vt2 = G.gram_svd(a, projecting_u=True)
+    assert isinstance(lazy, G.ProjectingU) and lazy.shape == u.shape and lazy.T.shape == (41, 4000)
+    np.testing.assert_array_equal(s2, s)
+    np.testing.assert_array_equal(vt2, vt)
+    rng = np.random.default_rng(4)
+    f, m = rng.normal(size=4000), rng.normal(size=(4000, 3))
+    for x in (f, m):
+        tol = 1e-14 * (s[0] / s).reshape((-1,) + (1,) * (x.ndim - 1)) * np.linalg.norm(x, axis=0)
+        assert np.all(np.abs(lazy.T.dot(x) - u.T @ x) <= tol)
+    np.testing.assert_array_equal(np.asarray(lazy), u)  # formed by the same product
+    ill, _ = _tall(2000, 20, 1e-8)
+    assert isinstance(G.gram_svd(ill, projecting_u=True)[0], np.ndarray)
+
 def test_ill_conditioned_and_wide_matrices_take_scipys_svd():
     a, _ = _tall(2000, 20, 1e-8)  # s_min / s_max = 1e-8 < MIN_RATIO
     for got, ref in zip(G.gram_svd(a), scipy.linalg.svd(a, full_matrices=False), strict=True):
