@@ -20,16 +20,21 @@ ParityUnfold's), so value, gradient and the forward-mode Jacobian all run C loop
 
 Inputs of 2 or 3 dimensions (a leading batch axis: the fit's directions); more batch axes
 are reshaped onto one by the vectorisation rule.  Both Ops have C code (PyTensor's
-default backend), a NumPy ``perform`` and JAX implementations
-(:mod:`bayesoof.physics.jax_ops`).
+default backend) and a NumPy ``perform``.  In the JAX and Numba modes a graph rewrite
+(tags "jax", "numba") replaces them by the same slices, sums and concatenations, which
+those compilers fuse, so any JAX compilation of a bayesoof graph works without importing
+anything first; where the parity axis' length is not static the JAX versions of
+:mod:`bayesoof.physics.jax_ops` serve instead.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytensor.tensor as pt
+from pytensor.compile import optdb
 from pytensor.graph.basic import Apply
 from pytensor.graph.replace import _vectorize_node
+from pytensor.graph.rewriting.basic import dfs_rewriter, node_rewriter
 from pytensor.link.c.op import COp
 
 __all__ = ["ParityFold", "ParityUnfold", "fold_reference", "unfold_reference"]
@@ -366,3 +371,64 @@ def _vectorize_parity_op(op, node, *inputs):
     outs = op(*flat)
     outs = outs if isinstance(outs, list | tuple) else [outs]
     return [o.reshape((*lead, o.shape[-2], o.shape[-1])) for o in outs]
+
+
+# ------------------------------------------------------------------ JAX / Numba: plain ops
+def _take(x, axis: int, start: int, stop: int, step: int = 1):
+    idx = [slice(None)] * x.type.ndim
+    idx[axis] = slice(start, stop, step)
+    return x[tuple(idx)]
+
+
+def _halves(x, axis: int, n: int):
+    """(lo, hi, middle): x[j] and x[n-1-j] for j < n // 2, and x[n // 2] (empty if n even)."""
+    half = n // 2
+    hi = _take(pt.flip(x, axis=axis), axis, 0, half)
+    return _take(x, axis, 0, half), hi, _take(x, axis, half, n - half)
+
+
+def fold_graph(a, b, axis: str, n: int):
+    """:class:`ParityFold` as slices, sums and joins (``n``: the parity axis' length)."""
+    p, k = _parity_axis(axis), _block_axis(axis)
+    a_lo, a_hi, a_mid = _halves(a, p, n)
+    b_lo, b_hi, b_mid = _halves(b, p, n)
+    top = pt.concatenate([a_lo + a_hi, a_mid, b_lo - b_hi], axis=p)
+    bottom = pt.concatenate([b_lo + b_hi, b_mid, a_hi - a_lo], axis=p)
+    return pt.concatenate([top, bottom], axis=k)
+
+
+def unfold_graph(g, axis: str, n: int, m: int):
+    """:class:`ParityUnfold` as slices, sums and joins (``m``: half the block axis)."""
+    p, k = _parity_axis(axis), _block_axis(axis)
+    half = n // 2
+    ne = n - half
+    top, bottom = _take(g, k, 0, m), _take(g, k, m, 2 * m)
+
+    def split(x):
+        return _take(x, p, 0, half), _take(x, p, half, ne), _take(x, p, ne, n)
+
+    def assemble(even, mid, odd):  # x[j] = even + odd, x[n-1-j] = even - odd
+        return pt.concatenate([even + odd, mid, pt.flip(even - odd, axis=p)], axis=p)
+
+    t_e, t_mid, t_o = split(top)
+    b_e, b_mid, b_o = split(bottom)
+    return [assemble(t_e, t_mid, -b_o), assemble(b_e, b_mid, t_o)]
+
+
+@node_rewriter([ParityFold, ParityUnfold])
+def parity_ops_to_plain_graph(fgraph, node):
+    """Replace the Ops by :func:`fold_graph` / :func:`unfold_graph` (static lengths only)."""
+    op, x = node.op, node.inputs[0]
+    n = x.type.shape[_parity_axis(op.axis)]
+    if n is None:
+        return None
+    if isinstance(op, ParityFold):
+        return [fold_graph(*node.inputs, op.axis, n)]
+    blocks = x.type.shape[_block_axis(op.axis)]
+    if blocks is None:
+        return None
+    return unfold_graph(x, op.axis, n, blocks // 2)
+
+
+optdb.register("bayesoof_parity_ops_to_plain_graph", dfs_rewriter(parity_ops_to_plain_graph),
+               "jax", "numba", position=100)

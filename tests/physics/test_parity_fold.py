@@ -164,16 +164,26 @@ def test_bad_inputs_say_what_was_expected():
 
 @pytest.mark.jax
 @pytest.mark.parametrize("axis,n,batch", [("cols", 7, 3), ("rows", 6, None)])
-def test_jax_matches_the_c_code(axis, n, batch):
+@pytest.mark.parametrize("static", [True, False])
+def test_jax_matches_the_c_code(axis, n, batch, static):
+    """Static lengths: the JAX mode's rewrite replaces the Ops by plain slices and sums
+    (no import needed); otherwise jax_ops' JAX versions run.  Both give the C values
+    (one addition per output: equal to rounding; the unfold's flip may reorder nothing)."""
     pytest.importorskip("jax")
     import bayesoof.physics.jax_ops  # noqa: F401  (registers the JAX versions)
 
     rng = np.random.default_rng(9)
     shape = _shape(axis, n, batch)
     a, b = rng.normal(size=shape), rng.normal(size=shape)
+    typ = shape if static else (None,) * len(shape)
+    A, B = (pt.tensor(dtype="float64", shape=typ) for _ in range(2))
+    fold = pytensor.function([A, B], ParityFold(axis)(A, B), mode="JAX")
     out = _fold_fn(axis, len(shape))(a, b)
-    np.testing.assert_allclose(_fold_fn(axis, len(shape), "JAX")(a, b), out, rtol=0, atol=0)
+    np.testing.assert_allclose(fold(a, b), out, rtol=0, atol=0)
     g = rng.normal(size=out.shape)
-    for x, y in zip(_unfold_fn(axis, len(shape), "JAX")(g), _unfold_fn(axis, len(shape))(g),
-                    strict=True):
+    G = pt.tensor(dtype="float64", shape=out.shape if static else (None,) * len(shape))
+    unfold = pytensor.function([G], ParityUnfold(axis)(G), mode="JAX")
+    for x, y in zip(unfold(g), _unfold_fn(axis, len(shape))(g), strict=True):
         np.testing.assert_allclose(x, y, rtol=0, atol=1e-15)
+    kinds = {type(nd.op) for f in (fold, unfold) for nd in f.maker.fgraph.apply_nodes}
+    assert (not kinds & {ParityFold, ParityUnfold}) == static
