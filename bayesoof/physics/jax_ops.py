@@ -13,7 +13,8 @@ under JAX: they are read from the node when constant, else from the input's shap
 :class:`~bayesoof.physics.gridding.KernelGather` becomes a gather of each sample's w × w
 block and :class:`~bayesoof.physics.gridding.KernelSpread` its scatter-add (``.at[].add``).
 :class:`~bayesoof.physics.parity_fold.ParityFold` and its transpose ``ParityUnfold``
-become slices, sums and concatenations (XLA fuses them).
+become the slices, sums and concatenations of ``fold_plain`` / ``unfold_plain`` (JAX
+mode's rewrite does the same where the lengths are static; these serve otherwise).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pytensor.link.jax.dispatch import jax_funcify
 from pytensor.tensor.fft import IRFFTOp, RFFTOp
 
 from bayesoof.physics.gridding import KernelGather, KernelSpread
-from bayesoof.physics.parity_fold import ParityFold, ParityUnfold
+from bayesoof.physics.parity_fold import ParityFold, ParityUnfold, fold_plain, unfold_plain
 
 __all__: list[str] = []
 
@@ -88,53 +89,17 @@ def _jax_kernel_spread(op, node=None, **kwargs):
     return spread
 
 
-def _parity_halves(x, axis: int):
-    """(lo, hi, middle) along ``axis``: x[j], x[n-1-j] for j < n // 2, and x[n // 2] if n is odd."""
-    n = x.shape[axis]
-    half = n // 2
-    lo = jnp.take(x, jnp.arange(half), axis=axis)
-    hi = jnp.take(x, n - 1 - jnp.arange(half), axis=axis)
-    mid = jnp.take(x, jnp.arange(half, half + n % 2), axis=axis)
-    return lo, hi, mid
-
-
 @jax_funcify.register(ParityFold)
 def _jax_parity_fold(op, node=None, **kwargs):
-    p, k = (-1, -2) if op.axis == "cols" else (-2, -1)
-
     def fold(a, b):
-        a_lo, a_hi, a_mid = _parity_halves(a, p)
-        b_lo, b_hi, b_mid = _parity_halves(b, p)
-        top = jnp.concatenate([a_lo + a_hi, a_mid, b_lo - b_hi], axis=p)
-        bottom = jnp.concatenate([b_lo + b_hi, b_mid, a_hi - a_lo], axis=p)
-        return jnp.concatenate([top, bottom], axis=k)
+        return fold_plain(a, b, op.axis, xp=jnp)
 
     return fold
 
 
 @jax_funcify.register(ParityUnfold)
 def _jax_parity_unfold(op, node=None, **kwargs):
-    p, k = (-1, -2) if op.axis == "cols" else (-2, -1)
-
     def unfold(g):
-        m = g.shape[k] // 2
-        n = g.shape[p]
-        half = n // 2
-        ne = n - half
-        top = jnp.take(g, jnp.arange(m), axis=k)
-        bottom = jnp.take(g, m + jnp.arange(m), axis=k)
-
-        def split(x):
-            return (jnp.take(x, jnp.arange(half), axis=p),
-                    jnp.take(x, jnp.arange(half, ne), axis=p),
-                    jnp.take(x, jnp.arange(ne, n), axis=p))
-
-        t_e, t_mid, t_o = split(top)
-        b_e, b_mid, b_o = split(bottom)
-
-        def assemble(even, mid, odd):
-            return jnp.concatenate([even + odd, mid, jnp.flip(even - odd, axis=p)], axis=p)
-
-        return assemble(t_e, t_mid, -b_o), assemble(b_e, b_mid, t_o)
+        return unfold_plain(g, op.axis, xp=jnp)
 
     return unfold

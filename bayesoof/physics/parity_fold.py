@@ -20,11 +20,11 @@ ParityUnfold's), so value, gradient and the forward-mode Jacobian all run C loop
 
 Inputs of 2 or 3 dimensions (a leading batch axis: the fit's directions); more batch axes
 are reshaped onto one by the vectorisation rule.  Both Ops have C code (PyTensor's
-default backend) and a NumPy ``perform``.  In the JAX and Numba modes a graph rewrite
-(tags "jax", "numba") replaces them by the same slices, sums and concatenations, which
-those compilers fuse, so any JAX compilation of a bayesoof graph works without importing
-anything first; where the parity axis' length is not static the JAX versions of
-:mod:`bayesoof.physics.jax_ops` serve instead.
+default backend); :func:`fold_plain` / :func:`unfold_plain` write them with slices, sums
+and concatenations for any array module: NumPy (the Ops' ``perform``), PyTensor (a graph
+rewrite, tags "jax" and "numba", puts them in place of the Ops in those modes, whose
+compilers fuse them, so a JAX compilation of a bayesoof graph needs no import first) and
+JAX (:mod:`bayesoof.physics.jax_ops`, where a length is not static).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from pytensor.graph.replace import _vectorize_node
 from pytensor.graph.rewriting.basic import dfs_rewriter, node_rewriter
 from pytensor.link.c.op import COp
 
-__all__ = ["ParityFold", "ParityUnfold", "fold_reference", "unfold_reference"]
+__all__ = ["ParityFold", "ParityUnfold", "fold_plain", "unfold_plain"]
 
 AXES = ("cols", "rows")
 
@@ -50,58 +50,55 @@ def _block_axis(axis: str) -> int:
     return -2 if axis == "cols" else -1
 
 
-# ------------------------------------------------------------------ NumPy reference
-def fold_reference(a: np.ndarray, b: np.ndarray, axis: str) -> np.ndarray:
-    """:class:`ParityFold` in NumPy (slices and concatenations, as the module docstring)."""
-    p = _parity_axis(axis)
-    n = a.shape[p]
+# ------------------------------------------------------------------ slices, sums, joins
+def _take(x, axis: int, start: int, stop: int):
+    idx = [slice(None)] * x.ndim
+    idx[axis] = slice(start, stop)
+    return x[tuple(idx)]
+
+
+def fold_plain(a, b, axis: str, xp=np, n: int | None = None):
+    """:class:`ParityFold` written with slices, sums and concatenations.
+
+    ``xp``: the array module (``numpy``, ``jax.numpy`` or ``pytensor.tensor``); ``n``
+    the parity axis' length (default: ``a``'s, which must then be concrete).
+    """
+    p, k = _parity_axis(axis), _block_axis(axis)
+    n = a.shape[p] if n is None else n
     half = n // 2
 
-    def parts(x):
-        lo = np.take(x, np.arange(half), axis=p)
-        hi = np.take(x, n - 1 - np.arange(half), axis=p)
-        even = lo + hi
-        if n % 2:
-            even = np.concatenate([even, np.take(x, [half], axis=p)], axis=p)
-        return even, lo - hi
+    def halves(x):  # x[j], x[n-1-j] for j < half, and x[half] (empty if n is even)
+        return (_take(x, p, 0, half), _take(xp.flip(x, axis=p), p, 0, half),
+                _take(x, p, half, n - half))
 
-    a_e, a_o = parts(a)
-    b_e, b_o = parts(b)
-    top = np.concatenate([a_e, b_o], axis=p)
-    bottom = np.concatenate([b_e, -a_o], axis=p)
-    return np.concatenate([top, bottom], axis=_block_axis(axis))
+    a_lo, a_hi, a_mid = halves(a)
+    b_lo, b_hi, b_mid = halves(b)
+    top = xp.concatenate([a_lo + a_hi, a_mid, b_lo - b_hi], axis=p)
+    bottom = xp.concatenate([b_lo + b_hi, b_mid, a_hi - a_lo], axis=p)
+    return xp.concatenate([top, bottom], axis=k)
 
 
-def unfold_reference(g: np.ndarray, axis: str) -> tuple[np.ndarray, np.ndarray]:
-    """:class:`ParityUnfold` in NumPy: the transpose of :func:`fold_reference`."""
+def unfold_plain(g, axis: str, xp=np, n: int | None = None, blocks: int | None = None):
+    """:class:`ParityUnfold` (the transpose of :func:`fold_plain`), as it is written.
+
+    ``n``, ``blocks``: the parity axis' and the block axis' lengths (default: ``g``'s).
+    """
     p, k = _parity_axis(axis), _block_axis(axis)
-    m = g.shape[k] // 2
-    top = np.take(g, np.arange(m), axis=k)
-    bottom = np.take(g, m + np.arange(m), axis=k)
-    n = g.shape[p]
+    n = g.shape[p] if n is None else n
+    m = (g.shape[k] if blocks is None else blocks) // 2
     half = n // 2
     ne = n - half
-    j = np.arange(half)
+    top, bottom = _take(g, k, 0, m), _take(g, k, m, 2 * m)
 
-    def cols(x, idx):
-        return np.take(x, idx, axis=p)
+    def split(x):  # adjoints of the even part, the middle, the odd part
+        return _take(x, p, 0, half), _take(x, p, half, ne), _take(x, p, ne, n)
 
-    def put(even, odd_part):
-        """x from the adjoints of its even part (even) and odd part (odd_part)."""
-        out = np.zeros_like(even)
-        sl = [slice(None)] * out.ndim
-        sl[p] = j
-        out[tuple(sl)] = cols(even, j) + odd_part
-        sl[p] = n - 1 - j
-        out[tuple(sl)] = cols(even, j) - odd_part
-        if n % 2:
-            sl[p] = [half]
-            out[tuple(sl)] = cols(even, [half])
-        return out
+    def assemble(even, mid, odd):  # x[j] = even + odd, x[n-1-j] = even - odd
+        return xp.concatenate([even + odd, mid, xp.flip(even - odd, axis=p)], axis=p)
 
-    ga = put(top, -cols(bottom, ne + j))
-    gb = put(bottom, cols(top, ne + j))
-    return ga, gb
+    t_e, t_mid, t_o = split(top)
+    b_e, b_mid, b_o = split(bottom)
+    return assemble(t_e, t_mid, -b_o), assemble(b_e, b_mid, t_o)
 
 
 # ------------------------------------------------------------------ the Ops
@@ -180,7 +177,7 @@ class ParityFold(_ParityOp):
         a, b = inputs
         if a.shape != b.shape:
             raise ValueError(f"ParityFold: inputs of shapes {a.shape} and {b.shape}")
-        output_storage[0][0] = fold_reference(a, b, self.axis)
+        output_storage[0][0] = fold_plain(a, b, self.axis)
 
     def infer_shape(self, fgraph, node, shapes):
         """Output shape: the block axis doubled."""
@@ -270,7 +267,7 @@ class ParityUnfold(_ParityOp):
         (g,) = inputs
         if g.shape[_block_axis(self.axis)] % 2:
             raise ValueError(f"ParityUnfold: block axis of odd length in shape {g.shape}")
-        ga, gb = unfold_reference(g, self.axis)
+        ga, gb = unfold_plain(g, self.axis)
         output_storage[0][0], output_storage[1][0] = ga, gb
 
     def infer_shape(self, fgraph, node, shapes):
@@ -373,61 +370,20 @@ def _vectorize_parity_op(op, node, *inputs):
     return [o.reshape((*lead, o.shape[-2], o.shape[-1])) for o in outs]
 
 
-# ------------------------------------------------------------------ JAX / Numba: plain ops
-def _take(x, axis: int, start: int, stop: int, step: int = 1):
-    idx = [slice(None)] * x.type.ndim
-    idx[axis] = slice(start, stop, step)
-    return x[tuple(idx)]
-
-
-def _halves(x, axis: int, n: int):
-    """(lo, hi, middle): x[j] and x[n-1-j] for j < n // 2, and x[n // 2] (empty if n even)."""
-    half = n // 2
-    hi = _take(pt.flip(x, axis=axis), axis, 0, half)
-    return _take(x, axis, 0, half), hi, _take(x, axis, half, n - half)
-
-
-def fold_graph(a, b, axis: str, n: int):
-    """:class:`ParityFold` as slices, sums and joins (``n``: the parity axis' length)."""
-    p, k = _parity_axis(axis), _block_axis(axis)
-    a_lo, a_hi, a_mid = _halves(a, p, n)
-    b_lo, b_hi, b_mid = _halves(b, p, n)
-    top = pt.concatenate([a_lo + a_hi, a_mid, b_lo - b_hi], axis=p)
-    bottom = pt.concatenate([b_lo + b_hi, b_mid, a_hi - a_lo], axis=p)
-    return pt.concatenate([top, bottom], axis=k)
-
-
-def unfold_graph(g, axis: str, n: int, m: int):
-    """:class:`ParityUnfold` as slices, sums and joins (``m``: half the block axis)."""
-    p, k = _parity_axis(axis), _block_axis(axis)
-    half = n // 2
-    ne = n - half
-    top, bottom = _take(g, k, 0, m), _take(g, k, m, 2 * m)
-
-    def split(x):
-        return _take(x, p, 0, half), _take(x, p, half, ne), _take(x, p, ne, n)
-
-    def assemble(even, mid, odd):  # x[j] = even + odd, x[n-1-j] = even - odd
-        return pt.concatenate([even + odd, mid, pt.flip(even - odd, axis=p)], axis=p)
-
-    t_e, t_mid, t_o = split(top)
-    b_e, b_mid, b_o = split(bottom)
-    return [assemble(t_e, t_mid, -b_o), assemble(b_e, b_mid, t_o)]
-
-
+# ------------------------------------------------------------------ JAX / Numba
 @node_rewriter([ParityFold, ParityUnfold])
 def parity_ops_to_plain_graph(fgraph, node):
-    """Replace the Ops by :func:`fold_graph` / :func:`unfold_graph` (static lengths only)."""
+    """Replace the Ops by :func:`fold_plain` / :func:`unfold_plain` (static lengths only)."""
     op, x = node.op, node.inputs[0]
     n = x.type.shape[_parity_axis(op.axis)]
     if n is None:
         return None
     if isinstance(op, ParityFold):
-        return [fold_graph(*node.inputs, op.axis, n)]
+        return [fold_plain(*node.inputs, op.axis, xp=pt, n=n)]
     blocks = x.type.shape[_block_axis(op.axis)]
     if blocks is None:
         return None
-    return unfold_graph(x, op.axis, n, blocks // 2)
+    return list(unfold_plain(x, op.axis, xp=pt, n=n, blocks=blocks))
 
 
 optdb.register("bayesoof_parity_ops_to_plain_graph", dfs_rewriter(parity_ops_to_plain_graph),

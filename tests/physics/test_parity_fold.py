@@ -18,8 +18,8 @@ import pytest
 from bayesoof.physics.parity_fold import (
     ParityFold,
     ParityUnfold,
-    fold_reference,
-    unfold_reference,
+    fold_plain,
+    unfold_plain,
 )
 
 CASES = [(axis, n, batch) for axis in ("cols", "rows") for n in (6, 7) for batch in (None, 3)]
@@ -81,7 +81,7 @@ def test_fold_and_unfold_against_the_explicit_matrix(axis, n, batch):
     got = [out] if batch is None else list(out)
     for e, g in zip(expect, got, strict=True):
         np.testing.assert_array_equal(g.ravel(), e)
-    np.testing.assert_array_equal(fold_reference(a, b, axis), out)
+    np.testing.assert_array_equal(fold_plain(a, b, axis), out)
     # the unfold is the transpose
     gout = rng.normal(size=out.shape)
     ga, gb = _unfold_fn(axis, len(shape))(gout)
@@ -93,7 +93,7 @@ def test_fold_and_unfold_against_the_explicit_matrix(axis, n, batch):
         got_b = gb if batch is None else gb[i]
         np.testing.assert_allclose(got_a.ravel(), back[:size], rtol=0, atol=1e-15)
         np.testing.assert_allclose(got_b.ravel(), back[size:], rtol=0, atol=1e-15)
-    ra, rb = unfold_reference(gout, axis)
+    ra, rb = unfold_plain(gout, axis)
     np.testing.assert_array_equal(ra, ga)
     np.testing.assert_array_equal(rb, gb)
 
@@ -108,7 +108,7 @@ def test_strided_inputs_and_the_numpy_perform(axis):
     big = rng.normal(size=(3, 2 * shape[1], shape[2]))
     b = big[:, shape[1]:]  # a slice of a larger array, not contiguous
     assert not a.flags.c_contiguous and not b.flags.c_contiguous
-    ref = fold_reference(np.ascontiguousarray(a), np.ascontiguousarray(b), axis)
+    ref = fold_plain(np.ascontiguousarray(a), np.ascontiguousarray(b), axis)
     np.testing.assert_array_equal(_fold_fn(axis, 3)(a, b), ref)
     python = pytensor.compile.mode.Mode(linker="py", optimizer=None)
     np.testing.assert_array_equal(_fold_fn(axis, 3, python)(a, b), ref)
@@ -126,7 +126,7 @@ def test_verify_grad(axis, n):
     rng = np.random.default_rng(7)
     shape = _shape(axis, n, 2)
     pytensor.gradient.verify_grad(ParityFold(axis), [rng.normal(size=shape)] * 2, rng=rng)
-    g = rng.normal(size=fold_reference(*[rng.normal(size=shape)] * 2, axis).shape)
+    g = rng.normal(size=fold_plain(*[rng.normal(size=shape)] * 2, axis).shape)
     pytensor.gradient.verify_grad(lambda x: ParityUnfold(axis)(x)[0], [g], rng=rng)
     pytensor.gradient.verify_grad(lambda x: ParityUnfold(axis)(x)[1], [g], rng=rng)
 
