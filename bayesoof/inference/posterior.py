@@ -603,10 +603,7 @@ def assemble(model, density, raw, lap, settings: dict, t0: float, products: bool
         from bayesoof.inference.samplers import get_sampler
 
         depth_cap = raw.info.get("max_tree_depth") or settings.get("max_tree_depth") or 10
-        # the chains as sampled: the stop rule (sample.convergence_rule) judged those, and
-        # the adjusted K are an affine map of them whose linear combinations it did not
-        # test (R-hat 1.0101 on an adjusted K after a stop at 1.00x: misspec_posterior);
-        # the held parameters' δ are independent per draw and would flatter R-hat and ESS
+        # judged on the chains as sampled (why: carry_draws)
         diag = diagnose(idata, var_names=var_names, chains=modes["primary"],
                         max_treedepth=int(depth_cap), replace=as_sampled)
 

@@ -352,11 +352,7 @@ def _disconnected(g) -> bool:
 @_vectorize_node.register(ParityUnfold)
 def _vectorize_parity_op(op, node, *inputs):
     """Batch axes onto the Op's one leading axis (reshaped back afterwards)."""
-    core = node.inputs[0].type.ndim
     x0 = max(inputs, key=lambda x: x.type.ndim)
-    n_batch = x0.type.ndim - core
-    if n_batch == 0:
-        return op.make_node(*inputs)
     # an input without the batch axes (its tangent did not depend on the direction) is
     # broadcast to them: a view with zero strides, which the C loops read as they are
     inputs = [x if x.type.ndim == x0.type.ndim else pt.broadcast_to(x, x0.shape)
