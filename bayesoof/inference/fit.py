@@ -365,6 +365,52 @@ def laplace_covariance(jac: np.ndarray, names=None) -> tuple[np.ndarray, float]:
 
 
 # ------------------------------------------------------------------ one order
+@dataclass(frozen=True)
+class _Seed:
+    """Raw residuals (n_samples,) and Jacobian (n_samples, n_free) known at ``values``.
+
+    ``values`` is a full parameter vector; the Jacobian's columns follow the free index of
+    the space the seed is for.
+    """
+
+    values: np.ndarray
+    residuals: np.ndarray
+    jacobian: np.ndarray
+    passes: int = 0  # passes of the objective that making the seed took (counted on use)
+
+    @classmethod
+    def at_solution(cls, res: OrderResult) -> _Seed:
+        """The residuals and Jacobian a solve ended with, at its solution."""
+        return cls(res.space.values.copy(), res.residuals, res.jacobian)
+
+
+def _continuation_seed(prev: OrderResult, space: ParameterSpace, objective: Objective,
+                       observed, sigma) -> _Seed | None:
+    """Seed of the next order's start from the previous order's solution, or None.
+
+    When the start's full vector is the previous solution's (new coefficients start where
+    the previous order held them), its residuals are the previous ones and so are the
+    Jacobian's columns of the entries free in both; only the newly free columns are
+    computed (one pass along them).  None when the vectors differ, or when the pass's
+    residuals are not the previous ones (another objective).
+    """
+    if not np.array_equal(space.values, prev.space.values):
+        return None
+    old = {int(k): j for j, k in enumerate(prev.space.free_index)}
+    index = space.free_index
+    new = np.array([k for k in index if int(k) not in old], int)
+    jac = np.empty((prev.residuals.size, index.size))
+    if new.size:
+        r, jac_new = objective.jacobian(space.values, new, observed, sigma)
+        if not np.array_equal(r, prev.residuals):
+            return None
+        jac[:, np.isin(index, new)] = jac_new
+    for j, k in enumerate(index):
+        if int(k) in old:
+            jac[:, j] = prev.jacobian[:, old[int(k)]]
+    return _Seed(space.values.copy(), prev.residuals, jac, passes=int(new.size > 0))
+
+
 @dataclass
 class _Problem:
     """Residuals and Jacobian of one start for least_squares, in the free parameters θ.
@@ -388,6 +434,20 @@ class _Problem:
         self.n_jac = 0
         self._last = (None, None)
         self._last_jac = (None, None)  # (θ, raw (r, J)) of the last eager pass
+
+    def seed(self, seed: _Seed | None) -> None:
+        """Take the raw residuals and Jacobian already known at the start, if they are there.
+
+        Used only when ``seed.values`` is this start's full vector; the solver's first
+        residuals and Jacobian at θ₀ then cost no pass of the objective.
+        """
+        if seed is None or not np.array_equal(seed.values, self.space.values):
+            return
+        theta = self.space.theta
+        self.n_eval += seed.passes
+        self._last_jac = (theta.copy(), (seed.residuals, seed.jacobian))
+        r = seed.residuals if self.transform is None else self.transform.whiten(seed.residuals)
+        self._last = (theta.copy(), r)
 
     def residuals(self, theta) -> np.ndarray:
         theta = np.asarray(theta, float)
@@ -544,10 +604,11 @@ def _solve(problem: _Problem, cfg: dict, final: bool, stop=None):
 
 
 def _fit_order(order, space, objective, observed, sigma, cfg, slices, rng, final=True, t=None,
-               stop=None):
+               stop=None, seed=None):
     """Fit one order from ``space`` (and ``n_starts - 1`` perturbed starts).
 
-    ``stop``: a factory of :mod:`bayesoof.inference.stopping` callbacks, one per start.
+    ``stop``: a factory of :mod:`bayesoof.inference.stopping` callbacks, one per start;
+    ``seed``: a :class:`_Seed` known at ``space`` (not at the perturbed starts).
     """
     t0 = time.perf_counter()
     f = cfg["fit"]
@@ -560,6 +621,8 @@ def _fit_order(order, space, objective, observed, sigma, cfg, slices, rng, final
     for start in starts:
         start.check_start(f"order {order} start")
         prob = _Problem(objective, observed, sigma, start)
+        if start is space:
+            prob.seed(seed)
         res = _solve(prob, cfg, final, None if stop is None else stop())
         n_eval += prob.n_eval
         n_jac += prob.n_jac
@@ -643,11 +706,12 @@ def _run(data, tel, cfg, orders, sigma, sampling, method, verbose, start=None):
     results: list[OrderResult] = []
     state = {"forward": forward, "objective": objective}  # replaced on a resampling refit
 
-    def fit_at(k, sp, label="", ftol=None, stop=None):
+    def fit_at(k, sp, label="", ftol=None, stop=None, seed=None):
         """Fit order k from ``sp``, refitting on finer pixels when the focus offsets need it.
 
         ``ftol``: stop at scipy's relative tolerance alone (a first, rough solve); ``stop``:
-        a factory of early-stop callbacks (:mod:`bayesoof.inference.stopping`).
+        a factory of early-stop callbacks (:mod:`bayesoof.inference.stopping`); ``seed``:
+        a :class:`_Seed` at ``sp`` from the present objective.
         """
         sp.check_start(f"{cfg['source']}: order {k} {label}start")
         fwd, obj = state["forward"], state["objective"]
@@ -655,7 +719,7 @@ def _run(data, tel, cfg, orders, sigma, sampling, method, verbose, start=None):
         if ftol is not None:
             final, c = False, {**cfg, "fit": {**f, "ftol": ftol, "chi2_tol_intermediate": 0.0}}
         res = _fit_order(k, sp, obj, observed, sig, c, fwd.map_slices, rng,
-                         final=final, t=t_scan, stop=stop)
+                         final=final, t=t_scan, stop=stop, seed=seed)
         extent = None if sampling is not None else resampling_extent(res.space, fwd, data.d_z)
         if extent is not None:  # fitted focus offsets beyond what the sampling resolves
             fwd = ForwardModel(data, tel, N, f["illumination"], method, None,
@@ -688,6 +752,7 @@ def _run(data, tel, cfg, orders, sigma, sampling, method, verbose, start=None):
     cold_start = bool(threshold and len(orders) > 1 and f["fit_previous"]
                       and f["residual"] == "likelihood")  # (pyoof's residual: no noise scale)
     for k in orders:
+        seed = None
         if results and f["fit_previous"]:
             sp = space.at_order(k)
             prev = results[-1].space
@@ -698,11 +763,13 @@ def _run(data, tel, cfg, orders, sigma, sampling, method, verbose, start=None):
             sp = configured_start(k)
         if k != orders[-1] and f["nuisances_last_order_only"]:  # nuisances.py
             sp = hold_below_last_order(sp)
+        if results and f["fit_previous"]:  # the previous solution's r and J carry over
+            seed = _continuation_seed(results[-1], sp, state["objective"], observed, sig)
         stop = None
         if cold_start and k == orders[-1]:  # a poor continuation stops early (stopping.py)
             dof = max(observed.size - int(np.count_nonzero(sp.free)), 1)
             stop = partial(PoorFitStop, threshold, dof)
-        results.append(fit_at(k, sp, stop=stop))
+        results.append(fit_at(k, sp, stop=stop, seed=seed))
     last = results[-1]
     if cold_start and last.chi2 / last.dof > threshold:
         # The continuation from the lower orders can end in a wrong basin (the lower orders
@@ -721,7 +788,8 @@ def _run(data, tel, cfg, orders, sigma, sampling, method, verbose, start=None):
         best = cold if won else last
         if won or last.status == STOPPED:
             what = "configured start" if won else "continuation"
-            tries.append(fit_at(orders[-1], best.space, f"{what}, polished: "))
+            tries.append(fit_at(orders[-1], best.space, f"{what}, polished: ",
+                                seed=_Seed.at_solution(best)))
             best = tries[-1]
         results[-1] = replace(
             best, start_costs=last.start_costs + cold.start_costs,

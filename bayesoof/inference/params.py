@@ -134,7 +134,7 @@ class Block:
     @property
     def size(self) -> int:
         """Number of entries."""
-        return int(np.prod(self.shape, dtype=int))
+        return int(math.prod(self.shape))
 
 
 class ParameterSpace:

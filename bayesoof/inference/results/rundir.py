@@ -46,8 +46,9 @@ def _order_files(result, run: Path, o: OrderResult, n_phase: int) -> None:
     sd = o.full_sd()
     init = o.init if o.init is not None else sp.values
     rows = [["parname", "parfit", "parsd", "parinit", "unit", "free"]]
+    units = sp.units  # (a list built per access)
     rows += [[name, repr(float(sp.values[i])), repr(float(sd[i])), repr(float(init[i])),
-              sp.units[i], int(sp.free[i])] for i, name in enumerate(sp.names)]
+              units[i], int(sp.free[i])] for i, name in enumerate(sp.names)]
     write_csv(run / f"fitpar_n{o.order}.csv", rows)
     idx = sp.free_index.astype(float)
     for name, mat, title in (("cov", o.cov, "Cov"), ("corr", o.corr, "Corr")):
