@@ -421,7 +421,11 @@ def _bartlett_separable(g, u, v, bandwidth: float):
     wu = np.clip(1.0 - np.abs(uu[:, None] - uu[None, :]) / bandwidth, 0.0, None)
     wv = np.clip(1.0 - np.abs(vv[:, None] - vv[None, :]) / bandwidth, 0.0, None)
     table = np.zeros((uu.size, vv.size, g.shape[1]))
-    np.add.at(table, (iu, iv), g)  # samples sharing a position add up
+    cell = iu * vv.size + iv
+    if np.unique(cell).size == cell.size:  # one sample per position (a lattice map)
+        table.reshape(-1, g.shape[1])[cell] = g
+    else:
+        np.add.at(table, (iu, iv), g)  # samples sharing a position add up
     table = (wu @ table.reshape(uu.size, -1)).reshape(table.shape)  # along u
     table = np.matmul(wv, table)  # along v, for every u row
     return table[iu, iv]
