@@ -752,7 +752,6 @@ def _run(data, tel, cfg, orders, sigma, sampling, method, verbose, start=None):
     cold_start = bool(threshold and len(orders) > 1 and f["fit_previous"]
                       and f["residual"] == "likelihood")  # (pyoof's residual: no noise scale)
     for k in orders:
-        seed = None
         if results and f["fit_previous"]:
             sp = space.at_order(k)
             prev = results[-1].space
@@ -763,8 +762,8 @@ def _run(data, tel, cfg, orders, sigma, sampling, method, verbose, start=None):
             sp = configured_start(k)
         if k != orders[-1] and f["nuisances_last_order_only"]:  # nuisances.py
             sp = hold_below_last_order(sp)
-        if results and f["fit_previous"]:  # the previous solution's r and J carry over
-            seed = _continuation_seed(results[-1], sp, state["objective"], observed, sig)
+        seed = (_continuation_seed(results[-1], sp, state["objective"], observed, sig)
+                if results and f["fit_previous"] else None)  # the previous r and J carry over
         stop = None
         if cold_start and k == orders[-1]:  # a poor continuation stops early (stopping.py)
             dof = max(observed.size - int(np.count_nonzero(sp.free)), 1)
