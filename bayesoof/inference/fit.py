@@ -399,7 +399,7 @@ def _continuation_seed(prev: OrderResult, space: ParameterSpace, objective: Obje
     old = {int(k): j for j, k in enumerate(prev.space.free_index)}
     index = space.free_index
     new = np.array([k for k in index if int(k) not in old], int)
-    jac = np.empty((prev.residuals.size, index.size))
+    jac = np.empty((prev.residuals.size, index.size), order="F")  # (the objective's layout)
     if new.size:
         r, jac_new = objective.jacobian(space.values, new, observed, sigma)
         if not np.array_equal(r, prev.residuals):
