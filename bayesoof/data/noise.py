@@ -76,9 +76,9 @@ def estimate_sigma(bmap: BeamMap, outer_fraction: float = 0.6) -> float:
     du, dv = du / np.where(scale > 0, scale, 1.0), dv / np.where(scale > 0, scale, 1.0)
     X = np.stack([np.ones(nb.shape), du, dv, du * du, dv * dv, du * dv], axis=-1)
     # first row of the pseudo-inverse, w = e0ᵀ (XᵀX)⁻¹ Xᵀ: prediction weights at the sample
-    xtx = np.einsum("mki,mkj->mij", X, X) + 1e-12 * np.eye(X.shape[-1])
+    xtx = np.matmul(X.transpose(0, 2, 1), X) + 1e-12 * np.eye(X.shape[-1])  # (m, 6, 6)
     row = np.linalg.solve(xtx, np.broadcast_to(np.eye(X.shape[-1])[0], xtx.shape[:2])[..., None])
-    w = np.einsum("mki,mi->mk", X, row[..., 0])
+    w = np.matmul(X, row)[..., 0]
     pred = np.einsum("mk,mk->m", w, beam[nb])
     factor = 1.0 + np.einsum("mk,mk->m", w, w)
     diff = (beam[sel] - pred) / np.sqrt(factor)
