@@ -107,7 +107,7 @@ def phase_map(K, cov_K, radius: float, wavelength: float, n: int = 101) -> Phase
     if cov_K is None:
         sd[g.inside] = 0.0
     else:
-        var = np.einsum("pi,ij,pj->p", basis, np.asarray(cov_K, float), basis)
+        var = np.sum((basis @ np.asarray(cov_K, float)) * basis, axis=1)  # diag(B Σ Bᵀ)
         sd[g.inside] = TWO_PI * np.sqrt(np.maximum(var, 0.0))
     return PhaseMap(g.x, g.y, phase, sd, float(wavelength))
 
