@@ -26,6 +26,7 @@ import numpy as np
 from bayesoof.inference.results.inference_data import inference_groups
 from bayesoof.inference.results.order import OrderResult
 from bayesoof.inference.results.summary import fit_summary
+from bayesoof.inference.threads import blas_threads
 from bayesoof.io import (
     new_run_dir,
     run_stem,
@@ -103,9 +104,10 @@ def save_run(result, out="out", stem: str | None = None, n_phase: int = 101) -> 
     Contents: see the module docstring.  Nothing existing is overwritten.
     """
     run = new_run_dir(out, stem or run_stem(result.data.source))
-    write_summary(run, fit_summary(result))
-    write_netcdf_groups(run / "result.nc", inference_groups(result, n_phase))
-    for o in result.orders:
-        _order_files(result, run, o, n_phase)
-    _phase_fits(result, run / "phase.fits", n_phase)
+    with blas_threads(result.config["fit"]["blas_threads"]):  # small products, as the fit's
+        write_summary(run, fit_summary(result))
+        write_netcdf_groups(run / "result.nc", inference_groups(result, n_phase))
+        for o in result.orders:
+            _order_files(result, run, o, n_phase)
+        _phase_fits(result, run / "phase.fits", n_phase)
     return run
