@@ -396,19 +396,15 @@ def _continuation_seed(prev: OrderResult, space: ParameterSpace, objective: Obje
     """
     if not np.array_equal(space.values, prev.space.values):
         return None
-    old = {int(k): j for j, k in enumerate(prev.space.free_index)}
-    index = space.free_index
-    new = np.array([k for k in index if int(k) not in old], int)
+    index, before = space.free_index, prev.space.free_index  # (both ascending)
+    carried = np.isin(index, before)
     jac = np.empty((prev.residuals.size, index.size), order="F")  # (the objective's layout)
-    if new.size:
-        r, jac_new = objective.jacobian(space.values, new, observed, sigma)
+    if not carried.all():
+        r, jac[:, ~carried] = objective.jacobian(space.values, index[~carried], observed, sigma)
         if not np.array_equal(r, prev.residuals):
             return None
-        jac[:, np.isin(index, new)] = jac_new
-    for j, k in enumerate(index):
-        if int(k) in old:
-            jac[:, j] = prev.jacobian[:, old[int(k)]]
-    return _Seed(space.values.copy(), prev.residuals, jac, passes=int(new.size > 0))
+    jac[:, carried] = prev.jacobian[:, np.searchsorted(before, index[carried])]
+    return _Seed(space.values.copy(), prev.residuals, jac, passes=int(not carried.all()))
 
 
 @dataclass
